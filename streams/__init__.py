@@ -1,0 +1,1 @@
+"""Faust stream processors: thin adapters that apply the domain rules to event streams."""
