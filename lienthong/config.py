@@ -194,9 +194,7 @@ def config_file_path(environ: dict[str, str] | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
-def load_settings(
-    path: Path | None = None, environ: dict[str, str] | None = None
-) -> Settings:
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Read the config file and environment into validated settings.
 
     Raises ConfigError with a single line such as

@@ -1,0 +1,82 @@
+"""``lienthong up | down | status``: run, stop and inspect the whole bus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from lienthong.config import load_settings
+from lienthong.logs import configure_logging
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    up = subparsers.add_parser(
+        "up", help="start broker (unless a cluster is configured), topics and workers"
+    )
+    up.add_argument(
+        "--detach", "-d", action="store_true", help="run as a background group and return"
+    )
+    up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for health")
+    up.set_defaults(func=cmd_up)
+
+    down = subparsers.add_parser("down", help="stop everything `up` started")
+    down.set_defaults(func=cmd_down)
+
+    status = subparsers.add_parser("status", help="each component, its pid/port and health")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from lienthong.cli.main import UsageError
+    from lienthong.runtime.supervisor import (
+        Supervisor,
+        SupervisorError,
+        collect_status,
+        format_status,
+        run_detached,
+    )
+
+    settings = load_settings()
+    configure_logging("supervisor", settings.log_level)
+    try:
+        if args.detach:
+            pid = run_detached(settings, args.timeout)
+            print(f"bus started in the background (supervisor pid {pid})")
+            print(format_status(collect_status(settings)))
+            return 0
+        supervisor = Supervisor(settings)
+        try:
+            supervisor.start_all()
+        except BaseException:
+            supervisor.stop_all()
+            raise
+        healthy = supervisor.wait_healthy(args.timeout)
+        if healthy:
+            print(format_status(collect_status(settings)), flush=True)
+            print("bus is up; Ctrl-C or `lienthong down` stops it", flush=True)
+        else:
+            print("some components are not healthy yet; see `lienthong status`", flush=True)
+        return supervisor.run_forever()
+    except SupervisorError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from lienthong.runtime.supervisor import stop_detached
+
+    settings = load_settings()
+    configure_logging("supervisor", settings.log_level)
+    stopped = stop_detached(settings)
+    print("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from lienthong.runtime.supervisor import collect_status, format_status
+
+    settings = load_settings()
+    configure_logging("cli", "WARNING")
+    report = collect_status(settings)
+    print(json.dumps(report, indent=2) if args.json else format_status(report))
+    return 0 if report["healthy"] else 1

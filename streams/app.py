@@ -1,0 +1,67 @@
+"""The Faust application every stream worker runs.
+
+Settings come from :func:`lienthong.config.load_settings`, so a worker talks to the embedded
+broker or a production cluster by configuration alone. Choices that matter for correctness:
+
+- ``stream_processing_concurrency`` stays 1 per agent: faust-streaming has a known data-loss
+  problem when concurrency > 1 (offsets committed past unprocessed events), see
+  docs/architecture.md.
+- No idempotent or transactional producer (``processing_guarantee="at_least_once"``): the
+  bus gets exactness from idempotent effects keyed by event id and source offset instead,
+  which also works on brokers without transactions.
+- Short session/heartbeat timeouts so consumer-group joins settle quickly (the embedded
+  broker is slow to rebalance otherwise); they are settings, not constants.
+"""
+
+from __future__ import annotations
+
+import faust
+from lienthong.connectors.kafka import faust_broker_credentials
+
+from lienthong.config import Settings, load_settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    worker = settings.worker
+    # One data directory per worker process (the web port tells workers on one host apart).
+    datadir = settings.run_dir / "worker-data" / f"{worker.app_id}-{worker.web_port}"
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        worker.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=faust_broker_credentials(settings),
+        store=worker.store,
+        web_host=worker.web_host,
+        web_port=worker.web_port,
+        web_bind=worker.web_host,
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        broker_session_timeout=worker.session_timeout_s,
+        broker_heartbeat_interval=worker.heartbeat_interval_s,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        topic_replication_factor=settings.kafka.replication_factor,
+        topic_partitions=6,
+        topic_allow_declare=True,
+        table_cleanup_interval=30.0,
+        web_enabled=True,
+        autodiscover=False,
+        datadir=str(datadir),
+    )
+
+
+settings = load_settings()
+app = create_app(settings)
+
+
+def topic(name: str, **options: object) -> faust.TopicT:
+    """A catalogue topic (prefix applied) carried as raw bytes; agents decode explicitly so
+    undecodable records can be dead-lettered instead of crashing the stream."""
+    return app.topic(
+        settings.topic(name),
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=False,
+        **options,
+    )

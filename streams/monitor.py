@@ -1,0 +1,108 @@
+"""Dead-letter monitor: counts what consumers rejected and raises one alert per dead letter.
+
+Monitoring consoles need to know, live, that some agency is sending records the bus cannot
+accept, and why. This agent reads ``dead-letters``, keeps exact counts per source topic and
+error class in a changelog-backed table, and publishes an alert per dead letter on
+``monitoring-alerts``.
+
+Exactness under at-least-once delivery: the table also remembers the highest dead-letter
+offset applied per partition, so a record redelivered after a crash (offset not yet
+committed, table already updated) is recognised and not counted twice. The alert key is
+``dead-letters:<partition>:<offset>``, so a repeated alert is recognisable by consumers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from lienthong.connectors import headers as H
+from lienthong.streams.app import app, topic
+
+from lienthong.logs import get_logger
+
+log = get_logger(__name__)
+
+dead_letters = topic("dead-letters")
+monitoring_alerts = topic("monitoring-alerts")
+
+# key: "<partition>|<source topic>|<error class>" -> count (partition in the key keeps the
+# changelog write in the partition of the event that caused it).
+dead_letter_counts = app.Table("dead-letter-counts", default=int, partitions=None)
+# key: "<partition>" -> highest dead-letter offset applied
+dead_letter_applied = app.Table("dead-letter-applied", default=lambda: -1, partitions=None)
+
+
+def _header_map(raw_headers: Any) -> dict[str, str]:
+    items = raw_headers.items() if isinstance(raw_headers, dict) else (raw_headers or [])
+    result = {}
+    for name, value in items:
+        if isinstance(value, bytes | bytearray):
+            value = bytes(value).decode("utf-8", errors="replace")
+        result[str(name)] = "" if value is None else str(value)
+    return result
+
+
+def dead_letter_alert(
+    headers: dict[str, str], key: bytes | None, partition: int, offset: int
+) -> dict[str, Any]:
+    """The alert published for one dead letter (pure: unit-testable without Kafka)."""
+    return {
+        "alert_type": "dead_letter",
+        "alert_id": f"dead-letters:{partition}:{offset}",
+        "raised_at": datetime.now(UTC).isoformat(),
+        "dead_letter": {"partition": partition, "offset": offset},
+        "dossier_id": key.decode("utf-8", errors="replace") if key else None,
+        "source_topic": headers.get(H.DLQ_SOURCE_TOPIC, "unknown"),
+        "source_partition": headers.get(H.DLQ_SOURCE_PARTITION),
+        "source_offset": headers.get(H.DLQ_SOURCE_OFFSET),
+        "error_class": headers.get(H.DLQ_ERROR_CLASS, "unknown"),
+        "reason": headers.get(H.DLQ_REASON, "dead letter without lienthong.dlq.reason header"),
+        "consumer": headers.get(H.DLQ_CONSUMER),
+    }
+
+
+@app.agent(dead_letters)
+async def monitor_dead_letters(stream: faust.StreamT) -> None:
+    async for event in stream.events():
+        message = event.message
+        partition_key = str(message.partition)
+        if message.offset <= dead_letter_applied[partition_key]:
+            log.info("dead_letter_redelivered_skipped", offset=message.offset)
+            continue
+        alert = dead_letter_alert(
+            _header_map(message.headers), message.key, message.partition, message.offset
+        )
+        count_key = f"{message.partition}|{alert['source_topic']}|{alert['error_class']}"
+        dead_letter_counts[count_key] += 1
+        dead_letter_applied[partition_key] = message.offset
+        await monitoring_alerts.send(
+            key=alert["alert_id"].encode(), value=json.dumps(alert).encode("utf-8")
+        )
+        log.warning(
+            "dead_letter_seen",
+            dossier_id=alert["dossier_id"],
+            source_topic=alert["source_topic"],
+            error_class=alert["error_class"],
+            reason=alert["reason"],
+        )
+
+
+def dead_letter_summary() -> dict[str, Any]:
+    totals: dict[str, dict[str, int]] = defaultdict(dict)
+    for key, count in dead_letter_counts.items():
+        _partition, source, error_class = key.split("|", 2)
+        totals[source][error_class] = totals[source].get(error_class, 0) + count
+    return {"by_source": totals, "total": sum(sum(v.values()) for v in totals.values())}
+
+
+@app.page("/dead-letters/summary")
+class DeadLetterSummary(View):
+    """Counts of dead letters seen by this worker's partitions, per source and error class."""
+
+    async def get(self, request: Request) -> Response:
+        return self.json(dead_letter_summary())

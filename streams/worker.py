@@ -1,0 +1,52 @@
+"""Entry point of one stream worker process: ``python -m lienthong.streams.worker``.
+
+Logging is configured by us (structlog JSON) and Faust is told not to override it, so
+faust/mode/aiokafka records come out in the same JSON format as ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# Agent modules loaded into every worker; later features add theirs here.
+AGENT_MODULES: tuple[str, ...] = ("lienthong.streams.health", "lienthong.streams.monitor")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lienthong-worker")
+    parser.add_argument("--web-port", type=int, help="HTTP port (overrides worker.web_port)")
+    args = parser.parse_args(argv)
+    if args.web_port is not None:
+        os.environ["LIENTHONG_WORKER__WEB_PORT"] = str(args.web_port)
+
+    from lienthong.config import ConfigError, load_settings
+    from lienthong.logs import configure_logging
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"lienthong-worker: {exc}", file=sys.stderr)
+        return 2
+    configure_logging("worker", settings.log_level)
+
+    import faust
+    from lienthong.streams.app import app
+
+    for module in AGENT_MODULES:
+        importlib.import_module(module)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        override_logging=False,
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
