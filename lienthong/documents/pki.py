@@ -36,7 +36,8 @@ log = get_logger("lienthong.documents.pki")
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
-AGENCY_CODE = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
+# Same national format as lienthong.domain.agencies (level4.level3.level2.level1).
+AGENCY_CODE = re.compile(r"^[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9]{2}$")
 BUS_CN = "lienthong-bus"
 # id-kp-documentSigning (RFC 9336): what an agency certificate is for.
 DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
@@ -616,7 +617,7 @@ def init_dev_pki(
 
 def read_agencies_file(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     """Agencies from JSON (``[{"code": ..., "name": ...}]``) or TOML (``[[agency]]`` tables)."""
-    import tomllib  # noqa: PLC0415
+    import tomllib
 
     text = Path(path).read_text(encoding="utf-8")
     try:

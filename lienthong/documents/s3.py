@@ -37,7 +37,7 @@ log = get_logger("lienthong.documents.s3")
 
 def _boto3() -> Any:
     try:
-        import boto3  # noqa: PLC0415 - optional dependency, imported on use
+        import boto3
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise StoreError("the S3 document store needs boto3: pip install 'lienthong[s3]'") from exc
     return boto3
@@ -135,7 +135,7 @@ class S3Store(_StoreBase):
             os.unlink(tmp_name)
 
     def _head(self, key: str) -> int | None:
-        from botocore.exceptions import ClientError  # noqa: PLC0415 - optional dependency
+        from botocore.exceptions import ClientError
 
         try:
             response = self._s3.head_object(Bucket=self.bucket, Key=key)
@@ -155,7 +155,7 @@ class S3Store(_StoreBase):
         return size
 
     def iter_chunks(self, digest: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        from botocore.exceptions import ClientError  # noqa: PLC0415 - optional dependency
+        from botocore.exceptions import ClientError
 
         expected = normalize_digest(digest)
         key = self.key_of(expected)
@@ -175,7 +175,7 @@ class S3Store(_StoreBase):
 
     def ensure_bucket(self) -> None:
         """Create the bucket if missing (development and tests; production buckets pre-exist)."""
-        from botocore.exceptions import ClientError  # noqa: PLC0415 - optional dependency
+        from botocore.exceptions import ClientError
 
         try:
             self._s3.head_bucket(Bucket=self.bucket)

@@ -171,6 +171,10 @@ def _build_chain(
     return list(verifier.verify(leaf, intermediates).chain)
 
 
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _validity_problem(
     chain: Sequence[x509.Certificate], times: Sequence[dt.datetime]
 ) -> tuple[Reason, str] | None:
@@ -179,14 +183,14 @@ def _validity_problem(
             if when > cert.not_valid_after_utc:
                 return (
                     Reason.CERTIFICATE_EXPIRED,
-                    f"{cert.subject.rfc4514_string()} expired {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}, "
-                    f"before {when:%Y-%m-%dT%H:%M:%SZ}",
+                    f"{cert.subject.rfc4514_string()} expired {_iso(cert.not_valid_after_utc)}, "
+                    f"before {_iso(when)}",
                 )
             if when < cert.not_valid_before_utc:
                 return (
                     Reason.NOT_YET_VALID,
                     f"{cert.subject.rfc4514_string()} valid only from "
-                    f"{cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}, used at {when:%Y-%m-%dT%H:%M:%SZ}",
+                    f"{_iso(cert.not_valid_before_utc)}, used at {_iso(when)}",
                 )
     return None
 
@@ -321,7 +325,7 @@ def check_document(
     *,
     require_crl: bool = True,
 ) -> VerificationResult:
-    """Pure core: the claim against the actual digest/size of the stored bytes, then the signature."""
+    """Pure core: the claim against the stored bytes' actual digest/size, then the signature."""
     try:
         claimed = normalize_digest(claim.sha256)
     except InvalidReference as exc:
