@@ -24,6 +24,8 @@ COMMANDS: tuple[str, ...] = (
     "up",
     "broker",
     "topics",
+    "pki",
+    "audit",
 )
 
 
