@@ -17,11 +17,11 @@ from lienthong.schemas.models import (
     hash_identifier,
 )
 
-CENTER = "000.00.12.H10"  # Trung tâm Phục vụ hành chính công tỉnh (example code)
-LAND_OFFICE = "000.00.22.H10"  # Sở Tài nguyên và Môi trường (example code)
-TAX_OFFICE = "000.00.31.H10"  # Chi cục Thuế (example code)
-POST_OFFICE = "000.00.90.H10"  # Bưu điện tỉnh (example code)
-DOSSIER = "000.00.12.H10-240301-0001"
+# Codes of the sample province in lienthong/domain/data/agencies.toml.
+CENTER = "000.00.01.H10"  # Trung tâm Phục vụ hành chính công tỉnh
+LAND_OFFICE = "000.01.11.H10"  # Văn phòng Đăng ký đất đai (Sở Tài nguyên và Môi trường)
+TAX_OFFICE = "000.00.60.H10"  # Cục Thuế tỉnh
+DOSSIER = "000.00.01.H10-240301-0001"
 EXAMPLE_SALT = "example-salt-not-for-production"
 FINGERPRINT = "3f2a" * 16
 DIGEST = "9b71d224bd62f3785d96d46ad3ea3d73319bfbc2890caadae2dff72519673ca7"

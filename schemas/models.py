@@ -34,8 +34,9 @@ from pydantic import (
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 AVRO_DIR = Path(__file__).resolve().parent / "avro"
 
-# Mã định danh of an agency (QCVN 102:2016/BTTTT shape), e.g. 000.00.12.H10.
-AGENCY_CODE_PATTERN = r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$"
+# Mã định danh điện tử of an agency, e.g. 000.00.12.H10: levels 4.3.2.1, level 1 = letter + 2
+# digits (same shape as lienthong.domain.agencies.AGENCY_CODE_RE).
+AGENCY_CODE_PATTERN = r"^[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9]{2}$"
 AGENCY_CODE_RE = re.compile(AGENCY_CODE_PATTERN)
 PORTAL_DATE_FORMAT = "%Y%m%d%H%M%S"  # the portal's yyyyMMddHHmmss
 _PORTAL_DATE_RE = re.compile(r"^\d{14}$")

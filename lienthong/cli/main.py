@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "topics",
     "pki",
     "audit",
+    "schemas",
 )
 
 

@@ -47,9 +47,9 @@ GOLDEN_HANDOFF_ACCEPTED = (
     "02"  # schema_version 1
     "02"
     "32"
-    "3030302e30302e31322e4831302d3234303330312d30303031"  # dossier_id: union branch 1, len 25
+    "3030302e30302e30312e4831302d3234303330312d30303031"  # dossier_id: union branch 1, len 25
     "1a"
-    "3030302e30302e31322e483130"  # producer_agency
+    "3030302e30302e30312e483130"  # producer_agency
     "80d8c887eaa38906"  # occurred_at 2024-03-01T08:30+07:00 as timestamp-micros
     "80d8c887eaa38906"  # recorded_at
     "40"
@@ -58,9 +58,9 @@ GOLDEN_HANDOFF_ACCEPTED = (
     "12"
     "484f2d303030312d31"  # handoff_id
     "1a"
-    "3030302e30302e31322e483130"  # from_agency
+    "3030302e30302e30312e483130"  # from_agency
     "1a"
-    "3030302e30302e32322e483130"  # to_agency
+    "3030302e30312e31312e483130"  # to_agency
     "02"  # step 1
 )
 

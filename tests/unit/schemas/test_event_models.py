@@ -71,10 +71,19 @@ def test_times_are_rendered_in_vietnam_time() -> None:
 
 
 @pytest.mark.parametrize(
-    "code", ["000.00.12.H10", "000.00.00.G22", "H10.12", "000.0.12.H10", "000.00.12.h10", ""]
+    "code",
+    [
+        "000.00.12.H10",
+        "000.00.00.G22",
+        "A1B.00.12.H10",
+        "H10.12",
+        "000.0.12.H10",
+        "000.00.12.h10",
+        "",
+    ],
 )
 def test_agency_code_shape(code: str) -> None:
-    ok = code in ("000.00.12.H10", "000.00.00.G22")
+    ok = code in ("000.00.12.H10", "000.00.00.G22", "A1B.00.12.H10")
     if ok:
         assert (
             example_event("handoff_accepted", producer_agency=code).envelope.producer_agency == code
@@ -149,7 +158,7 @@ def test_create_fills_the_envelope() -> None:
         occurred_at=datetime(2024, 3, 1, 8, tzinfo=VN_TZ),
         handoff_id="h",
         from_agency=CENTER,
-        to_agency="000.00.22.H10",
+        to_agency="000.01.11.H10",
         step=1,
         step_due_at=datetime(2024, 3, 2, 8, tzinfo=VN_TZ),
     )
@@ -167,4 +176,4 @@ def test_examples_cover_every_event() -> None:
 
 
 def test_live_stats_key() -> None:
-    assert example_event("live_stats_snapshot").key == "000.00.12.H10|*|*|quarter:2024-Q1"
+    assert example_event("live_stats_snapshot").key == "000.00.01.H10|*|*|quarter:2024-Q1"
