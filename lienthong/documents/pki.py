@@ -559,13 +559,14 @@ def init_dev_pki(
             x509.NameAttribute(NameOID.COMMON_NAME, root_name),
         ]
     )
+    # CAs start a year back so tests can issue agency certificates that already expired.
     root = _ca_cert(
         root_subject,
         root_key,
         None,
         root_key,
         1,
-        now - dt.timedelta(days=1),
+        now - dt.timedelta(days=366),
         now + dt.timedelta(days=3650),
     )
     inter_key = _new_key(key_type)
@@ -585,7 +586,7 @@ def init_dev_pki(
         root,
         root_key,
         0,
-        now - dt.timedelta(days=1),
+        now - dt.timedelta(days=365),
         now + dt.timedelta(days=1825),
     )
     _write_key(base / "root" / "ca.key", root_key)

@@ -171,6 +171,28 @@ def _build_chain(
     return list(verifier.verify(leaf, intermediates).chain)
 
 
+def _chain_at_any_time(
+    leaf: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    signing_time: dt.datetime,
+) -> list[x509.Certificate] | None:
+    start, end = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    candidates = [min(max(signing_time, start), end), start, end]
+    for cert in [*intermediates, *roots]:
+        candidates += [cert.not_valid_before_utc, cert.not_valid_after_utc]
+    seen: set[dt.datetime] = set()
+    for when in candidates:
+        if not start <= when <= end or when in seen:
+            continue
+        seen.add(when)
+        try:
+            return _build_chain(leaf, intermediates, roots, when)
+        except VerificationError:
+            continue
+    return None
+
+
 def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -278,12 +300,14 @@ def verify_detached(
         chain = _build_chain(leaf, intermediates, trust.roots, parsed.signing_time)
         time_problem = _validity_problem(chain, times)
     except VerificationError as first_error:
-        # Fail at the signing time: is it trust or time? Retry inside the leaf's validity.
-        probe = min(max(parsed.signing_time, leaf.not_valid_before_utc), leaf.not_valid_after_utc)
-        try:
-            chain = _build_chain(leaf, intermediates, trust.roots, probe)
-        except VerificationError as exc:
-            return _fail(Reason.UNTRUSTED_CHAIN, f"no path to a trusted root: {exc}", parsed)
+        # It fails at the signing time: is it trust or time? Retry at instants inside the
+        # leaf's validity; if a chain exists at any of them, the problem is time.
+        found = _chain_at_any_time(leaf, intermediates, trust.roots, parsed.signing_time)
+        if found is None:
+            return _fail(
+                Reason.UNTRUSTED_CHAIN, f"no path to a trusted root: {first_error}", parsed
+            )
+        chain = found
         time_problem = _validity_problem(chain, times) or (
             Reason.UNTRUSTED_CHAIN,
             f"chain rejected at signing time: {first_error}",
