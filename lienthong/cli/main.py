@@ -27,6 +27,8 @@ COMMANDS: tuple[str, ...] = (
     "pki",
     "audit",
     "schemas",
+    "calendar",
+    "deadline",
 )
 
 
