@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from asn1crypto import cms
 
 from lienthong.documents.cms import parse_signed_data
