@@ -19,6 +19,7 @@ Profile (docs/documents.md, "Signature profile"):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -41,6 +42,16 @@ def _der(cert: x509.Certificate) -> bytes:
 
 def _attr(kind: str, value: object) -> cms.CMSAttribute:
     return cms.CMSAttribute({"type": kind, "values": [value]})
+
+
+@functools.lru_cache(maxsize=64)
+def _certificate_set(ders: tuple[bytes, ...]) -> bytes:
+    """DER of the ``certificates [0] IMPLICIT CertificateSet`` field, encoded once per signer.
+
+    asn1crypto re-serialises every nested certificate when a structure is built; caching the
+    encoded field keeps signing at hashing speed rather than ASN.1 speed.
+    """
+    return cms.CertificateSet([ax509.Certificate.load(d) for d in ders]).dump()
 
 
 def build_signed_data(digest: bytes, signer: Signer, signing_time: dt.datetime) -> bytes:
@@ -106,7 +117,9 @@ def build_signed_data(digest: bytes, signer: Signer, signing_time: dt.datetime) 
             "signature": signature,
         }
     )
-    certificates = [acert] + [ax509.Certificate.load(_der(c)) for c in signer.chain]
+    certificates = cms.CertificateSet.load(
+        _certificate_set((cert_der, *(_der(c) for c in signer.chain)))
+    )
     signed_data = cms.SignedData(
         {
             "version": "v1",
