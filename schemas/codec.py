@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastavro
+from pydantic import ValidationError
+
 from lienthong.schemas.catalogue import current_schema
 from lienthong.schemas.errors import (
     AvroDecodeError,
@@ -31,7 +33,6 @@ from lienthong.schemas.errors import (
 )
 from lienthong.schemas.models import MODELS_BY_RECORD_NAME, Event
 from lienthong.schemas.registry import SchemaRegistry, canonical_schema, subject_for
-from pydantic import ValidationError
 
 MAGIC = 0
 HEADER_SIZE = 5

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from faust.serializers import codecs
+
 from lienthong.schemas.codec import AvroCodec
 from lienthong.schemas.errors import EncodeError
 from lienthong.schemas.models import Event

@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "schemas",
     "calendar",
     "deadline",
+    "dlq",
 )
 
 

@@ -7,8 +7,9 @@ import json
 
 import avro.io
 import avro.schema
-import lienthong.schemas as schemas
 import pytest
+
+import lienthong.schemas as schemas
 from lienthong.schemas import (
     EVENT_CLASSES,
     AvroCodec,

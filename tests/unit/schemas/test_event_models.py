@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from lienthong.schemas import (
     EVENT_CLASSES,
     Channel,
@@ -21,7 +23,6 @@ from lienthong.schemas import (
 from lienthong.schemas.catalogue import event_schemas
 from lienthong.schemas.examples import CENTER, example_event, example_events
 from lienthong.schemas.models import AVRO_DIR, VN_TZ
-from pydantic import ValidationError
 
 REPO = Path(__file__).resolve().parents[3]
 

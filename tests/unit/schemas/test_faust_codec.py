@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import lienthong.schemas.faust_codec as faust_codec
 import pytest
 from faust.serializers import codecs
+
+import lienthong.schemas.faust_codec as faust_codec
 from lienthong.schemas import AvroCodec, EncodeError, NotFramed
 from lienthong.schemas.examples import example_event
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lienthong.schemas.compat import check_catalogue, check_pair, release_catalogue
-from lienthong.schemas.models import AVRO_DIR
 
 from lienthong.cli.main import main
+from lienthong.schemas.compat import check_catalogue, check_pair, release_catalogue
+from lienthong.schemas.models import AVRO_DIR
 
 
 def _base() -> dict[str, Any]:
