@@ -26,7 +26,10 @@ def _emit(obj: dict[str, Any]) -> int:
 
 def _day(args: argparse.Namespace) -> int:
     d = _date(args.date)
-    status = default_calendar().day_status(d)
+    try:
+        status = default_calendar().day_status(d)
+    except LunarDateError as exc:
+        raise UsageError(str(exc)) from None
     return _emit({"date": d.isoformat(), "working": status.working, "reason": status.reason})
 
 
@@ -36,7 +39,7 @@ def _holidays(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"{args.year!r} is not a year") from None
     if not 1900 <= year <= 2100:
-        raise UsageError(f"year {year} is outside 1900–2100")
+        raise UsageError(f"year {year} is outside 1900-2100")
     cal = default_calendar()
     days = [
         {"date": s.day.isoformat(), "weekday": s.day.strftime("%A"), "reason": s.reason}

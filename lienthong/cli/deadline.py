@@ -12,6 +12,7 @@ from lienthong.cli.main import UsageError
 from lienthong.domain.calendar import NaiveDatetimeError, default_calendar, ensure_aware
 from lienthong.domain.classification import classify
 from lienthong.domain.deadlines import Duration, Pause, compute_appointment
+from lienthong.domain.lunar import LunarDateError
 from lienthong.domain.procedures import ProcedureDataError, load_procedures
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -79,9 +80,12 @@ def _due(args: argparse.Namespace) -> int:
             cutoff = time.fromisoformat(args.cutoff)
     else:
         raise UsageError("give --procedure CODE or --duration Nd|Nh")
-    appt = compute_appointment(
-        received, duration, cutoff=cutoff, pauses=pauses, calendar=default_calendar()
-    )
+    try:
+        appt = compute_appointment(
+            received, duration, cutoff=cutoff, pauses=pauses, calendar=default_calendar()
+        )
+    except LunarDateError as exc:  # a date outside the supported calendar range
+        raise UsageError(str(exc)) from None
     return _emit({"clock_start": _iso(appt.clock_start), "due": _iso(appt.due)})
 
 
@@ -94,14 +98,17 @@ def _classify(args: argparse.Namespace) -> int:
     pauses = _pauses(args.pause)
     if args.supplements is not None and args.supplements < 0:
         raise UsageError("--supplements must not be negative")
-    result = classify(
-        received=received,
-        finished=finished,
-        due=due,
-        pauses=pauses,
-        supplement_requests=args.supplements,
-        calendar=default_calendar(),
-    )
+    try:
+        result = classify(
+            received=received,
+            finished=finished,
+            due=due,
+            pauses=pauses,
+            supplement_requests=args.supplements,
+            calendar=default_calendar(),
+        )
+    except LunarDateError as exc:
+        raise UsageError(str(exc)) from None
     return _emit(
         {
             "outcome": result.outcome.value,

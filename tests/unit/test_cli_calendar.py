@@ -95,6 +95,7 @@ def test_deadline_classify(capsys):
         (["calendar", "day", "2025-02-30"], "not a valid date"),
         (["calendar", "lunar", "2025-13-01"], "not a valid date"),
         (["calendar", "holidays", "abcd"], "not a year"),
+        (["calendar", "day", "0001-01-01"], "supported for"),
         (
             [
                 "deadline",
