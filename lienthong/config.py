@@ -93,6 +93,15 @@ class WorkerSettings(_Section):
     session_timeout_s: float = Field(default=10.0, gt=0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     store: str = Field(default="memory://", description="faust table store URL")
+    single_record_batches: bool | None = Field(
+        default=None,
+        description=(
+            "produce one record per batch. Needed on brokers whose ListOffsets answer is the "
+            "last batch's base offset + 1 instead of the high watermark (Tansu 0.6): Faust "
+            "table recovery stops at that offset and would miss changelog records. "
+            "None = on for the embedded broker, off for a configured cluster."
+        ),
+    )
 
 
 class Settings(_Section):

@@ -16,13 +16,19 @@ broker or a production cluster by configuration alone. Choices that matter for c
 from __future__ import annotations
 
 import faust
-from lienthong.connectors.kafka import faust_broker_credentials
 
 from lienthong.config import Settings, load_settings
+from lienthong.connectors.kafka import faust_broker_credentials
+from lienthong.runtime.topics import load_catalogue
 
 
 def create_app(settings: Settings) -> faust.App:
     worker = settings.worker
+    single = worker.single_record_batches
+    if single is None:
+        single = settings.uses_embedded_broker
+    # aiokafka always admits the first record of a batch, so a 1-byte limit = 1 record/batch.
+    batch_bytes = 1 if single else 16384
     # One data directory per worker process (the web port tells workers on one host apart).
     datadir = settings.run_dir / "worker-data" / f"{worker.app_id}-{worker.web_port}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +42,7 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=worker.web_host,
         processing_guarantee="at_least_once",
         producer_acks=-1,
+        producer_max_batch_size=batch_bytes,
         broker_session_timeout=worker.session_timeout_s,
         broker_heartbeat_interval=worker.heartbeat_interval_s,
         broker_commit_every=100,
@@ -52,7 +59,13 @@ def create_app(settings: Settings) -> faust.App:
 
 
 settings = load_settings()
+catalogue = load_catalogue(settings.topics_file)
 app = create_app(settings)
+
+
+def partitions_of(name: str) -> int:
+    """Declared partitions of a catalogue topic: a table's changelog must match its source."""
+    return catalogue.get(name).partitions
 
 
 def topic(name: str, **options: object) -> faust.TopicT:

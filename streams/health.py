@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from faust.web import Request, Response, View
+
 from lienthong.streams.app import app, settings
 
 _state: dict[str, Any] = {"rebalances": 0}

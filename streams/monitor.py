@@ -20,21 +20,22 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
-from lienthong.connectors import headers as H
-from lienthong.streams.app import app, topic
 
+from lienthong.connectors import headers as H
 from lienthong.logs import get_logger
+from lienthong.streams.app import app, partitions_of, topic
 
 log = get_logger(__name__)
 
 dead_letters = topic("dead-letters")
 monitoring_alerts = topic("monitoring-alerts")
 
-# key: "<partition>|<source topic>|<error class>" -> count (partition in the key keeps the
-# changelog write in the partition of the event that caused it).
-dead_letter_counts = app.Table("dead-letter-counts", default=int, partitions=None)
-# key: "<partition>" -> highest dead-letter offset applied
-dead_letter_applied = app.Table("dead-letter-applied", default=lambda: -1, partitions=None)
+# One record per dead-letter partition holding both the counts and the highest offset
+# applied: a single changelog write per event keeps the two consistent after a crash
+# (two tables could be restored to different points and under- or over-count).
+dead_letter_state = app.Table(
+    "dead-letter-state", default=dict, partitions=partitions_of("dead-letters")
+)
 
 
 def _header_map(raw_headers: Any) -> dict[str, str]:
@@ -71,15 +72,17 @@ async def monitor_dead_letters(stream: faust.StreamT) -> None:
     async for event in stream.events():
         message = event.message
         partition_key = str(message.partition)
-        if message.offset <= dead_letter_applied[partition_key]:
+        state = dead_letter_state[partition_key]
+        if message.offset <= state.get("applied", -1):
             log.info("dead_letter_redelivered_skipped", offset=message.offset)
             continue
         alert = dead_letter_alert(
             _header_map(message.headers), message.key, message.partition, message.offset
         )
-        count_key = f"{message.partition}|{alert['source_topic']}|{alert['error_class']}"
-        dead_letter_counts[count_key] += 1
-        dead_letter_applied[partition_key] = message.offset
+        count_key = f"{alert['source_topic']}|{alert['error_class']}"
+        counts = dict(state.get("counts", {}))
+        counts[count_key] = counts.get(count_key, 0) + 1
+        dead_letter_state[partition_key] = {"applied": message.offset, "counts": counts}
         await monitoring_alerts.send(
             key=alert["alert_id"].encode(), value=json.dumps(alert).encode("utf-8")
         )
@@ -94,9 +97,10 @@ async def monitor_dead_letters(stream: faust.StreamT) -> None:
 
 def dead_letter_summary() -> dict[str, Any]:
     totals: dict[str, dict[str, int]] = defaultdict(dict)
-    for key, count in dead_letter_counts.items():
-        _partition, source, error_class = key.split("|", 2)
-        totals[source][error_class] = totals[source].get(error_class, 0) + count
+    for state in dead_letter_state.values():
+        for key, count in state.get("counts", {}).items():
+            source, error_class = key.split("|", 1)
+            totals[source][error_class] = totals[source].get(error_class, 0) + count
     return {"by_source": totals, "total": sum(sum(v.values()) for v in totals.values())}
 
 

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("worker", settings.log_level)
 
     import faust
+
     from lienthong.streams.app import app
 
     for module in AGENT_MODULES:

@@ -1,0 +1,101 @@
+"""Session-wide fixtures: a real broker, isolated topic names, worker subprocesses.
+
+Every integration test gets its own topic prefix and consumer group (Faust app id), so tests
+never see each other's records even on a shared cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import NoBroker, resolve_broker
+from tests.support.workers import WorkerProcess
+
+_tansu_session = False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of a real Kafka-compatible broker for the whole session."""
+    run_dir = tmp_path_factory.mktemp("broker")
+    try:
+        with resolve_broker(run_dir) as (bootstrap, how):
+            global _tansu_session
+            _tansu_session = how.startswith("embedded")
+            print(f"\n[lienthong tests] broker {bootstrap} ({how})")
+            yield bootstrap
+    except NoBroker as exc:
+        message = f"no Kafka-compatible broker for integration tests: {exc}"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A unique prefix: catalogue topic ``dead-letters`` becomes ``<prefix>dead-letters``."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def unique_topic() -> Callable[[str], str]:
+    """Make a unique topic name from a readable base name."""
+
+    def make(base: str) -> str:
+        return f"{base}-{uuid.uuid4().hex[:10]}"
+
+    return make
+
+
+@pytest.fixture
+def bus_env(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for a bus process isolated to this test (own topics and group id)."""
+    return {
+        "LIENTHONG_BOOTSTRAP": kafka_bootstrap,
+        "LIENTHONG_TOPIC_PREFIX": topic_prefix,
+        "LIENTHONG_WORKER__APP_ID": f"lienthong-{topic_prefix.rstrip('.')}",
+        "LIENTHONG_WORKER__SESSION_TIMEOUT_S": "6",
+        "LIENTHONG_RUN_DIR": str(tmp_path / "run"),
+        "LIENTHONG_LOG_LEVEL": "INFO",
+        # The session broker is reached through LIENTHONG_BOOTSTRAP even when it is the
+        # embedded Tansu, so say explicitly what `up` would infer for the embedded broker.
+        "LIENTHONG_WORKER__SINGLE_RECORD_BATCHES": "true" if _tansu_session else "false",
+    }
+
+
+@pytest.fixture
+def bus_settings(bus_env: dict[str, str]):
+    from lienthong.config import load_settings
+
+    return load_settings(environ=bus_env)
+
+
+@pytest.fixture
+def catalogue_topics(bus_settings) -> dict[str, str]:
+    """Create every catalogue topic under this test's prefix; returns name -> full name."""
+    from lienthong.runtime.topics import TopicAdmin
+
+    with TopicAdmin(bus_settings) as admin:
+        admin.apply()
+        return {spec.name: bus_settings.topic(spec.name) for spec in admin.catalogue.topics}
+
+
+@pytest.fixture
+def start_worker(bus_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start real worker subprocesses; all are stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str] | None = None, timeout: float = 90.0) -> WorkerProcess:
+        index = len(started) + 1
+        worker = WorkerProcess({**bus_env, **(env or {})}, tmp_path / f"worker-{index}.log")
+        started.append(worker)
+        return worker.start(timeout)
+
+    yield start
+    for worker in started:
+        worker.stop()

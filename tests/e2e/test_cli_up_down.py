@@ -1,0 +1,107 @@
+"""`lienthong up -d` → `status` → `down`, as an operator runs them, in real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lienthong.runtime import probe
+from tests.support.broker import embedded_settings
+
+pytestmark = pytest.mark.e2e
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lienthong", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _tansu_pids() -> set[int]:
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            cmd = probe.process_cmdline(int(entry))
+            if cmd and "tansu" in cmd[0]:
+                pids.add(int(entry))
+    return pids
+
+
+def test_up_status_down_on_the_embedded_broker(tmp_path):
+    broker_port, web_port = probe.free_port(), probe.free_port()
+    settings = embedded_settings(tmp_path / "run", broker_port)
+    env = {
+        "LIENTHONG_RUN_DIR": str(settings.run_dir),
+        "LIENTHONG_EMBEDDED__PORT": str(broker_port),
+        "LIENTHONG_EMBEDDED__BINARY": str(settings.embedded.binary),
+        "LIENTHONG_WORKER__WEB_PORT": str(web_port),
+        "LIENTHONG_WORKER__APP_ID": f"lienthong-e2e-{broker_port}",
+    }
+    os.environ.pop("LIENTHONG_BOOTSTRAP", None)
+    up = _run(["up", "--detach", "--timeout", "120"], env)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = _run(["status", "--json"], env)
+        assert status.returncode == 0, status.stdout + status.stderr
+        report = json.loads(status.stdout)
+        rows = {row["component"]: row for row in report["components"]}
+        assert report["running"] and report["healthy"]
+        assert rows["broker (embedded tansu)"]["healthy"]
+        assert rows["broker (embedded tansu)"]["detail"] == f"listening on 127.0.0.1:{broker_port}"
+        assert rows["topics"]["detail"].startswith("all ") and rows["topics"]["healthy"]
+        assert rows["worker-1"]["healthy"] and rows["worker-1"]["port"] == web_port
+        pids = [row["pid"] for row in report["components"] if row["pid"]]
+        pids.append(report["supervisor_pid"])
+    finally:
+        down = _run(["down"], env)
+    assert down.returncode == 0, down.stderr
+    assert "embedded broker" in down.stdout
+    for pid in pids:
+        assert not probe.pid_alive(pid), f"pid {pid} survived `down`"
+    assert probe.port_is_free("127.0.0.1", broker_port)
+    assert probe.port_is_free("127.0.0.1", web_port)
+    after = _run(["status"], env)
+    assert after.returncode == 1
+    assert "bus: not running" in after.stdout
+
+
+def test_up_with_bootstrap_starts_no_broker_of_its_own(tmp_path, kafka_bootstrap):
+    web_port = probe.free_port()
+    env = {
+        "LIENTHONG_BOOTSTRAP": kafka_bootstrap,
+        "LIENTHONG_RUN_DIR": str(tmp_path / "run"),
+        "LIENTHONG_WORKER__WEB_PORT": str(web_port),
+        "LIENTHONG_WORKER__APP_ID": f"lienthong-e2e-ext-{web_port}",
+        "LIENTHONG_TOPIC_PREFIX": f"ext{web_port}.",
+    }
+    before = _tansu_pids()
+    up = _run(["up", "--detach", "--timeout", "120"], env)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert _tansu_pids() == before, "up started a broker although LIENTHONG_BOOTSTRAP is set"
+        report = json.loads(_run(["status", "--json"], env).stdout)
+        assert report["components"][0]["component"] == "broker (external cluster)"
+        assert report["healthy"]
+        assert not (tmp_path / "run" / "broker").exists()
+    finally:
+        down = _run(["down"], env)
+    assert "embedded broker" not in down.stdout
+
+
+def test_bad_config_stops_startup_with_one_line(tmp_path):
+    result = _run(
+        ["up"], {"LIENTHONG_RUN_DIR": str(tmp_path), "LIENTHONG_WORKER__WEB_PORT": "http"}
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("lienthong: config error: worker.web_port = 'http'")
