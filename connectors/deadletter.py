@@ -23,16 +23,13 @@ from lienthong.connectors.headers import (
     DLQ_FAILED_AT,
     DLQ_HEADERS,
     DLQ_REASON,
+    DLQ_REPLAYED_FROM,
     DLQ_SOURCE_OFFSET,
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
 )
 from lienthong.logs import get_logger
 from lienthong.schemas.errors import DecodeError
-
-# Added by `lienthong dlq replay` to the re-published record (not a dead-letter header: it
-# stays on the record in its source topic so a replay is traceable).
-DLQ_REPLAYED_FROM = "lienthong.dlq.replayed_from"
 
 Headers = list[tuple[str, bytes]]
 Clock = Callable[[], datetime]

@@ -14,6 +14,10 @@ DLQ_REASON = "lienthong.dlq.reason"
 DLQ_FAILED_AT = "lienthong.dlq.failed_at"
 DLQ_CONSUMER = "lienthong.dlq.consumer"
 
+# Added by `lienthong dlq replay` to a re-published record. Not a dead-letter header: it stays
+# on the record in its source topic so that a replay is traceable.
+DLQ_REPLAYED_FROM = "lienthong.dlq.replayed_from"
+
 DLQ_HEADERS = (
     DLQ_SOURCE_TOPIC,
     DLQ_SOURCE_PARTITION,

@@ -112,6 +112,13 @@ class Settings(_Section):
     topic_prefix: str = Field(default="", description="prepended to every catalogue topic name")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     schema_registry_url: str | None = None
+    identifier_salt: SecretStr | None = Field(
+        default=None,
+        description=(
+            "secret salt for hashing citizens' personal identifiers (HMAC-SHA256); set it in "
+            "production (LIENTHONG_IDENTIFIER_SALT), never commit it"
+        ),
+    )
     kafka: KafkaSettings = KafkaSettings()
     embedded: EmbeddedBrokerSettings = EmbeddedBrokerSettings()
     worker: WorkerSettings = WorkerSettings()
@@ -139,6 +146,7 @@ _ENV_ALIASES = {
     "LIENTHONG_RUN_DIR": ("run_dir",),
     "LIENTHONG_LOG_LEVEL": ("log_level",),
     "LIENTHONG_TOPIC_PREFIX": ("topic_prefix",),
+    "LIENTHONG_IDENTIFIER_SALT": ("identifier_salt",),
 }
 
 
@@ -232,6 +240,6 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             reason = "unknown setting"
         else:
             reason = first["msg"]
-        shown = "<hidden>" if "password" in key else repr(value)
+        shown = "<hidden>" if "password" in key or "salt" in key else repr(value)
         more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ConfigError(f"config error: {key} = {shown}{where}: {reason}{more}") from None

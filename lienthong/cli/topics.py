@@ -17,6 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(func=cmd_check)
     listing = actions.add_parser("list", help="print the catalogue")
     listing.set_defaults(func=cmd_list)
+    docs = actions.add_parser("docs", help="print docs/topics.md generated from the catalogue")
+    docs.set_defaults(func=cmd_docs)
 
 
 def _admin():
@@ -75,4 +77,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     for spec in catalogue.topics:
         keep = spec.retention if spec.cleanup == "delete" else "compacted"
         print(f"{settings.topic(spec.name):<24} {spec.partitions:>3}p  {keep:<9} key={spec.key}")
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from lienthong.cli.main import UsageError
+    from lienthong.runtime.topics import CatalogueError, load_catalogue, render_markdown
+
+    settings = load_settings()
+    try:
+        print(render_markdown(load_catalogue(settings.topics_file)), end="")
+    except CatalogueError as exc:
+        raise UsageError(str(exc)) from None
     return 0

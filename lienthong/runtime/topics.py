@@ -108,6 +108,29 @@ class Catalogue(BaseModel):
         raise KeyError(name)
 
 
+def render_markdown(catalogue: Catalogue, source: str = "deploy/topics.toml") -> str:
+    """docs/topics.md, generated so the documentation cannot drift from the catalogue."""
+    lines = [
+        "# Topic catalogue",
+        "",
+        f"Generated from `{source}` (version {catalogue.version}) by `lienthong topics docs`;",
+        "edit the catalogue, not this file. Names get the configured `topic_prefix`.",
+        "",
+        "| topic | key | partitions | retention | producers | consumers |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in catalogue.topics:
+        keep = f"{spec.retention} (delete)" if spec.cleanup == "delete" else "compacted"
+        lines.append(
+            f"| `{spec.name}` | {spec.key} | {spec.partitions} | {keep} | "
+            f"{', '.join(spec.producers)} | {', '.join(spec.consumers)} |"
+        )
+    lines.append("")
+    for spec in catalogue.topics:
+        lines += [f"## `{spec.name}`", "", spec.purpose, ""]
+    return "\n".join(lines)
+
+
 def load_catalogue(path: Path) -> Catalogue:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

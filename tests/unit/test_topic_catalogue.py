@@ -82,3 +82,18 @@ def test_drift_descriptions():
     )
     assert configs.describe() == ["a: retention.ms = '1', declared '2'"]
     assert TopicDrift("a", partitions_actual=3, partitions_declared=3).in_sync
+
+
+def test_docs_topics_md_is_generated_from_the_catalogue():
+    from lienthong.runtime.topics import render_markdown
+
+    expected = render_markdown(load_catalogue(REPO / "deploy" / "topics.toml"))
+    actual = (REPO / "docs" / "topics.md").read_text(encoding="utf-8")
+    assert actual == expected, "docs/topics.md is stale: run `lienthong topics docs > docs/topics.md`"
+
+
+def test_example_config_is_valid():
+    from lienthong.config import load_settings
+
+    settings = load_settings(REPO / "deploy" / "lienthong.example.toml", environ={})
+    assert settings.uses_embedded_broker and settings.embedded.host == "127.0.0.1"

