@@ -89,7 +89,9 @@ def test_docs_topics_md_is_generated_from_the_catalogue():
 
     expected = render_markdown(load_catalogue(REPO / "deploy" / "topics.toml"))
     actual = (REPO / "docs" / "topics.md").read_text(encoding="utf-8")
-    assert actual == expected, "docs/topics.md is stale: run `lienthong topics docs > docs/topics.md`"
+    assert actual == expected, (
+        "docs/topics.md is stale: run `lienthong topics docs > docs/topics.md`"
+    )
 
 
 def test_example_config_is_valid():
