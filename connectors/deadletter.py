@@ -126,30 +126,35 @@ class DeadLetterPublisher:
         self.sent = 0
 
     def publish(self, record: SourceRecord, error: DecodeError | BaseException) -> Any:
-        headers = dead_letter_headers(
-            record.headers,
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            error=error,
-            consumer=self.consumer_name,
-            failed_at=self.clock(),
-        )
-        get_logger(
-            "lienthong.deadletter",
-            source_topic=record.topic,
-            source_offset=record.offset,
-            consumer=self.consumer_name,
-        ).warning(
-            "dead_letter",
-            error_class=getattr(error, "error_class", type(error).__name__),
-            reason=str(error),
-        )
+        headers = _prepare(record, error, self.consumer_name, self.clock)
         self.sent += 1
         return self.producer.send(self.topic, key=record.key, value=record.value, headers=headers)
 
     def flush(self, timeout: float | None = None) -> None:
         self.producer.flush(timeout=timeout)
+
+
+def _prepare(record: Any, error: BaseException, consumer: str, clock: Clock) -> Headers:
+    """Dead-letter headers for a rejected record (kafka-python or Faust), logged once."""
+    get_logger(
+        "lienthong.deadletter",
+        source_topic=record.topic,
+        source_offset=record.offset,
+        consumer=consumer,
+    ).warning(
+        "dead_letter",
+        error_class=getattr(error, "error_class", type(error).__name__),
+        reason=str(error),
+    )
+    return dead_letter_headers(
+        record.headers,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        error=error,
+        consumer=consumer,
+        failed_at=clock(),
+    )
 
 
 class FaustDeadLetterPublisher:
@@ -167,25 +172,7 @@ class FaustDeadLetterPublisher:
         self.sent = 0
 
     async def publish(self, message: Any, error: DecodeError | BaseException) -> Any:
-        headers = dead_letter_headers(
-            message.headers,
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
-            error=error,
-            consumer=self.consumer_name,
-            failed_at=self.clock(),
-        )
-        get_logger(
-            "lienthong.deadletter",
-            source_topic=message.topic,
-            source_offset=message.offset,
-            consumer=self.consumer_name,
-        ).warning(
-            "dead_letter",
-            error_class=getattr(error, "error_class", type(error).__name__),
-            reason=str(error),
-        )
+        headers = _prepare(message, error, self.consumer_name, self.clock)
         self.sent += 1
         return await self.topic.send(
             key=message.key,
