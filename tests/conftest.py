@@ -99,3 +99,24 @@ def start_worker(bus_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[.
     yield start
     for worker in started:
         worker.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say plainly how many broker-backed tests ran, so a green run cannot hide skipped ones."""
+    ran: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            path = getattr(report, "nodeid", "")
+            kind = next((k for k in ("integration", "e2e") if f"tests/{k}/" in path), None)
+            if kind is None or getattr(report, "when", "call") not in ("call", "setup"):
+                continue
+            if outcome == "skipped":
+                skipped[kind] = skipped.get(kind, 0) + 1
+            elif getattr(report, "when", "call") == "call":
+                ran[kind] = ran.get(kind, 0) + 1
+    for kind in ("integration", "e2e"):
+        terminalreporter.write_line(
+            f"lienthong {kind} tests against a real broker: {ran.get(kind, 0)} ran, "
+            f"{skipped.get(kind, 0)} skipped"
+        )

@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -170,16 +171,35 @@ class EmbeddedBroker:
             for k, v in os.environ.items()
             if k not in {"LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"}
         }
+        # Tansu prints plain text; a relay process turns it into our JSON log lines.
+        relay_command = [
+            sys.executable,
+            "-m",
+            "lienthong.runtime.logrelay",
+            "--component",
+            "broker",
+            "--logger",
+            "tansu",
+        ]
         with self.log_file.open("ab") as out:
-            process = subprocess.Popen(
-                command,
-                cwd=self.dir,
-                stdin=subprocess.DEVNULL,
+            relay = subprocess.Popen(
+                relay_command,
+                stdin=subprocess.PIPE,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=env,
                 start_new_session=True,
             )
+        assert relay.stdin is not None
+        process = subprocess.Popen(
+            command,
+            cwd=self.dir,
+            stdin=subprocess.DEVNULL,
+            stdout=relay.stdin,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        relay.stdin.close()  # the broker holds the write end; the relay ends when it exits
         record = BrokerRecord(
             pid=process.pid,
             host=host,
