@@ -104,6 +104,45 @@ class WorkerSettings(_Section):
     )
 
 
+class StreamsSettings(_Section):
+    """Stream processors (issue 5): clock mode and deadline/handoff rules."""
+
+    clock: Literal["live", "replay"] = Field(
+        default="live",
+        description="live = wall clock; replay = event-time watermark of the input",
+    )
+    warning_lead_hours: float = Field(
+        default=8.0, ge=0, description="working hours before the due instant to warn"
+    )
+    handoff_accept_hours: float = Field(
+        default=4.0, gt=0, description="working hours a receiving agency has to accept a handoff"
+    )
+    stats_flush_s: float = Field(default=1.0, gt=0, description="live-stats publish interval")
+    tick_s: float = Field(default=1.0, gt=0, description="live-mode alert timer interval")
+
+
+class DocumentSettings(_Section):
+    """Document verification, receipts and the audit trail (issue 7, streams.documents)."""
+
+    store: str = Field(
+        default="",
+        description="document store: DIR, file://DIR or s3://bucket/prefix; empty = <run_dir>/documents",
+    )
+    trust_dir: Path | None = Field(
+        default=None,
+        description="trust anchors (roots.pem, intermediates.pem, crls.pem); unset = reject all",
+    )
+    bus_cert: Path | None = Field(default=None, description="bus certificate for checkpoints")
+    bus_key: Path | None = Field(default=None, description="bus private key (never logged)")
+    bus_chain: Path | None = Field(default=None, description="intermediates of the bus cert")
+    checkpoint_every: int = Field(
+        default=100, ge=1, description="sign a chain checkpoint every N accepted records"
+    )
+    require_crl: bool = Field(
+        default=True, description="fail closed (revocation_unknown) when no CRL is available"
+    )
+
+
 class Settings(_Section):
     """All settings. Sections mirror the TOML file's tables."""
 
@@ -122,6 +161,8 @@ class Settings(_Section):
     kafka: KafkaSettings = KafkaSettings()
     embedded: EmbeddedBrokerSettings = EmbeddedBrokerSettings()
     worker: WorkerSettings = WorkerSettings()
+    streams: StreamsSettings = StreamsSettings()
+    documents: DocumentSettings = DocumentSettings()
 
     @property
     def uses_embedded_broker(self) -> bool:

@@ -12,7 +12,12 @@ import os
 import sys
 
 # Agent modules loaded into every worker; later features add theirs here.
-AGENT_MODULES: tuple[str, ...] = ("lienthong.streams.health", "lienthong.streams.monitor")
+AGENT_MODULES: tuple[str, ...] = (
+    "lienthong.streams.health",
+    "lienthong.streams.monitor",
+    "lienthong.streams.tracker",
+    "lienthong.streams.stats",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,184 @@
+"""Which deadline alerts a dossier has pending, and when each fires (pure scheduling rules).
+
+Alerts per dossier: a warning ``lead`` working time before the effective due instant, an
+overdue notice at it and, with the overdue notice, an apology (Phiếu xin lỗi và hẹn lại) naming
+the agency holding the dossier and a proposed new appointment. Per handoff step: a warning and
+an overdue notice on the step's due instant, and an escalation when the receiving agency has
+not accepted within ``accept_within`` working time. Everything is computed from the tracker
+record, so it moves when a supplement pause shifts the due instant and disappears when the
+dossier or step finishes first.
+
+"Exactly once": an alert is identified by its key (``dossier:overdue``, ``step:2:warning``…),
+the record remembers the keys already emitted, and the event id is uuid5 of dossier and key,
+so a re-emission after a crash (emitted, then killed before the record was saved) carries the
+same id and Kafka key and is recognisable as the same alert.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from lienthong.domain.calendar import WorkingCalendar, default_calendar
+from lienthong.domain.lifecycle import DossierStatus, StepStatus
+from lienthong.domain.tracking import Record, effective_due, state_of
+
+__all__ = ["Alert", "AlertRules", "alert_id", "due_alerts", "next_fire", "subtract_working_time"]
+
+ALERT_NAMESPACE = uuid.UUID("4f6a3c0e-6b1d-5b8e-9a57-6c69656e7468")
+
+_OPEN = (DossierStatus.RECEIVED, DossierStatus.PROCESSING, DossierStatus.AWAITING_FEE)
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    warning_lead: timedelta = timedelta(hours=8)  # one working day
+    accept_within: timedelta = timedelta(hours=4)  # working time to accept a handoff
+    apology_extension: timedelta | None = None  # default: steps left, else one working day
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: str
+    kind: str  # warning | overdue | apology | escalation
+    fire_at: datetime
+    scope: str  # dossier | step
+    due_at: datetime
+    responsible: str
+    step: int | None = None
+    handoff: tuple[str, str, str] | None = None  # handoff id, from, to
+    sent_at: datetime | None = None
+    new_appointment: datetime | None = None
+
+
+def alert_id(dossier_id: str, key: str) -> uuid.UUID:
+    return uuid.uuid5(ALERT_NAMESPACE, f"{dossier_id}/{key}")
+
+
+def subtract_working_time(
+    end: datetime, duration: timedelta, calendar: WorkingCalendar | None = None
+) -> datetime:
+    """The latest instant from which ``duration`` of working time runs out at ``end``."""
+    cal = calendar or default_calendar()
+    lo = end - timedelta(days=3 * max(1, int(duration / cal.day_length) + 1) + 14)
+    hi = end
+    if cal.working_time_between(lo, end) < duration:
+        return lo
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if cal.working_time_between(mid, end) >= duration:
+            lo = mid
+        else:
+            hi = mid
+    return lo.replace(microsecond=0)
+
+
+def _candidates(
+    record: Record, rules: AlertRules, cal: WorkingCalendar, remaining_steps: timedelta
+) -> list[Alert]:
+    state = state_of(record)
+    out: list[Alert] = []
+    if state.status not in _OPEN:
+        return out  # finished, ended, or paused for a supplement: nothing pending
+    due = effective_due(record)
+    holder = record["holder"] or record["receiving_agency"]
+    if due is not None and holder:
+        warn_at = subtract_working_time(due, rules.warning_lead, cal)
+        out.append(Alert("dossier:warning", "warning", warn_at, "dossier", due, holder))
+        out.append(Alert("dossier:overdue", "overdue", due, "dossier", due, holder))
+        ext = rules.apology_extension or remaining_steps or cal.day_length
+        new_appointment = cal.add_working_time(due, ext)
+        out.append(
+            Alert(
+                "dossier:apology",
+                "apology",
+                due,
+                "dossier",
+                due,
+                holder,
+                new_appointment=new_appointment,
+            )
+        )
+    for step in state.steps:
+        if step.status is StepStatus.RETURNED or not step.agency:
+            continue
+        handoff = record["handoffs"].get(str(step.step))
+        if step.status is StepStatus.SENT and handoff:
+            accept_due = cal.add_working_time(step.sent_at, rules.accept_within)
+            out.append(
+                Alert(
+                    f"step:{step.step}:{handoff[0]}:escalation",
+                    "escalation",
+                    accept_due,
+                    "step",
+                    accept_due,
+                    step.agency,
+                    step=step.step,
+                    handoff=(handoff[0], handoff[1], handoff[2]),
+                    sent_at=step.sent_at,
+                )
+            )
+        if step.due is not None:
+            sdue = extend_for_pauses_from(record, step.due)
+            out.append(
+                Alert(
+                    f"step:{step.step}:warning",
+                    "warning",
+                    subtract_working_time(sdue, rules.warning_lead, cal),
+                    "step",
+                    sdue,
+                    step.agency,
+                    step=step.step,
+                )
+            )
+            out.append(
+                Alert(
+                    f"step:{step.step}:overdue",
+                    "overdue",
+                    sdue,
+                    "step",
+                    sdue,
+                    step.agency,
+                    step=step.step,
+                )
+            )
+    sent = set(record["sent_alerts"])
+    return [a for a in out if a.key not in sent]
+
+
+def extend_for_pauses_from(record: Record, due: datetime) -> datetime:
+    from lienthong.domain.deadlines import extend_for_pauses
+    from lienthong.domain.tracking import pauses_of
+
+    return extend_for_pauses(due, pauses_of(record))
+
+
+def due_alerts(
+    record: Record,
+    now: datetime,
+    rules: AlertRules,
+    *,
+    remaining_steps: timedelta = timedelta(0),
+    calendar: WorkingCalendar | None = None,
+) -> list[Alert]:
+    """Alerts whose instant has come (``fire_at <= now``) and that were not yet emitted.
+
+    A warning whose overdue notice is also due is still emitted (once), so consumers always
+    see warning → overdue for a dossier, even after a long outage or a replay jump.
+    """
+    cal = calendar or default_calendar()
+    due = [a for a in _candidates(record, rules, cal, remaining_steps) if a.fire_at <= now]
+    return sorted(due, key=lambda a: (a.fire_at, a.key))
+
+
+def next_fire(
+    record: Record,
+    rules: AlertRules,
+    *,
+    remaining_steps: timedelta = timedelta(0),
+    calendar: WorkingCalendar | None = None,
+) -> datetime | None:
+    cal = calendar or default_calendar()
+    pending = _candidates(record, rules, cal, remaining_steps)
+    return min((a.fire_at for a in pending), default=None)

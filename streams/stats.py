@@ -1,0 +1,174 @@
+"""Live counts (BRIEF §6) in two stages, exact under redelivery, crashes and rebalances.
+
+Stage 1 (in the tracker's worker, per source partition): an in-memory index of the tracker
+records by ``agency|procedure|channel``; every ``stats_flush_s`` the figures of each changed
+key and period are *recomputed* from the records (:func:`lienthong.domain.stats.figures`) and
+published on ``stats-partials`` as absolute values with the partition and a version (the
+highest source offset seen). The index is rebuilt from the restored table after a rebalance.
+
+Stage 2 (``stats-partials``, one partition): a table per ``key|period`` holding the latest
+partial of each source partition; the sum is published as a ``LiveStatsSnapshot`` on the
+compacted ``live-stats`` topic and served by ``GET /stats``. Replacing absolute partials is
+idempotent, so duplicated or replayed inputs and repeated partials can never count twice.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from lienthong.domain import stats as rules
+from lienthong.logs import get_logger
+from lienthong.schemas import encode
+from lienthong.schemas.models import LiveStatsSnapshot
+from lienthong.streams.app import app, partitions_of, settings, topic
+
+log = get_logger(__name__)
+
+stats_partials = topic("stats-partials")
+live_stats = topic("live-stats")
+stats_table = app.Table("stats-totals", default=None, partitions=partitions_of("stats-partials"))
+SNAPSHOT_NAMESPACE = uuid.UUID("7d1e2b7a-9c4f-5d39-8a21-6c6976657374")
+
+_members: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+_records: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+_dirty: dict[tuple[int, str], set[str]] = defaultdict(set)
+_as_of: dict[int, datetime] = {}
+_offsets: dict[int, int] = {}
+
+
+def reset() -> None:
+    _members.clear()
+    _records.clear()
+    _dirty.clear()
+
+
+def offset_seen(partition: int, offset: int) -> None:
+    if offset > _offsets.get(partition, -1):
+        _offsets[partition] = offset
+
+
+def index(partition: int, record: dict[str, Any]) -> None:
+    key = rules.stats_key(record)
+    if key is None:
+        return
+    _members[partition][key].add(record["id"])
+    _records[partition][record["id"]] = record
+
+
+def touch(partition: int, record: dict[str, Any], now: datetime) -> None:
+    """A record changed: re-index it and mark its key's periods for recomputation."""
+    key = rules.stats_key(record)
+    if key is None:
+        return
+    index(partition, record)
+    current = _as_of.get(partition)
+    if current is None or now > current:
+        _as_of[partition] = now
+    _dirty[(partition, key)] |= rules.periods_touched(record, _as_of[partition])
+
+
+@app.timer(settings.streams.stats_flush_s)
+async def flush_partials() -> None:
+    if not _dirty:
+        return
+    batch = list(_dirty.items())
+    _dirty.clear()
+    for (partition, key), labels in batch:
+        as_of = _as_of.get(partition) or datetime.now(UTC)
+        records = [_records[partition][i] for i in _members[partition][key]]
+        for label in labels:
+            period = rules.parse_period(label)
+            value = {
+                "partition": partition,
+                "version": _offsets.get(partition, -1),
+                "as_of": as_of.isoformat(),
+                "figures": rules.figures(records, period, as_of),
+            }
+            await stats_partials.send(
+                key=f"{key}|{label}".encode(), value=json.dumps(value).encode()
+            )
+
+
+@app.agent(stats_partials)
+async def sum_partials(stream: faust.StreamT) -> None:
+    async for event in stream.events():
+        full_key = event.key.decode()
+        partial = json.loads(event.value)
+        current = stats_table.get(full_key) or {"parts": {}}
+        part = str(partial["partition"])
+        old = current["parts"].get(part)
+        if old is not None and old["version"] > partial["version"]:
+            continue  # a stale partial from a previous owner of that partition
+        parts = {**current["parts"], part: partial}
+        stats_table[full_key] = {"parts": parts}
+        await live_stats.send(key=full_key.encode(), value=encode(_snapshot(full_key, parts)))
+
+
+def _sum(parts: dict[str, Any]) -> dict[str, int]:
+    total = dict.fromkeys(rules.FIGURES, 0)
+    for p in parts.values():
+        total = rules.add(total, p["figures"])
+    return total
+
+
+def _snapshot(full_key: str, parts: dict[str, Any]) -> LiveStatsSnapshot:
+    agency, procedure, channel, label = full_key.split("|")
+    kind, _, period_key = label.partition(":")
+    figures = _sum(parts)
+    as_of = max(datetime.fromisoformat(p["as_of"]) for p in parts.values())
+    version = json.dumps({k: parts[k]["version"] for k in sorted(parts)})
+    return LiveStatsSnapshot.create(
+        event_id=uuid.uuid5(SNAPSHOT_NAMESPACE, f"{full_key}/{version}/{figures}"),
+        dossier_id=None,
+        producer_agency=agency,
+        occurred_at=as_of,
+        recorded_at=as_of,
+        agency=agency,
+        procedure_code=procedure,
+        channel=channel,
+        period_kind=kind,
+        period_key=period_key,
+        as_of=as_of,
+        **{k: v for k, v in figures.items() if k not in ("received_online", "received_postal")},
+        **rules.rates(figures),
+    )
+
+
+def query(agency: str | None, procedure: str | None, period: str | None) -> dict[str, Any]:
+    rows = []
+    totals = dict.fromkeys(rules.FIGURES, 0)
+    label = rules.parse_period(period).label if period else None
+    for full_key, value in stats_table.items():
+        if not value:
+            continue
+        a, p, channel, lab = full_key.split("|")
+        if (agency and a != agency) or (procedure and p != procedure) or (label and lab != label):
+            continue
+        figures = _sum(value["parts"])
+        rows.append(
+            {"agency": a, "procedure": p, "channel": channel, "period": lab, **figures}
+            | rules.rates(figures)
+        )
+        totals = rules.add(totals, figures)
+    rows.sort(key=lambda r: (r["period"], r["agency"], r["procedure"], r["channel"]))
+    return {"rows": rows, "totals": totals | rules.rates(totals), "period": label}
+
+
+@app.page("/stats")
+class Stats(View):
+    """Counts held by this worker (stage 2 has one partition: one worker holds them all)."""
+
+    async def get(self, request: Request) -> Response:
+        q = request.query
+        try:
+            body = query(q.get("agency"), q.get("procedure"), q.get("period"))
+        except ValueError as exc:
+            return self.json({"error": str(exc)}, status=400)
+        return self.json(body)

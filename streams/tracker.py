@@ -1,0 +1,332 @@
+"""Dossier tracker: one trustworthy record per dossier, portal feed, agency inbox, alerts.
+
+Reads ``dossier-events`` (key = dossier id, so one dossier's events are in one partition and
+applied in offset order) and keeps a changelog-backed table of tracker records (see
+:mod:`lienthong.domain.tracking`). Effects are idempotent, processing is at-least-once:
+
+- a repeated event id changes nothing; if it is the *same* source record delivered again (the
+  worker died after saving the record but before the offset was committed), the event's
+  outputs are re-emitted with identical key, id and content, because they may have been lost;
+- portal records and inbox entries are deterministic functions of the record, so duplicates
+  are byte-identical and consumers drop them by event id;
+- deadline alerts are sent and acknowledged *before* the record notes them as emitted, so a
+  crash can only repeat an alert (same uuid5 id and key), never lose one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import faust
+
+from lienthong.connectors.deadletter import FaustDeadLetterPublisher
+from lienthong.domain.alerts import Alert, AlertRules, alert_id, due_alerts, next_fire
+from lienthong.domain.lifecycle import Channel, EventKind
+from lienthong.domain.procedures import load_procedures
+from lienthong.domain.tracking import Applied, Duplicate, Facts, Record, portal_view, track
+from lienthong.logs import get_logger
+from lienthong.schemas import default_codec, encode
+from lienthong.schemas.errors import DecodeError
+from lienthong.schemas.models import (
+    ApologyIssued,
+    DeadlineOverdue,
+    DeadlineWarning,
+    Event,
+    HandoffEscalated,
+    PortalStatusRecord,
+    to_portal_date,
+)
+from lienthong.schemas.validate import Validator
+from lienthong.streams import stats as stats_stage
+from lienthong.streams.app import app, partitions_of, settings, topic
+from lienthong.streams.clock import Clock
+
+log = get_logger(__name__)
+
+dossier_events = topic("dossier-events")
+portal_status = topic("portal-status")
+agency_inbox = topic("agency-inbox")
+deadline_alerts = topic("deadline-alerts")
+dead_letter_publisher = FaustDeadLetterPublisher(topic("dead-letters"), "streams.tracker")
+
+dossiers = app.Table("dossiers", default=None, partitions=partitions_of("dossier-events"))
+
+clock = Clock(settings.streams.clock)
+rules = AlertRules(
+    warning_lead=timedelta(hours=settings.streams.warning_lead_hours),
+    accept_within=timedelta(hours=settings.streams.handoff_accept_hours),
+)
+procedures = load_procedures()
+validator = Validator(default_codec())
+PORTAL_NAMESPACE = uuid.UUID("0b9c9d4e-3a51-5a0e-8f3e-706f7274616c")
+
+# Pending timers per source partition: (fire instant, dossier id), lazily invalidated; rebuilt
+# from the table whenever a partition is (re)assigned, so they follow the partitions.
+_heaps: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+_built: set[int] = set()
+
+
+class Rejection(Exception):
+    def __init__(self, error_class: str, reason: str) -> None:
+        super().__init__(reason)
+        self.error_class = error_class
+
+
+_CHANNELS = {"counter": Channel.COUNTER, "online": Channel.ONLINE, "postal": Channel.POSTAL}
+
+
+def facts_of(model: Event) -> Facts | None:
+    """Adapter from the wire model to the tracker's facts (None: not a dossier lifecycle event)."""
+    try:
+        kind = EventKind(model.EVENT_TYPE)
+    except ValueError:
+        return None
+    env = model.envelope
+    m: Any = model
+    agency = (
+        getattr(m, "agency", None)
+        or getattr(m, "receiving_agency", None)
+        or getattr(m, "requesting_agency", None)
+        or env.producer_agency
+    )
+    to_agency = None
+    if kind is EventKind.HANDOFF_SENT:
+        agency, to_agency = m.from_agency, m.to_agency
+    elif kind in (EventKind.HANDOFF_ACCEPTED,):
+        agency, to_agency = m.to_agency, m.to_agency
+    elif kind is EventKind.HANDOFF_RETURNED:
+        agency, to_agency = m.to_agency, m.from_agency
+    channel = _CHANNELS[m.channel.value] if kind is EventKind.DOSSIER_RECEIVED else None
+    if kind is EventKind.DOSSIER_SUBMITTED:
+        channel = Channel.ONLINE
+    due = None
+    at = env.occurred_at
+    if kind is EventKind.DOSSIER_RECEIVED:
+        due, at = m.appointment_at, m.received_at
+    elif kind is EventKind.HANDOFF_SENT:
+        due = m.step_due_at
+    return Facts(
+        event_id=str(env.event_id),
+        kind=kind,
+        dossier_id=env.dossier_id or "",
+        at=at,
+        agency=agency,
+        to_agency=to_agency,
+        step=getattr(m, "step", None),
+        channel=channel,
+        due=due,
+        outcome=getattr(m, "outcome", None) and str(m.outcome.value),
+        reason=getattr(m, "reason", None),
+        procedure=getattr(m, "procedure_code", None),
+        handoff_id=getattr(m, "handoff_id", None),
+        return_method=m.method.value if kind is EventKind.RESULT_RETURNED else None,
+    )
+
+
+def _remaining_steps(record: Record) -> timedelta:
+    proc = procedures.get(record["procedure"] or "")
+    if proc is None:
+        return timedelta(0)
+    done = {s[0] for s in record["state"]["steps"] if s[2] == "returned"}
+    return sum(
+        (proc.step_working_time(s.order) for s in proc.steps if s.order not in done), timedelta(0)
+    )
+
+
+def _portal_record(record: Record, index: int) -> PortalStatusRecord:
+    v = portal_view(record, index)
+    at = datetime.fromisoformat(v["at"])
+
+    def pd(value: str | None) -> str | None:
+        return to_portal_date(datetime.fromisoformat(value)) if value else None
+
+    return PortalStatusRecord.create(
+        event_id=uuid.uuid5(PORTAL_NAMESPACE, v["event_id"]),
+        dossier_id=record["id"],
+        producer_agency=v["DonViXuLy"],
+        occurred_at=at,
+        recorded_at=at,
+        MaHoSo=v["MaHoSo"],
+        MaTTHC=v["MaTTHC"],
+        NgayTiepNhan=pd(v["NgayTiepNhan"]),
+        NgayHenTra=pd(v["NgayHenTra"]),
+        TrangThaiHoSo=v["TrangThaiHoSo"],
+        KenhThucHien=v["KenhThucHien"],
+        NgayKetThucXuLy=pd(v["NgayKetThucXuLy"]),
+        NgayTra=pd(v["NgayTra"]),
+        DonViXuLy=v["DonViXuLy"],
+        QuaTrinhXuLy=[{**e, "ThoiDiemXuLy": pd(e["ThoiDiemXuLy"])} for e in v["QuaTrinhXuLy"]],
+    )
+
+
+async def _emit_outputs(record: Record, index: int, raw: bytes, facts: Facts) -> None:
+    key = record["id"].encode()
+    await portal_status.send(key=key, value=encode(_portal_record(record, index)))
+    if facts.kind is EventKind.HANDOFF_SENT and facts.to_agency:
+        await agency_inbox.send(key=facts.to_agency.encode(), value=raw)
+
+
+def _alert_model(record: Record, alert: Alert) -> Event:
+    common: dict[str, Any] = {
+        "event_id": alert_id(record["id"], alert.key),
+        "dossier_id": record["id"],
+        "producer_agency": alert.responsible,
+        "occurred_at": alert.fire_at,
+        "recorded_at": alert.fire_at,
+    }
+    if alert.kind == "warning":
+        return DeadlineWarning.create(
+            **common,
+            scope=alert.scope,
+            responsible_agency=alert.responsible,
+            step=alert.step,
+            due_at=alert.due_at,
+            remaining_working_minutes=int(rules.warning_lead.total_seconds() // 60),
+        )
+    if alert.kind == "overdue":
+        return DeadlineOverdue.create(
+            **common,
+            scope=alert.scope,
+            responsible_agency=alert.responsible,
+            step=alert.step,
+            due_at=alert.due_at,
+            overdue_working_minutes=0,
+        )
+    if alert.kind == "apology":
+        return ApologyIssued.create(
+            **common,
+            reason="the result cannot be returned by the appointment",
+            responsible_agency=alert.responsible,
+            previous_appointment_at=alert.due_at,
+            new_appointment_at=alert.new_appointment,
+        )
+    assert alert.handoff is not None and alert.sent_at is not None and alert.step is not None
+    return HandoffEscalated.create(
+        **common,
+        handoff_id=alert.handoff[0],
+        from_agency=alert.handoff[1],
+        to_agency=alert.handoff[2],
+        step=alert.step,
+        sent_at=alert.sent_at,
+        accept_due_at=alert.due_at,
+    )
+
+
+def _schedule(partition: int, record: Record) -> None:
+    at = next_fire(record, rules, remaining_steps=_remaining_steps(record))
+    if at is not None:
+        heapq.heappush(_heaps[partition], (at, record["id"]))
+
+
+def _build(partition: int) -> None:
+    """Rebuild this partition's timers and stats index from the (restored) table."""
+    _heaps[partition] = []
+    for record in dossiers.values():
+        if record and record.get("partition") == partition:
+            _schedule(partition, record)
+            stats_stage.index(partition, record)
+    _built.add(partition)
+
+
+async def _fire_due(partition: int, now: datetime | None, save: Any) -> None:
+    heap = _heaps[partition]
+    while heap and now is not None and heap[0][0] <= now:
+        _, dossier_id = heapq.heappop(heap)
+        record = dossiers.get(dossier_id)
+        if record is None:
+            continue
+        alerts = due_alerts(record, now, rules, remaining_steps=_remaining_steps(record))
+        if not alerts:
+            _schedule(partition, record)
+            continue
+        for alert in alerts:
+            model = _alert_model(record, alert)
+            # Acknowledged before the record says "emitted": a crash repeats, never loses.
+            fut = await deadline_alerts.send(
+                key=dossier_id.encode(), value=encode(model), force=True
+            )
+            await fut
+            log.info("deadline_alert", dossier_id=dossier_id, alert=alert.key)
+        record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in alerts)]}
+        save(dossier_id, record)
+        stats_stage.touch(partition, record, now)
+        _schedule(partition, record)
+
+
+@app.agent(dossier_events)
+async def track_dossiers(stream: faust.StreamT) -> None:
+    async for event in stream.events():
+        message = event.message
+        partition = message.partition
+        if partition not in _built:
+            _build(partition)
+        raw = event.value
+        model = validator.decode_or_reason(raw)
+        if isinstance(model, DecodeError):
+            await dead_letter_publisher.publish(message, model)
+            continue
+        facts = facts_of(model)
+        if facts is None:
+            continue
+        stats_stage.offset_seen(partition, message.offset)
+        clock.observe(partition, facts.at)
+
+        def save(key: str, value: Record) -> None:
+            dossiers[key] = value
+
+        await _fire_due(partition, clock.now(partition), save)
+        record = dossiers.get(facts.dossier_id)
+        proc = procedures.get(facts.procedure or (record or {}).get("procedure") or "")
+        result = track(
+            record,
+            facts,
+            partition=partition,
+            offset=message.offset,
+            procedure_duration=proc.duration if proc else None,
+            cutoff=proc.cutoff if proc else None,
+        )
+        if isinstance(result, Duplicate):
+            if result.same_record and record is not None and result.history_index >= 0:
+                await _emit_outputs(record, result.history_index, raw, facts)
+            continue
+        if not isinstance(result, Applied):
+            await dead_letter_publisher.publish(
+                message, Rejection(result.reason.value, result.detail)
+            )
+            log.warning(
+                "event_rejected",
+                dossier_id=facts.dossier_id,
+                event_id=facts.event_id,
+                reason=result.detail,
+            )
+            continue
+        dossiers[facts.dossier_id] = result.record
+        await _emit_outputs(result.record, result.history_index, raw, facts)
+        stats_stage.touch(partition, result.record, clock.now(partition) or facts.at)
+        _schedule(partition, result.record)
+        # An event may itself make an alert due (e.g. a handoff sent long after its due).
+        await _fire_due(partition, clock.now(partition), save)
+
+
+@app.timer(settings.streams.tick_s)
+async def live_tick() -> None:
+    """Live mode: fire alerts by the wall clock for partitions this worker owns."""
+    if clock.replay:
+        return
+    for partition in list(_built):
+
+        def save(key: str, value: Record, p: int = partition) -> None:
+            dossiers.send_changelog(p, key, value)
+            dossiers.data[key] = value
+
+        await _fire_due(partition, clock.now(partition), save)
+
+
+@app.on_rebalance_complete.connect
+async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
+    _built.clear()
+    stats_stage.reset()

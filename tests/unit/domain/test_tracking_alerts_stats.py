@@ -1,0 +1,95 @@
+"""Tracker record, alert scheduling and live counts: pure rules, no Kafka."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from lienthong.domain.alerts import AlertRules, alert_id, due_alerts
+from lienthong.domain.lifecycle import Channel, EventKind
+from lienthong.domain.stats import figures, period_of
+from lienthong.domain.tracking import Applied, Duplicate, Facts, Rejected, RejectReason, track
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+A = "000.00.01.H10"
+B = "000.00.02.H10"
+
+
+def _f(eid: str, kind: EventKind, at: datetime, **kw) -> Facts:
+    return Facts(event_id=eid, kind=kind, dossier_id="HS-1", at=at, agency=A, **kw)
+
+
+T0 = datetime(2025, 3, 3, 8, 0, tzinfo=VN)  # Monday
+RECEIVED = _f(
+    "e1",
+    EventKind.DOSSIER_RECEIVED,
+    T0,
+    channel=Channel.POSTAL,
+    due=T0 + timedelta(days=2),
+    procedure="1.004227",
+)
+
+
+def test_duplicate_event_id_has_no_effect_and_redelivery_is_recognised():
+    first = track(None, RECEIVED, partition=0, offset=5)
+    assert isinstance(first, Applied)
+    again = track(first.record, RECEIVED, partition=0, offset=5)
+    retry = track(first.record, RECEIVED, partition=0, offset=9)
+    assert again == Duplicate(history_index=0, same_record=True)
+    assert retry == Duplicate(history_index=0, same_record=False)
+
+
+def test_unknown_illegal_and_stale_events_are_rejected_with_reasons():
+    finished = _f("e2", EventKind.PROCESSING_FINISHED, T0)
+    assert track(None, finished, partition=0, offset=1).reason is RejectReason.UNKNOWN_DOSSIER
+    rec = track(None, RECEIVED, partition=0, offset=1).record
+    returned = _f("e3", EventKind.RESULT_RETURNED, T0 + timedelta(hours=1))
+    r = track(rec, returned, partition=0, offset=2)
+    assert isinstance(r, Rejected) and r.reason is RejectReason.ILLEGAL_TRANSITION
+    old = _f("e4", EventKind.PROCESSING_FINISHED, T0 - timedelta(hours=1))
+    assert track(rec, old, partition=0, offset=3).reason is RejectReason.STALE_EVENT
+
+
+def test_alerts_fire_once_and_move_with_a_supplement_pause():
+    rec = track(None, RECEIVED, partition=0, offset=1).record
+    due = datetime.fromisoformat(rec["state"]["due"])
+    rules = AlertRules()
+    assert [a.key for a in due_alerts(rec, due - timedelta(days=3), rules)] == []
+    keys = [a.key for a in due_alerts(rec, due, rules)]
+    assert keys == ["dossier:warning", "dossier:apology", "dossier:overdue"] or set(keys) == {
+        "dossier:warning",
+        "dossier:apology",
+        "dossier:overdue",
+    }
+    sent = {**rec, "sent_alerts": keys}
+    assert due_alerts(sent, due + timedelta(days=9), rules) == []
+    paused = track(
+        rec,
+        _f("s1", EventKind.SUPPLEMENT_REQUESTED, T0 + timedelta(hours=1)),
+        partition=0,
+        offset=2,
+    ).record
+    assert due_alerts(paused, due + timedelta(days=30), rules) == []  # clock stopped
+    resumed = track(
+        paused,
+        _f("s2", EventKind.SUPPLEMENT_RECEIVED, T0 + timedelta(days=1)),
+        partition=0,
+        offset=3,
+    ).record
+    assert due_alerts(resumed, due, rules) == [] or all(
+        a.kind == "warning" for a in due_alerts(resumed, due, rules)
+    )
+    assert alert_id("HS-1", "dossier:overdue") == alert_id("HS-1", "dossier:overdue")
+
+
+def test_open_overdue_dossier_is_never_counted_as_finished_late():
+    rec = track(None, RECEIVED, partition=0, offset=1).record
+    month = period_of("month", T0)
+    f = figures([rec], month, T0 + timedelta(days=20))
+    assert f["in_progress_overdue"] == 1 and f["finished_late"] == 0
+    assert f["received"] == 1 and f["received_postal"] == 1
+    done = track(
+        rec, _f("e9", EventKind.PROCESSING_FINISHED, T0 + timedelta(days=10)), partition=0, offset=2
+    ).record
+    f = figures([done], month, T0 + timedelta(days=20))
+    assert f["finished_late"] == 1 and f["in_progress_overdue"] == 0
