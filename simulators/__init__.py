@@ -1,1 +1,1 @@
-"""A simulated province and its counterparts, driving the bus through the real contracts."""
+"""Simulators and fake counterparts: province generator, ground truth, faults, portal, postal."""

@@ -30,6 +30,9 @@ COMMANDS: tuple[str, ...] = (
     "calendar",
     "deadline",
     "dlq",
+    "simulate",
+    "verify",
+    "stats",
 )
 
 
