@@ -7,6 +7,7 @@ from the beginning to the end offsets seen at start — no consumer-group join).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -176,16 +177,21 @@ def read_topic(settings: Any, name: str, timeout_s: float) -> list[Any]:
             return []
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
+        # End offsets are a lower bound only (Tansu reports the last batch's base offset + 1),
+        # so read past them until the topic stays quiet for one idle poll.
         ends = consumer.end_offsets(tps)
-        out = []
-        pending = {tp for tp in tps if ends[tp] > 0}
-        for record in consumer:
-            out.append(record)
-            tp = TopicPartition(record.topic, record.partition)
-            if record.offset + 1 >= ends[tp]:
-                pending.discard(tp)
-            if not pending:
-                break
+        out: list[Any] = []
+        positions = dict.fromkeys(tps, 0)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=1000, max_records=5000)
+            if not batch:
+                if all(positions[tp] >= ends[tp] for tp in tps):
+                    break
+                continue
+            for tp, records in batch.items():
+                out.extend(records)
+                positions[tp] = records[-1].offset + 1
         return out
     finally:
         consumer.close()
