@@ -143,6 +143,21 @@ class DocumentSettings(_Section):
     )
 
 
+class DemoSettings(_Section):
+    """Demo counterparts started by `up` (fake national portal, fake post, portal connector).
+
+    Off by default: a province with real endpoints sets ``portal_url`` and leaves this off.
+    """
+
+    enabled: bool = Field(default=False, description="start the fake portal and postal service")
+    portal_port: int = Field(default=6080, ge=1024, le=65535)
+    postal_port: int = Field(default=6081, ge=1024, le=65535)
+    portal_url: str | None = Field(
+        default=None, description="real portal endpoint for the connector (skips the fake)"
+    )
+    postal_time_scale: float = Field(default=3600.0, gt=0, description="1 h of postal delay = 1 s")
+
+
 class Settings(_Section):
     """All settings. Sections mirror the TOML file's tables."""
 
@@ -161,6 +176,7 @@ class Settings(_Section):
     kafka: KafkaSettings = KafkaSettings()
     embedded: EmbeddedBrokerSettings = EmbeddedBrokerSettings()
     worker: WorkerSettings = WorkerSettings()
+    demo: DemoSettings = DemoSettings()
     streams: StreamsSettings = StreamsSettings()
     documents: DocumentSettings = DocumentSettings()
 

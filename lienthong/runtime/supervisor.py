@@ -67,6 +67,57 @@ def component_specs(settings: Settings) -> list[ComponentSpec]:
                 port=port,
             )
         )
+    demo = settings.demo
+    if demo.enabled:
+        # Demo counterparts (issue 6): fake national portal and post, and the connector that
+        # forwards portal-status/live-stats. A configured demo.portal_url replaces the fake.
+        portal_url = demo.portal_url
+        if portal_url is None:
+            specs.append(
+                ComponentSpec(
+                    name="fake-portal",
+                    kind="service",
+                    command=[
+                        sys.executable,
+                        "-m",
+                        "lienthong.simulators.portal",
+                        "--port",
+                        str(demo.portal_port),
+                    ],
+                    port=demo.portal_port,
+                )
+            )
+            portal_url = f"http://127.0.0.1:{demo.portal_port}"
+        specs.append(
+            ComponentSpec(
+                name="fake-postal",
+                kind="service",
+                command=[
+                    sys.executable,
+                    "-m",
+                    "lienthong.simulators.postal",
+                    "--port",
+                    str(demo.postal_port),
+                    "--time-scale",
+                    str(demo.postal_time_scale),
+                ],
+                port=demo.postal_port,
+            )
+        )
+        specs.append(
+            ComponentSpec(
+                name="portal-connector",
+                kind="service",
+                command=[
+                    sys.executable,
+                    "-m",
+                    "lienthong.connectors.portal",
+                    "--portal-url",
+                    portal_url,
+                ],
+                health_path=None,
+            )
+        )
     return specs
 
 

@@ -193,3 +193,31 @@ def test_postal_service_emits_tracking_with_failures() -> None:
     assert [e.kind.value for e in events] == ["result_dispatched", "failed", "delivered_to_citizen"]
     assert order["scans"] == ["result_dispatched", "failed", "delivered_to_citizen"]
     assert all(e.envelope.dossier_id == "H10.2601.0000001" for e in events)
+
+
+def test_demo_components_only_when_enabled() -> None:
+    from lienthong.config import load_settings
+    from lienthong.runtime.supervisor import component_specs
+
+    plain = [s.name for s in component_specs(load_settings(environ={}))]
+    assert plain and not any(n.startswith(("fake-", "portal-")) for n in plain)
+    demo = {
+        s.name: s
+        for s in component_specs(load_settings(environ={"LIENTHONG_DEMO__ENABLED": "true"}))
+    }
+    assert {"fake-portal", "fake-postal", "portal-connector"} <= set(demo)
+    assert demo["fake-portal"].health_path == "/health"
+    assert "http://127.0.0.1:6080" in demo["portal-connector"].command
+    real = {
+        s.name: s
+        for s in component_specs(
+            load_settings(
+                environ={
+                    "LIENTHONG_DEMO__ENABLED": "true",
+                    "LIENTHONG_DEMO__PORTAL_URL": "https://dvc.example",
+                }
+            )
+        )
+    }
+    assert "fake-portal" not in real
+    assert "https://dvc.example" in real["portal-connector"].command
