@@ -8,8 +8,9 @@ letter (``IllegalTransition``) and the dossier carries on. Everything else — a
 pauses, early/on time/late — comes from ``lienthong.domain``, never from the stream processors.
 
 Counting rules (BRIEF §6), for a period [start, end) and key agency × procedure × channel:
-``received`` = receipts in the period; ``carried_over`` = received before the start and still
-open at the start; ``finished_*`` = classified at processing finished inside the period;
+``received`` = receipts in the period, intake refusals excluded; ``carried_over`` = received
+before the start and still open at the start; ``finished_*`` = classified at processing
+finished inside the period;
 ``in_progress_*`` / ``waiting_supplement`` = open at the end of the period (or at the end of the
 replay window when that is earlier); ``refused`` / ``withdrawn`` / ``returned_by_post`` = those
 events inside the period. The agency is the dossier's ``receiving_agency``.
@@ -277,7 +278,7 @@ class TruthBuilder:
             return x is not None and p.start <= x < p.end
 
         c: dict[str, int] = {}
-        if inside(t.received_at):
+        if inside(t.received_at) and t.refused_at is None:  # intake refusals excluded
             c["received"] = 1
         start_status = t.status_at(p.start - timedelta(microseconds=1))
         if t.received_at and t.received_at < p.start and start_status in _OPEN_CODES:
