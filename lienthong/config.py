@@ -126,7 +126,7 @@ class DocumentSettings(_Section):
 
     store: str = Field(
         default="",
-        description="document store: DIR, file://DIR or s3://bucket/prefix; empty = <run_dir>/documents",
+        description="DIR, file://DIR or s3://bucket/prefix; empty = <run_dir>/documents",
     )
     trust_dir: Path | None = Field(
         default=None,

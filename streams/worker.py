@@ -17,6 +17,7 @@ AGENT_MODULES: tuple[str, ...] = (
     "lienthong.streams.monitor",
     "lienthong.streams.tracker",
     "lienthong.streams.stats",
+    "lienthong.streams.documents",
 )
 
 

@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "topics",
     "pki",
     "audit",
+    "documents",
     "schemas",
     "calendar",
     "deadline",

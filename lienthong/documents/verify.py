@@ -72,6 +72,8 @@ class Reason(StrEnum):
     SIGNER_MISMATCH = "signer_mismatch"
     RECEIPT_MALFORMED = "receipt_malformed"
     RECEIPT_DIGEST_MISMATCH = "receipt_digest_mismatch"
+    # stream only: a receipt for a document the bus has not accepted (unknown or quarantined)
+    DOCUMENT_NOT_VERIFIED = "document_not_verified"
 
 
 @dataclass(frozen=True, slots=True)

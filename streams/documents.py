@@ -1,0 +1,223 @@
+"""Document verification, signed receipts and the tamper-evident trail in the stream (issue 7).
+
+Reads ``documents`` (key: dossier id). For each event:
+
+* ``document_published`` — remembered (hash, size, publisher); nothing is forwarded yet, an
+  unsigned document is not a valid document.
+* ``document_signed`` — the stored bytes, the detached signature, the chain to the trusted
+  roots, validity at signing/event time, revocation and the signer are checked
+  (:func:`lienthong.documents.pipeline.check_signed`). Valid: one record on
+  ``documents-verified`` (the receiving agencies' view) and a chain link on ``audit-chain``.
+  Invalid: a record on ``documents-quarantine`` with the failed check, a
+  ``monitoring-alerts`` alert, and the dossier is flagged; nothing reaches the verified view.
+* ``document_receipt`` — checked against the verified document's digest and the receiving
+  agency's signed receipt; valid receipts are recorded and chained, others quarantined.
+
+Hashing and signature checks run in the default executor so a 50 MB document does not stall
+the event loop (heartbeats, other partitions).
+
+Exactness under at-least-once delivery: each dossier's table value (``document-dossiers``)
+holds its state *and* the highest source offset applied (a dossier lives in one partition), so
+a redelivered event is skipped. Outputs are sent before the table write; a crash in between
+re-sends the same outputs (same event id, same chain index and link), which readers de-dup.
+
+HTTP: ``GET /documents/?dossier=ID`` — documents, verification status and reasons,
+acknowledgements, quarantine flags and chain head of one dossier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from functools import partial
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from lienthong.connectors.deadletter import FaustDeadLetterPublisher
+from lienthong.documents.canonical import canonical_json
+from lienthong.documents.chain import ChainEntry, sign_checkpoint
+from lienthong.documents.pipeline import (
+    TrustCache,
+    Verdict,
+    apply_verdict,
+    check_receipt,
+    check_signed,
+    dossier_view,
+    new_state,
+    record_published,
+)
+from lienthong.documents.pki import PKIError, Signer, load_signer
+from lienthong.documents.store import DocumentStore, open_store
+from lienthong.documents.trail import checkpoint_value, link_value
+from lienthong.logs import get_logger
+from lienthong.schemas import DocumentPublished, DocumentReceipt, DocumentSigned, default_codec
+from lienthong.schemas.errors import DecodeError
+from lienthong.schemas.validate import Validator
+from lienthong.streams.app import app, partitions_of, settings, topic
+
+log = get_logger(__name__)
+
+CONSUMER = "streams.documents"
+
+documents_topic = topic("documents")
+verified_topic = topic("documents-verified")
+quarantine_topic = topic("documents-quarantine")
+alerts_topic = topic("monitoring-alerts")
+chain_topic = topic("audit-chain")
+dead_letters = FaustDeadLetterPublisher(topic("dead-letters"), CONSUMER)
+
+dossiers = app.Table("document-dossiers", default=dict, partitions=partitions_of("documents"))
+
+_doc_settings = settings.documents
+_trust = TrustCache(_doc_settings.trust_dir)
+_store: DocumentStore | None = None
+_bus: Signer | None = None
+_bus_loaded = False
+_validator: Validator | None = None
+
+
+def document_store() -> DocumentStore:
+    global _store
+    if _store is None:
+        uri = _doc_settings.store or str(settings.run_dir / "documents")
+        _store = open_store(uri)
+    return _store
+
+
+def bus_signer() -> Signer | None:
+    """The bus credential for checkpoints; without one the chain is kept but not signed."""
+    global _bus, _bus_loaded
+    if not _bus_loaded:
+        _bus_loaded = True
+        if _doc_settings.bus_cert and _doc_settings.bus_key:
+            try:
+                _bus = load_signer(
+                    _doc_settings.bus_cert, _doc_settings.bus_key, _doc_settings.bus_chain
+                )
+            except PKIError as exc:
+                log.error("bus_signer_unavailable", error=str(exc))
+        else:
+            log.warning("bus_signer_not_configured", effect="chain checkpoints are not signed")
+    return _bus
+
+
+def validator() -> Validator:
+    global _validator
+    if _validator is None:
+        _validator = Validator(default_codec())
+    return _validator
+
+
+def _headers(raw: Any) -> dict[str, bytes]:
+    items = raw.items() if isinstance(raw, dict) else (raw or [])
+    return {str(k): (v if isinstance(v, bytes) else str(v or "").encode()) for k, v in items}
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+async def _publish_verdict(
+    verdict: Verdict, key: bytes, partition: int, offset: int, state: dict[str, Any]
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    bound = get_logger(
+        __name__, dossier_id=verdict.dossier_id, event_id=verdict.event_id, agency=verdict.agency
+    )
+    if not verdict.ok:
+        apply_verdict(state, verdict, now)
+        await quarantine_topic.send(
+            key=key,
+            value=_json(verdict.quarantine_value(partition=partition, offset=offset, now=now)),
+        )
+        await alerts_topic.send(
+            key=f"documents:{partition}:{offset}".encode(),
+            value=_json(verdict.alert_value(partition=partition, offset=offset, now=now)),
+        )
+        bound.warning(
+            "document_quarantined" if verdict.kind == "document" else "receipt_rejected",
+            document_id=verdict.document_id,
+            reason=verdict.reason,
+            detail=verdict.detail,
+        )
+        return
+    appended = apply_verdict(state, verdict, now)
+    assert appended is not None and verdict.chain_record is not None
+    index, link = appended
+    record = canonical_json(verdict.chain_record)
+    await verified_topic.send(key=key, value=_json({**verdict.verified, "chain_index": index}))
+    await chain_topic.send(key=key, value=link_value(verdict.dossier_id, index, link, record))
+    bus = bus_signer()
+    if bus is not None and (index + 1) % _doc_settings.checkpoint_every == 0:
+        loop = asyncio.get_running_loop()
+        signed = await loop.run_in_executor(
+            None, partial(sign_checkpoint, verdict.dossier_id, ChainEntry(index, record, link), bus)
+        )
+        await chain_topic.send(key=key, value=checkpoint_value(signed))
+    bound.info(
+        "document_verified" if verdict.kind == "document" else "receipt_accepted",
+        document_id=verdict.document_id,
+        chain_index=index,
+    )
+
+
+@app.agent(documents_topic)
+async def verify_documents(stream: faust.StreamT) -> None:
+    loop = asyncio.get_running_loop()
+    async for event in stream.events():
+        message = event.message
+        decoded = validator().decode_or_reason(message.value)
+        if isinstance(decoded, DecodeError):
+            await dead_letters.publish(message, decoded)
+            continue
+        dossier_id = decoded.envelope.dossier_id
+        if not dossier_id or not isinstance(
+            decoded, DocumentPublished | DocumentSigned | DocumentReceipt
+        ):
+            continue
+        state = dict(dossiers[dossier_id]) or new_state()
+        if message.offset <= state.get("applied", -1):
+            log.info("document_event_redelivered_skipped", dossier_id=dossier_id)
+            continue
+        state = json.loads(json.dumps(state))  # deep copy: the table value is replaced whole
+        key = message.key or dossier_id.encode()
+        if isinstance(decoded, DocumentPublished):
+            record_published(state, decoded)
+        else:
+            trust = await loop.run_in_executor(None, _trust.get)
+            if isinstance(decoded, DocumentSigned):
+                check = partial(
+                    check_signed,
+                    state,
+                    decoded,
+                    document_store(),
+                    trust,
+                    require_crl=_doc_settings.require_crl,
+                )
+            else:
+                check = partial(
+                    check_receipt,
+                    state,
+                    decoded,
+                    _headers(message.headers),
+                    document_store(),
+                    trust,
+                    require_crl=_doc_settings.require_crl,
+                )
+            verdict = await loop.run_in_executor(None, check)
+            await _publish_verdict(verdict, key, message.partition, message.offset, state)
+        state["applied"] = message.offset
+        dossiers[dossier_id] = state
+
+
+@app.page("/documents/")
+class DossierDocuments(View):
+    """One dossier's documents, verification results, receipts and flags (sender's view)."""
+
+    @app.table_route(table=dossiers, query_param="dossier")
+    async def get(self, request: Request) -> Response:
+        dossier_id = request.query.get("dossier", "")
+        return self.json(dossier_view(dossier_id, dossiers.get(dossier_id)))
