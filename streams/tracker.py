@@ -22,12 +22,29 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import faust
+from faust.web import Request, Response, View
 
 from lienthong.connectors.deadletter import FaustDeadLetterPublisher
-from lienthong.domain.alerts import Alert, AlertRules, alert_id, due_alerts, next_fire
+from lienthong.domain.alerts import (
+    Alert,
+    AlertRules,
+    alert_id,
+    apology_for,
+    due_alerts,
+    next_fire,
+)
 from lienthong.domain.lifecycle import Channel, EventKind
 from lienthong.domain.procedures import load_procedures
-from lienthong.domain.tracking import Applied, Duplicate, Facts, Record, portal_view, track
+from lienthong.domain.slip import build_slip
+from lienthong.domain.tracking import (
+    Applied,
+    Duplicate,
+    Facts,
+    Record,
+    events_of,
+    portal_view,
+    track,
+)
 from lienthong.logs import get_logger
 from lienthong.schemas import default_codec, encode
 from lienthong.schemas.errors import DecodeError
@@ -127,16 +144,6 @@ def facts_of(model: Event) -> Facts | None:
     )
 
 
-def _remaining_steps(record: Record) -> timedelta:
-    proc = procedures.get(record["procedure"] or "")
-    if proc is None:
-        return timedelta(0)
-    done = {s[0] for s in record["state"]["steps"] if s[2] == "returned"}
-    return sum(
-        (proc.step_working_time(s.order) for s in proc.steps if s.order not in done), timedelta(0)
-    )
-
-
 def _portal_record(record: Record, index: int) -> PortalStatusRecord:
     v = portal_view(record, index)
     at = datetime.fromisoformat(v["at"])
@@ -199,7 +206,7 @@ def _alert_model(record: Record, alert: Alert) -> Event:
     if alert.kind == "apology":
         return ApologyIssued.create(
             **common,
-            reason="the result cannot be returned by the appointment",
+            reason=alert.reason or "the result cannot be returned by the appointment",
             responsible_agency=alert.responsible,
             previous_appointment_at=alert.due_at,
             new_appointment_at=alert.new_appointment,
@@ -217,7 +224,7 @@ def _alert_model(record: Record, alert: Alert) -> Event:
 
 
 def _schedule(partition: int, record: Record) -> None:
-    at = next_fire(record, rules, remaining_steps=_remaining_steps(record))
+    at = next_fire(record, rules)
     if at is not None:
         heapq.heappush(_heaps[partition], (at, record["id"]))
 
@@ -239,11 +246,13 @@ async def _fire_due(partition: int, now: datetime | None, save: Any) -> None:
         record = dossiers.get(dossier_id)
         if record is None:
             continue
-        alerts = due_alerts(record, now, rules, remaining_steps=_remaining_steps(record))
+        alerts = due_alerts(record, now, rules)
         if not alerts:
             _schedule(partition, record)
             continue
         for alert in alerts:
+            if alert.kind == "apology":
+                alert = apology_for(alert, record, procedures.get(record["procedure"] or ""), rules)
             model = _alert_model(record, alert)
             # Acknowledged before the record says "emitted": a crash repeats, never loses.
             fut = await deadline_alerts.send(
@@ -330,3 +339,49 @@ async def live_tick() -> None:
 async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
     _built.clear()
     stats_stage.reset()
+
+
+def slip_json(record: Record) -> dict[str, Any]:
+    """The process control slip (Phiếu kiểm soát quá trình) of a tracked dossier."""
+    now = clock.now(record["partition"])
+    slip = build_slip(
+        events_of(record), procedure=procedures.get(record["procedure"] or ""), now=now
+    )
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "dossier_id": slip.dossier_id,
+        "status": slip.status,
+        "appointment": iso(slip.appointment),
+        "effective_due": iso(slip.effective_due),
+        "supplement_requests": slip.supplement_requests,
+        "outcome": slip.classification.outcome.value if slip.classification else None,
+        "late": slip.late,
+        "responsible_agencies": list(slip.responsible_agencies),
+        "steps": [
+            {
+                "step": s.step,
+                "agency": s.agency,
+                "received_at": iso(s.received_at),
+                "accepted_at": iso(s.accepted_at),
+                "handed_on_at": iso(s.handed_on_at),
+                "due": iso(s.due),
+                "on_time": s.on_time,
+            }
+            for s in slip.steps
+        ],
+        "sent_alerts": sorted(record["sent_alerts"]),
+    }
+
+
+@app.page("/dossiers/slip")
+class DossierSlip(View):
+    """The slip of one dossier held by this worker's partitions (404 if not held here)."""
+
+    async def get(self, request: Request) -> Response:
+        record = dossiers.get(request.query.get("id", ""))
+        if record is None:
+            return self.json({"error": "dossier not held by this worker"}, status=404)
+        return self.json(slip_json(record))

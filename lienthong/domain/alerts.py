@@ -17,14 +17,25 @@ same id and Kafka key and is recognisable as the same alert.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from lienthong.domain.calendar import WorkingCalendar, default_calendar
+from lienthong.domain.deadlines import Pause, extend_for_pauses
 from lienthong.domain.lifecycle import DossierStatus, StepStatus
-from lienthong.domain.tracking import Record, effective_due, state_of
+from lienthong.domain.procedures import Procedure
+from lienthong.domain.slip import build_apology, build_slip
+from lienthong.domain.tracking import Record, effective_due, events_of, pauses_of, state_of
 
-__all__ = ["Alert", "AlertRules", "alert_id", "due_alerts", "next_fire", "subtract_working_time"]
+__all__ = [
+    "Alert",
+    "AlertRules",
+    "alert_id",
+    "apology_for",
+    "due_alerts",
+    "next_fire",
+    "subtract_working_time",
+]
 
 ALERT_NAMESPACE = uuid.UUID("4f6a3c0e-6b1d-5b8e-9a57-6c69656e7468")
 
@@ -50,6 +61,7 @@ class Alert:
     handoff: tuple[str, str, str] | None = None  # handoff id, from, to
     sent_at: datetime | None = None
     new_appointment: datetime | None = None
+    reason: str | None = None
 
 
 def alert_id(dossier_id: str, key: str) -> uuid.UUID:
@@ -74,9 +86,7 @@ def subtract_working_time(
     return lo.replace(microsecond=0)
 
 
-def _candidates(
-    record: Record, rules: AlertRules, cal: WorkingCalendar, remaining_steps: timedelta
-) -> list[Alert]:
+def _candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> list[Alert]:
     state = state_of(record)
     out: list[Alert] = []
     if state.status not in _OPEN:
@@ -87,19 +97,7 @@ def _candidates(
         warn_at = subtract_working_time(due, rules.warning_lead, cal)
         out.append(Alert("dossier:warning", "warning", warn_at, "dossier", due, holder))
         out.append(Alert("dossier:overdue", "overdue", due, "dossier", due, holder))
-        ext = rules.apology_extension or remaining_steps or cal.day_length
-        new_appointment = cal.add_working_time(due, ext)
-        out.append(
-            Alert(
-                "dossier:apology",
-                "apology",
-                due,
-                "dossier",
-                due,
-                holder,
-                new_appointment=new_appointment,
-            )
-        )
+        out.append(Alert("dossier:apology", "apology", due, "dossier", due, holder))
     for step in state.steps:
         if step.status is StepStatus.RETURNED or not step.agency:
             continue
@@ -120,7 +118,7 @@ def _candidates(
                 )
             )
         if step.due is not None:
-            sdue = extend_for_pauses_from(record, step.due)
+            sdue = _step_due(record, step.due, step.sent_at)
             out.append(
                 Alert(
                     f"step:{step.step}:warning",
@@ -147,11 +145,37 @@ def _candidates(
     return [a for a in out if a.key not in sent]
 
 
-def extend_for_pauses_from(record: Record, due: datetime) -> datetime:
-    from lienthong.domain.deadlines import extend_for_pauses
-    from lienthong.domain.tracking import pauses_of
+def _step_due(record: Record, due: datetime, sent_at: datetime) -> datetime:
+    """A step's due pushed back by the pauses after it was handed over (as on the slip)."""
+    pauses = [Pause(max(p.start, sent_at), p.end) for p in pauses_of(record) if p.end > sent_at]
+    return extend_for_pauses(due, pauses)
 
-    return extend_for_pauses(due, pauses_of(record))
+
+def apology_for(
+    alert: Alert,
+    record: Record,
+    procedure: Procedure | None,
+    rules: AlertRules,
+    calendar: WorkingCalendar | None = None,
+) -> Alert:
+    """Fill the apology's responsible agency and new appointment with the slip rules
+    (:func:`lienthong.domain.slip.build_apology`), as of the overdue instant."""
+    events = events_of(record)
+    slip = build_slip(events, procedure=procedure, calendar=calendar, now=alert.fire_at)
+    apology = build_apology(
+        slip,
+        now=alert.fire_at,
+        extension=rules.apology_extension,
+        procedure=procedure,
+        calendar=calendar,
+    )
+    responsible = apology.responsible_agencies[0] if apology.responsible_agencies else None
+    return replace(
+        alert,
+        responsible=responsible or alert.responsible,
+        new_appointment=apology.proposed_appointment,
+        reason=apology.reason,
+    )
 
 
 def due_alerts(
@@ -159,7 +183,6 @@ def due_alerts(
     now: datetime,
     rules: AlertRules,
     *,
-    remaining_steps: timedelta = timedelta(0),
     calendar: WorkingCalendar | None = None,
 ) -> list[Alert]:
     """Alerts whose instant has come (``fire_at <= now``) and that were not yet emitted.
@@ -168,7 +191,7 @@ def due_alerts(
     see warning → overdue for a dossier, even after a long outage or a replay jump.
     """
     cal = calendar or default_calendar()
-    due = [a for a in _candidates(record, rules, cal, remaining_steps) if a.fire_at <= now]
+    due = [a for a in _candidates(record, rules, cal) if a.fire_at <= now]
     return sorted(due, key=lambda a: (a.fire_at, a.key))
 
 
@@ -176,9 +199,8 @@ def next_fire(
     record: Record,
     rules: AlertRules,
     *,
-    remaining_steps: timedelta = timedelta(0),
     calendar: WorkingCalendar | None = None,
 ) -> datetime | None:
     cal = calendar or default_calendar()
-    pending = _candidates(record, rules, cal, remaining_steps)
+    pending = _candidates(record, rules, cal)
     return min((a.fire_at for a in pending), default=None)

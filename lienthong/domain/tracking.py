@@ -42,8 +42,12 @@ __all__ = [
     "Facts",
     "Rejected",
     "RejectReason",
+    "Record",
     "effective_due",
+    "events_of",
+    "new_record",
     "pauses_of",
+    "portal_view",
     "state_of",
     "track",
 ]
@@ -313,6 +317,15 @@ def track(
         new["outcome"] = _outcome(new, state, procedure_duration)
 
     entry = {
+        "event": [
+            kind.value,
+            facts.agency,
+            facts.to_agency,
+            facts.step,
+            _ts(due),
+            facts.outcome,
+            int(facts.channel) if facts.channel is not None else None,
+        ],
         "event_id": facts.event_id,
         "status": state.portal_status,
         "at": facts.at.isoformat(),
@@ -349,6 +362,27 @@ def _outcome(
         supplement_requests=state.supplement_requests,
     )
     return result.outcome.value
+
+
+def events_of(record: Record) -> list[DossierEvent]:
+    """The dossier's applied events, rebuilt from the history (for the slip and apology)."""
+    events = []
+    for entry in record["history"]:
+        kind, agency, to_agency, step, due, outcome, channel = entry["event"]
+        events.append(
+            DossierEvent(
+                kind=EventKind(kind),
+                dossier_id=record["id"],
+                at=datetime.fromisoformat(entry["at"]),
+                agency=agency,
+                to_agency=to_agency,
+                step=step,
+                channel=Channel(channel) if channel is not None else None,
+                due=_dt(due),
+                outcome=outcome,
+            )
+        )
+    return events
 
 
 def working_minutes(delta: timedelta) -> int:
