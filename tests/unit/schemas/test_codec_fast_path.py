@@ -1,0 +1,189 @@
+"""The compiled encoder/decoder against the fastavro reference and stock Apache Avro.
+
+Why: the compiled path exists only for speed; these tests pin that it writes the very bytes
+fastavro writes, reads them back to what fastavro reads, and never accepts what the fastavro
+path rejects.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import avro.io
+import avro.schema
+import fastavro
+import pytest
+
+from lienthong.schemas import (
+    EVENT_CLASSES,
+    AvroCodec,
+    AvroDecodeError,
+    DecodeError,
+    ValidationFailed,
+    frame,
+)
+from lienthong.schemas.catalogue import current_schema
+from lienthong.schemas.codec import compile_decoder, compile_encoder
+from lienthong.schemas.examples import example_event
+from lienthong.schemas.models import HandoffAccepted
+
+
+def _fastavro_body(event: Any) -> bytes:
+    out = io.BytesIO()
+    schema = fastavro.parse_schema(current_schema(event.EVENT_TYPE).schema, named_schemas={})
+    fastavro.schemaless_writer(out, schema, event.model_dump())
+    return out.getvalue()
+
+
+def _compiled_body(event: Any) -> bytes:
+    encoder = compile_encoder(current_schema(event.EVENT_TYPE).schema)
+    assert encoder is not None
+    out = bytearray()
+    encoder(event, out)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.EVENT_TYPE)
+def test_compiled_bytes_equal_fastavro_and_apache_avro_reads_them(cls) -> None:
+    event = example_event(cls.EVENT_TYPE)
+    body = _compiled_body(event)
+    assert body == _fastavro_body(event)
+    schema = avro.schema.parse(current_schema(cls.EVENT_TYPE).text)
+    stream = io.BytesIO(body)
+    record = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(stream))
+    assert stream.tell() == len(body)
+    assert str(record["envelope"]["event_id"]) == str(event.envelope.event_id)
+    assert record["envelope"]["occurred_at"] == event.envelope.occurred_at
+
+
+@pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.EVENT_TYPE)
+def test_compiled_decoder_reads_what_fastavro_reads(cls) -> None:
+    schema = current_schema(cls.EVENT_TYPE).schema
+    event = example_event(cls.EVENT_TYPE)
+    framed = frame(1, _fastavro_body(event))
+    decoder = compile_decoder(schema)
+    assert decoder is not None
+    ours = cls.model_validate(decoder(framed))
+    parsed = fastavro.parse_schema(schema, named_schemas={})
+    theirs = cls.model_validate(fastavro.schemaless_reader(io.BytesIO(framed[5:]), parsed, None))
+    assert ours == theirs == event
+
+
+@pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.EVENT_TYPE)
+def test_codec_round_trip_uses_identical_bytes(codec: AvroCodec, cls) -> None:
+    event = example_event(cls.EVENT_TYPE)
+    data = codec.encode(event)
+    assert data[5:] == _fastavro_body(event)
+    assert codec.decode(data) == event
+    assert codec.decode(data) == event  # second time through the compiled decoder
+
+
+def test_longs_and_timestamps_across_the_range(codec: AvroCodec) -> None:
+    """Every varint length, negative and far timestamps, against fastavro byte for byte."""
+    rnd = random.Random(7)
+    base = example_event("deadline_warning")
+    minutes = [0, 1, -1, 63, -64, 64, -65, 2**31 - 1, -(2**31)]
+    minutes += [rnd.randint(-(2**31), 2**31 - 1) >> rnd.randint(0, 31) for _ in range(300)]
+    for value in minutes:
+        micros = rnd.randint(-62_135_510_400_000_000, 253_402_214_400_000_000) >> rnd.randint(0, 57)
+        due = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+        event = base.model_copy(update={"remaining_working_minutes": value, "due_at": due})
+        data = codec.encode(event)
+        assert data[5:] == _fastavro_body(event), value
+        decoded = codec.decode(data)
+        assert decoded.remaining_working_minutes == value
+        assert decoded.due_at == due
+
+
+def _handoff_body(**changes: Any) -> bytes:
+    record = example_event("handoff_accepted").model_dump()
+    record.update(changes)
+    out = io.BytesIO()
+    schema = fastavro.parse_schema(current_schema("handoff_accepted").schema, named_schemas={})
+    fastavro.schemaless_writer(out, schema, record)
+    return out.getvalue()
+
+
+def _reference_error(codec: AvroCodec, data: bytes) -> DecodeError:
+    """What the fastavro path alone says about ``data``."""
+    with pytest.raises(DecodeError) as info:
+        codec._decode_fastavro(data)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"to_agency": "not-an-agency"},
+        {"handoff_id": ""},
+        {"step": 0},
+        {"event_type": "fee_paid"},
+    ],
+    ids=["agency-pattern", "empty-string", "step-range", "type-mismatch"],
+)
+def test_compiled_path_rejects_like_the_reference(codec: AvroCodec, changes: dict) -> None:
+    schema_id = codec.schema_id(HandoffAccepted)
+    codec.decode(codec.encode(example_event("handoff_accepted")))  # warm the compiled reader
+    if "event_type" in changes:
+        record = example_event("handoff_accepted").model_dump()
+        record["envelope"]["event_type"] = changes.pop("event_type")
+        changes = {"envelope": record["envelope"]}
+    data = frame(schema_id, _handoff_body(**changes))
+    expected = _reference_error(codec, data)
+    with pytest.raises(ValidationFailed) as info:
+        codec.decode(data)
+    assert str(info.value) == str(expected)
+
+
+def test_malformed_uuid_is_rejected_as_before(codec: AvroCodec) -> None:
+    schema_id = codec.schema_id(HandoffAccepted)
+    codec.decode(codec.encode(example_event("handoff_accepted")))
+    record = example_event("handoff_accepted").model_dump()
+    record["envelope"]["event_id"] = "not-a-uuid"
+    out = io.BytesIO()
+    schema = fastavro.parse_schema(current_schema("handoff_accepted").schema, named_schemas={})
+    fastavro.schemaless_writer(out, schema, record)  # fastavro writes uuid text unchecked
+    data = frame(schema_id, out.getvalue())
+    expected = _reference_error(codec, data)
+    with pytest.raises(type(expected)) as info:
+        codec.decode(data)
+    assert str(info.value) == str(expected)
+
+
+@pytest.mark.parametrize("cut", [1, 5, 20, 60])
+def test_truncated_and_padded_bodies_fall_back_to_the_reference_error(
+    codec: AvroCodec, cut: int
+) -> None:
+    data = codec.encode(example_event("dossier_received"))
+    codec.decode(data)
+    for bad in (data[:-cut], data + b"\x00" * cut):
+        expected = _reference_error(codec, bad)
+        with pytest.raises(AvroDecodeError) as info:
+            codec.decode(bad)
+        assert str(info.value) == str(expected)
+
+
+def test_random_corruption_never_accepted_when_the_reference_rejects(codec: AvroCodec) -> None:
+    rnd = random.Random(3)
+    data = codec.encode(example_event("dossier_received"))
+    codec.decode(data)
+    for _ in range(2000):
+        bad = bytearray(data)
+        for _ in range(rnd.randint(1, 3)):
+            bad[rnd.randrange(5, len(bad))] = rnd.randrange(256)
+        bad = bytes(bad)
+        try:
+            expected: Any = codec._decode_fastavro(bad)
+        except DecodeError as exc:
+            expected = exc
+        try:
+            got: Any = codec.decode(bad)
+        except DecodeError as exc:
+            got = exc
+        if isinstance(expected, DecodeError):
+            assert type(got) is type(expected) and str(got) == str(expected)
+        else:
+            assert got == expected
