@@ -8,9 +8,9 @@ letter (``IllegalTransition``) and the dossier carries on. Everything else — a
 pauses, early/on time/late — comes from ``lienthong.domain``, never from the stream processors.
 
 Counting rules (BRIEF §6), for a period [start, end) and key agency × procedure × channel:
-``received`` = receipts in the period, intake refusals excluded; ``carried_over`` = received
-before the start and still open at the start; ``finished_*`` = classified at processing
-finished inside the period;
+``received`` = receipts (``dossier_received``) in the period, also of dossiers refused after
+the receipt; ``carried_over`` = received before the start and still open at the start;
+``finished_*`` = classified at processing finished inside the period;
 ``in_progress_*`` / ``waiting_supplement`` = open at the end of the period (or at the end of the
 replay window when that is earlier); ``refused`` / ``withdrawn`` / ``returned_by_post`` = those
 events inside the period. The agency is the dossier's ``receiving_agency``.
@@ -267,7 +267,17 @@ class TruthBuilder:
             "TrangThaiHoSo": t.transitions[-1][1],
             "KenhThucHien": {"counter": 1, "online": 2, "postal": 3}[t.channel or "online"],
             "MaTTHC": t.procedure,
-            "NgayHenTra": m.to_portal_date(t.appointment) if t.appointment else None,
+            # The appointment moved back by the supplement pauses that have ended (a portal
+            # record shows the current appointment, not the one on the first receipt).
+            "NgayHenTra": (
+                m.to_portal_date(
+                    extend_for_pauses(
+                        t.appointment, [Pause(a, b) for a, b in t.pauses if b], self.cal
+                    )
+                )
+                if t.appointment
+                else None
+            ),
             "changes": len(t.transitions),
         }
         for kind, p in self.periods:
@@ -278,7 +288,7 @@ class TruthBuilder:
             return x is not None and p.start <= x < p.end
 
         c: dict[str, int] = {}
-        if inside(t.received_at) and t.refused_at is None:  # intake refusals excluded
+        if inside(t.received_at):  # a receipt counts even if the dossier is refused afterwards
             c["received"] = 1
         start_status = t.status_at(p.start - timedelta(microseconds=1))
         if t.received_at and t.received_at < p.start and start_status in _OPEN_CODES:

@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--actual", type=Path, default=None, help="read actuals from JSON (offline)")
     p.add_argument("--wait", type=float, default=0.0, help="retry for up to N s until ok")
     p.add_argument("--timeout", type=float, default=30.0, help="per-topic read timeout (s)")
+    p.add_argument("--dump-actual", type=Path, default=None, help="write what was read (JSON)")
     p.set_defaults(func=cmd_verify)
 
 
@@ -40,5 +41,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if all(r.ok for r in rows) or time.monotonic() >= deadline:
             break
         time.sleep(2.0)
+    if args.dump_actual is not None:
+        args.dump_actual.write_text(json.dumps(actual, default=sorted, indent=1))
     print(render(rows))
     return 0 if all(r.ok for r in rows) else 1
