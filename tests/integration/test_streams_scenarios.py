@@ -9,6 +9,7 @@ fires once the April "tick" dossiers push each partition's watermark past the mo
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -234,10 +235,13 @@ def publish(
     codec: AvroCodec,
     events: list[tuple[Event, int | None]],
     times: int = 1,
+    pace_s: float = 0.0,
 ) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     for event, partition in events:
         value = codec.encode(event)
+        if pace_s:
+            time.sleep(pace_s)
         for _ in range(times):
             producer.send(
                 topics["dossier-events"],
@@ -374,32 +378,102 @@ def test_unknown_illegal_and_stale_events_are_dead_lettered_and_processing_conti
     assert worker.get_json("/dossiers/slip?id=HS-B")["status"] == "received"
 
 
+FILLER_PROC = "1.004238"
+
+
+def filler_script(n: int) -> Script:
+    """``n`` simple counter dossiers of another procedure, each finished early in March."""
+    s = Script()
+    for i in range(n):
+        day = 3 + i % 18
+        dossier = f"HS-F{i:04d}"
+        s.add(
+            DossierReceived,
+            dossier,
+            t(day, 8, i % 60),
+            channel="counter",
+            procedure_code=FILLER_PROC,
+            receiving_agency=CENTER,
+            subject=SUBJECT,
+            received_at=t(day, 8, i % 60),
+            appointment_at=t(28, 16),
+        )
+        s.add(ProcessingFinished, dossier, t(day, 10, i % 60), agency=CENTER, outcome="approved")
+        s.add(ResultReturned, dossier, t(day, 11, i % 60), agency=CENTER, method="counter")
+    return s
+
+
+def portal_count(bootstrap: str, topic: str) -> int:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=300,
+        enable_auto_commit=False,
+    )
+    try:
+        return sum(1 for _ in consumer)
+    finally:
+        consumer.close()
+
+
 def test_sigkill_mid_stream_then_restart_gives_the_same_counts_and_alerts(
     kafka_bootstrap, catalogue_topics, codec, start_worker
 ):
-    events = march_script().ordered()
-    half = len(events) // 2
-    publish(kafka_bootstrap, catalogue_topics, codec, events[:half])
+    script = march_script()
+    filler = filler_script(300)
+    events = sorted(script.events + filler.events, key=lambda ep: ep[0].envelope.occurred_at)
     first = start_worker(REPLAY)
-    # Let it apply (and save) part of the stream, then kill it without a clean shutdown.
-    time.sleep(2.0)
-    publish(kafka_bootstrap, catalogue_topics, codec, events[half:])
-    time.sleep(0.5)
+    # Events arrive while the worker runs; kill it (SIGKILL: no clean shutdown, no final
+    # commit) when about a third of them is processed.
+    feeder = threading.Thread(
+        target=publish, args=(kafka_bootstrap, catalogue_topics, codec, events, 1, 0.004)
+    )
+    feeder.start()
+    deadline = time.monotonic() + 60
+    done = 0
+    while time.monotonic() < deadline:
+        done = portal_count(kafka_bootstrap, catalogue_topics["portal-status"])
+        if done >= len(events) // 3:
+            break
     first.kill()
+    feeder.join()
+    assert 0 < done < len(events), "the worker was not killed mid-stream"
     second = start_worker(REPLAY)
     body = wait_stats(second, EXPECTED_MARCH)
     assert body["totals"] == EXPECTED_MARCH, (body, second.log_tail())
+    filler_totals = second.get_json(f"/stats?procedure={FILLER_PROC}&period=month:2025-03")
+    assert filler_totals["totals"]["received"] == 300
+    assert filler_totals["totals"]["finished_early"] == 300
+    assert filler_totals["totals"]["in_progress_on_time"] == 0
     alerts = consume(kafka_bootstrap, catalogue_topics["deadline-alerts"], codec)
     # A re-emission after the crash carries the same id: the set of ids is the alert set.
     assert alert_set(alerts) == EXPECTED_ALERTS
     assert len({a.envelope.event_id for a in alerts}) == len(EXPECTED_ALERTS)
+    portal = consume(kafka_bootstrap, catalogue_topics["portal-status"], codec)
+    # Every status change is on the feed at least once; repeats are identical records.
+    assert len({p.envelope.event_id for p in portal}) == len(events)
+    by_id: dict = {}
+    for p in portal:
+        assert by_id.setdefault(p.envelope.event_id, p) == p
 
 
 def test_two_workers_give_the_same_results_as_one(
     kafka_bootstrap, catalogue_topics, codec, start_worker
 ):
-    publish(kafka_bootstrap, catalogue_topics, codec, march_script().ordered())
     workers = [start_worker(REPLAY), start_worker(REPLAY)]
+    # Both in the group before any input, so the dossier partitions really are shared.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        owned = [
+            {p for p in w.get_json("/health")["assigned_partitions"] if "dossier-events" in p}
+            for w in workers
+        ]
+        if all(owned) and not owned[0] & owned[1]:
+            break
+        time.sleep(0.5)
+    assert all(owned) and not owned[0] & owned[1], owned
+    publish(kafka_bootstrap, catalogue_topics, codec, march_script().ordered())
     deadline = time.monotonic() + 90
     totals: list[dict] = []
     while time.monotonic() < deadline:
