@@ -67,3 +67,48 @@ def test_replay_produces_the_planned_records(
         assert len(per_dossier) == 150
     finally:
         schemas.set_default_codec(None)
+
+
+def test_live_mode_is_paced_and_ends_now(bus_env, catalogue_topics, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+    from datetime import UTC, datetime
+
+    from lienthong.config import load_settings
+    from lienthong.schemas import AvroCodec, registry_from_settings
+    from lienthong.simulators.verify import read_topic
+
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lienthong",
+            "simulate",
+            "--mode",
+            "live",
+            "--live-days",
+            "7",
+            "--dossiers",
+            "40",
+            "--rate",
+            "150",
+        ],
+        env={**os.environ, **bus_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = json.loads(result.stdout.strip().splitlines()[-1])["records"]
+    assert records > 100
+    assert elapsed >= records / 150 * 0.9  # paced, not as fast as the broker takes it
+    settings = load_settings(environ=bus_env)
+    codec = AvroCodec(registry_from_settings(settings))
+    got = read_topic(settings, "dossier-events", 20.0)
+    assert len(got) > 50
+    now = datetime.now(UTC)
+    assert all(codec.decode(r.value).envelope.occurred_at <= now for r in got)
