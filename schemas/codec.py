@@ -524,8 +524,8 @@ def _gen_decode(gen: _Gen, schema: Any, namespace: str | None, target: str, dept
     elif kind in ("int", "long"):
         if logical == "timestamp-micros":
             gen.emit(depth, f"{target} = int.from_bytes(buf[p:p + 8], 'little')")
+            # The compaction masks drop the continuation bits themselves.
             gen.emit(depth, f"if {target} & {_HIGH_BITS:#x} == {_CONTINUATION[8]:#x}:")
-            gen.emit(depth + 1, f"{target} &= {_LOW_BITS:#x}")
             for mask, high, shift in _COMPACT:
                 gen.emit(
                     depth + 1,

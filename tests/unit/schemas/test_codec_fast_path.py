@@ -209,3 +209,14 @@ def test_edges_empty_arrays_nulls_and_long_strings(
     assert decoder is not None
     assert type(event).model_validate(decoder(data)) == event
     assert codec.decode(data) == event
+
+
+def test_values_the_compiled_encoder_declines_go_through_fastavro(codec: AvroCodec) -> None:
+    """An Avro int beyond 32 bits (model_copy skips validation): fastavro writes it unchecked,
+    the compiled encoder declines, and the codec still produces fastavro's bytes."""
+    event = example_event("handoff_accepted").model_copy(update={"step": 2**40})
+    encoder = compile_encoder(current_schema("handoff_accepted").schema)
+    assert encoder is not None
+    with pytest.raises(Exception):  # noqa: B017 - any exception means "decline"
+        encoder(event, b"")
+    assert codec.encode(event)[5:] == _fastavro_body(event)
