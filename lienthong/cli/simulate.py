@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = {f.name: f.default for f in fields(SimConfig)}
     for name in _RATES:
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=defaults[name])
-    p.add_argument("--truth", type=Path, default=None, help="write the ground truth JSON here")
+    p.add_argument(
+        "--truth", type=Path, default=None, help="ground truth JSON (default <run_dir>/truth.json)"
+    )
     p.add_argument("--truth-periods", default="month", help="e.g. day,month,quarter,year")
     p.add_argument("--rate", type=float, default=None, help="records/s (live default 50)")
     p.add_argument("--live-days", type=int, default=30, help="live: window ending now")
@@ -110,8 +112,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     truth = plan.truth_json()
     truth["meta"]["mode"] = args.mode
-    if args.truth:
-        write_truth(args.truth, truth)
+    args.truth = args.truth or settings.run_dir / "truth.json"
+    write_truth(args.truth, truth)
     log.info("simulation_done", records=n, seconds=round(elapsed, 2))
     print(
         json.dumps(
@@ -122,7 +124,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 "records_per_s": round(n / elapsed, 1) if elapsed else None,
                 "outcomes": truth["outcomes"],
                 "dead_letters": truth["dead_letters"],
-                "truth": str(args.truth) if args.truth else None,
+                "truth": str(args.truth),
             }
         )
     )

@@ -13,7 +13,9 @@ from lienthong.logs import configure_logging
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("verify", help="compare live counts, alerts, portal records, DLQ")
-    p.add_argument("--truth", type=Path, required=True)
+    p.add_argument(
+        "--truth", type=Path, default=None, help="default: <run_dir>/truth.json (simulate's)"
+    )
     p.add_argument("--actual", type=Path, default=None, help="read actuals from JSON (offline)")
     p.add_argument("--wait", type=float, default=0.0, help="retry for up to N s until ok")
     p.add_argument("--timeout", type=float, default=30.0, help="per-topic read timeout (s)")
@@ -25,6 +27,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from lienthong.cli.main import UsageError
     from lienthong.simulators.verify import collect_actual, compare, render
 
+    if args.truth is None:
+        args.truth = load_settings().run_dir / "truth.json"
     try:
         truth = json.loads(args.truth.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -257,3 +257,18 @@ def test_live_pacing_uses_rate() -> None:
     n = produce(iter(range(10)), sent.append, rate=5.0, wall_clock=lambda: clock[0], sleep=sleep)
     assert n == 10 and sent == list(range(10))
     assert abs(clock[0] - 9 / 5.0) < 1e-9
+
+
+def test_verify_defaults_to_the_run_dir_truth(
+    codec: AvroCodec, tmp_path: Path, monkeypatch
+) -> None:
+    from lienthong.cli.main import main
+
+    monkeypatch.setenv("LIENTHONG_RUN_DIR", str(tmp_path))
+    plan, _ = _plan(codec, 100)
+    truth = plan.truth_json()
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    (tmp_path / "actual.json").write_text(json.dumps(_actual_from_truth(truth)))
+    assert main(["verify", "--actual", str(tmp_path / "actual.json")]) == 0
+    (tmp_path / "truth.json").unlink()
+    assert main(["verify", "--actual", str(tmp_path / "actual.json")]) == 2
