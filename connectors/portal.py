@@ -106,32 +106,58 @@ def forward(events: Iterable[Any], post: Poster, batch: int = 100) -> int:
     return sent
 
 
-def run(settings: Any, portal_url: str, group_id: str = "lienthong-portal-connector") -> None:
-    """Consume portal-status and live-stats forever and forward them to ``portal_url``."""
-    from kafka import KafkaConsumer
+def run(
+    settings: Any,
+    portal_url: str,
+    group_id: str = "lienthong-portal-connector",
+    *,
+    stop_after_idle_polls: int | None = None,
+) -> int:
+    """Forward portal-status and live-stats to ``portal_url``; returns items posted.
+
+    Partitions are assigned manually (no group join, which some brokers make slow) and the
+    group id is used only to store offsets, committed after the portal accepted a batch.
+    ``stop_after_idle_polls`` ends the loop after that many empty polls (tests, one-shot runs).
+    """
+    from kafka import KafkaConsumer, TopicPartition
 
     from lienthong.connectors.kafka import kafka_python_config
     from lienthong.schemas import decode_or_reason
 
     consumer = KafkaConsumer(
-        settings.topic(PortalStatusRecord.TOPIC),
-        settings.topic(LiveStatsSnapshot.TOPIC),
-        **kafka_python_config(settings),
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        **kafka_python_config(settings), group_id=group_id, enable_auto_commit=False
     )
     post = http_poster(portal_url)
+    sent = 0
     try:
-        while True:
+        tps = []
+        for name in (PortalStatusRecord.TOPIC, LiveStatsSnapshot.TOPIC):
+            topic = settings.topic(name)
+            tps += [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+        consumer.assign(tps)
+        for tp in tps:
+            committed = consumer.committed(tp)
+            if committed is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+        idle = 0
+        while stop_after_idle_polls is None or idle < stop_after_idle_polls:
             batch = consumer.poll(timeout_ms=1000, max_records=500)
+            if not batch:
+                idle += 1
+                continue
+            idle = 0
             events = [decode_or_reason(r.value) for rs in batch.values() for r in rs]
-            if events:
-                n = forward(events, post)
-                consumer.commit()
-                log.info("portal_forwarded", items=n)
+            n = forward(events, post)
+            consumer.commit()
+            sent += n
+            log.info("portal_forwarded", items=n)
     finally:
         consumer.close()
+    return sent
 
 
 def main(argv: list[str] | None = None) -> int:

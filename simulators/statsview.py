@@ -28,11 +28,19 @@ def by_agency(stats: dict[str, dict[str, int]], period: str | None = None) -> di
     return out
 
 
+def default_period(stats: dict[str, dict[str, int]]) -> str | None:
+    """The latest month present (summing day, month and year snapshots would count thrice)."""
+    periods = {key.split("|")[3] for key in stats}
+    months = sorted(p for p in periods if p.startswith("month:"))
+    return months[-1] if months else (sorted(periods)[-1] if periods else None)
+
+
 def render_table(stats: dict[str, dict[str, int]], period: str | None = None) -> str:
     names = load_agencies()
+    period = period or default_period(stats)
     rows = by_agency(stats, period)
     header = f"{'agency':<52} {'received':>9} {'on time':>8} {'late':>6} {'in progress':>12}"
-    lines = [header, "-" * len(header)]
+    lines = [f"period {period or '-'}", header, "-" * len(header)]
     total: Counter[str] = Counter()
     for agency in sorted(rows):
         c = rows[agency]

@@ -272,3 +272,16 @@ def test_verify_defaults_to_the_run_dir_truth(
     assert main(["verify", "--actual", str(tmp_path / "actual.json")]) == 0
     (tmp_path / "truth.json").unlink()
     assert main(["verify", "--actual", str(tmp_path / "actual.json")]) == 2
+
+
+def test_stats_table_defaults_to_the_latest_month() -> None:
+    row = dict.fromkeys(COUNT_FIELDS, 0) | {"received": 3}
+    stats = {
+        "000.00.07.H10|2.000620|counter|day:2026-02-02": row,
+        "000.00.07.H10|2.000620|counter|month:2026-01": row,
+        "000.00.07.H10|2.000620|counter|month:2026-02": row,
+        "000.00.07.H10|2.000620|counter|year:2026": row,
+    }
+    table = render_table(stats)
+    assert table.splitlines()[0] == "period month:2026-02"
+    assert table.splitlines()[-1].split()[1] == "3"
