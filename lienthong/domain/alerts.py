@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from lienthong.domain.calendar import WorkingCalendar, default_calendar
+from lienthong.domain.calendar import VN_TZ, WorkingCalendar, default_calendar
 from lienthong.domain.deadlines import Pause, extend_for_pauses
 from lienthong.domain.lifecycle import DossierStatus, StepStatus
 from lienthong.domain.procedures import Procedure
@@ -71,19 +71,30 @@ def alert_id(dossier_id: str, key: str) -> uuid.UUID:
 def subtract_working_time(
     end: datetime, duration: timedelta, calendar: WorkingCalendar | None = None
 ) -> datetime:
-    """The latest instant from which ``duration`` of working time runs out at ``end``."""
+    """The latest instant from which ``duration`` of working time runs out at ``end``.
+
+    Walks sessions backwards (O(days spanned)); the mirror of ``add_working_time``: when the
+    time is used up exactly at a session's start, that start is the answer.
+    """
     cal = calendar or default_calendar()
-    lo = end - timedelta(days=3 * max(1, int(duration / cal.day_length) + 1) + 14)
-    hi = end
-    if cal.working_time_between(lo, end) < duration:
-        return lo
-    while hi - lo > timedelta(seconds=1):
-        mid = lo + (hi - lo) / 2
-        if cal.working_time_between(mid, end) >= duration:
-            lo = mid
-        else:
-            hi = mid
-    return lo.replace(microsecond=0)
+    if duration <= timedelta(0):
+        return end
+    remaining = duration
+    t = end.astimezone(VN_TZ)
+    day = t.date()
+    for _ in range(3660):
+        if cal.is_working_day(day):
+            for start, stop in reversed(cal.hours.sessions):
+                s = datetime.combine(day, start, VN_TZ)
+                e = min(datetime.combine(day, stop, VN_TZ), t)
+                if e <= s:
+                    continue
+                available = e - s
+                if remaining <= available:
+                    return e - remaining
+                remaining -= available
+        day -= timedelta(days=1)
+    raise RuntimeError(f"no working time found in ten years before {end.isoformat()}")
 
 
 def _candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> list[Alert]:

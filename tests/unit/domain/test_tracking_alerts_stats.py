@@ -93,3 +93,49 @@ def test_open_overdue_dossier_is_never_counted_as_finished_late():
     ).record
     f = figures([done], month, T0 + timedelta(days=20))
     assert f["finished_late"] == 1 and f["in_progress_overdue"] == 0
+
+
+def test_subtract_working_time_is_the_latest_start_that_uses_exactly_the_duration():
+    import random
+
+    from lienthong.domain.alerts import subtract_working_time
+    from lienthong.domain.calendar import default_calendar
+
+    cal = default_calendar()
+    rng = random.Random(3)
+    for _ in range(300):
+        end = datetime(2025, 1, 1, tzinfo=VN) + timedelta(minutes=rng.randint(0, 525_600))
+        lead = timedelta(minutes=rng.choice([30, 240, 480, 600, 2400]))
+        start = subtract_working_time(end, lead, cal)
+        if cal.working_time_between(datetime(2024, 6, 1, tzinfo=VN), end) < lead:
+            continue
+        assert cal.working_time_between(start, end) == lead, (end, lead, start)
+        later = start + timedelta(seconds=1)
+        assert cal.working_time_between(later, end) < lead, (end, lead, start)
+
+
+def test_periods_and_their_keys():
+    from lienthong.domain.stats import parse_period
+
+    at = datetime(2025, 12, 31, 23, 30, tzinfo=VN)
+    assert [period_of(k, at).label for k in ("day", "month", "quarter", "year")] == [
+        "day:2025-12-31",
+        "month:2025-12",
+        "quarter:2025-Q4",
+        "year:2025",
+    ]
+    q = period_of("quarter", at)
+    assert q.end == datetime(2026, 1, 1, tzinfo=VN)
+    assert parse_period("2025-Q4") == q
+    assert parse_period("month:2025-02").end == datetime(2025, 3, 1, tzinfo=VN)
+
+
+def test_carried_over_and_rates():
+    from lienthong.domain.stats import rates
+
+    rec = track(None, RECEIVED, partition=0, offset=1).record
+    april = period_of("month", datetime(2025, 4, 10, tzinfo=VN))
+    f = figures([rec], april, datetime(2025, 4, 10, tzinfo=VN))
+    assert f["carried_over"] == 1 and f["received"] == 0 and f["in_progress_overdue"] == 1
+    r = rates({**f, "finished_early": 1, "finished_late": 1, "received": 4, "received_online": 1})
+    assert r == {"on_time_rate": 0.5, "online_rate": 0.25, "postal_rate": 0.0}
