@@ -24,6 +24,7 @@ from faust.web import Request, Response, View
 from lienthong.connectors import headers as H
 from lienthong.logs import get_logger
 from lienthong.streams.app import app, partitions_of, topic
+from lienthong.streams.gaps import GapGuard
 
 log = get_logger(__name__)
 
@@ -36,6 +37,18 @@ monitoring_alerts = topic("monitoring-alerts")
 dead_letter_state = app.Table(
     "dead-letter-state", default=dict, partitions=partitions_of("dead-letters")
 )
+
+
+gap_guard = GapGuard(
+    app,
+    dead_letters.get_topic_name(),
+    lambda partition: dead_letter_state[str(partition)].get("applied", -1),
+)
+
+
+@app.timer(interval=2.0)
+async def repair_dead_letter_tail_gaps() -> None:
+    await gap_guard.check_idle_partitions()
 
 
 def _header_map(raw_headers: Any) -> dict[str, str]:
@@ -71,11 +84,10 @@ def dead_letter_alert(
 async def monitor_dead_letters(stream: faust.StreamT) -> None:
     async for event in stream.events():
         message = event.message
+        if not await gap_guard.admit(message):
+            continue
         partition_key = str(message.partition)
         state = dead_letter_state[partition_key]
-        if message.offset <= state.get("applied", -1):
-            log.info("dead_letter_redelivered_skipped", offset=message.offset)
-            continue
         alert = dead_letter_alert(
             _header_map(message.headers), message.key, message.partition, message.offset
         )

@@ -1,0 +1,138 @@
+"""Never lose a record that Faust dropped around a rebalance.
+
+faust-streaming 0.15.3 can drop a record it has already fetched when flow control is
+suspended and resumed during a rebalance or table recovery: the record is cleared from the
+stream's queue, but the consumer's read offset has moved past it, so it is not fetched again
+in this session; and because Faust commits the first consecutive run of acknowledged offsets,
+a later acknowledged record in the same partition can commit past it for good. (We saw it in
+our SIGKILL/restart tests; faust-streaming's history has several fixes for variants of it.)
+
+Our agents keep, in the same table record as their state, the offset of the last record they
+applied per source partition. That makes the gap visible and fixable here, without trusting
+Faust's bookkeeping:
+
+- a record whose offset is not ``applied + 1`` reveals a gap: it is not applied, and the
+  consumer is sought back to ``applied + 1`` (Faust's ``Consumer.seek`` also resets its read
+  offset, so the missing records are delivered again, in order);
+- a record at or below ``applied`` is a redelivery and is skipped (the effects are already in
+  the state);
+- a gap at the end of a partition shows no later record, so a periodic check compares the
+  partition's high watermark with ``applied`` and seeks back when the stream has been idle.
+
+This relies on offsets being contiguous in the source topics, which holds for the bus's topics
+(delete retention, no transactional producers). Compacted or transactional sources would need
+a different check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lienthong.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class GapGuard:
+    """Per-agent gatekeeper deciding whether a source record is applied now.
+
+    ``applied_offset(partition)`` returns the last applied offset of a source partition as
+    recorded in the agent's table (-1 when nothing has been applied yet).
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        source_topic: str,
+        applied_offset: Callable[[int], int],
+        idle_seconds: float = 3.0,
+    ) -> None:
+        self.app = app
+        self.source_topic = source_topic
+        self.applied_offset = applied_offset
+        self.idle_seconds = idle_seconds
+        self._last_activity: dict[int, float] = {}
+        self._repairing: dict[int, asyncio.Task[None]] = {}
+        self.gaps_repaired = 0
+
+    async def admit(self, message: Any) -> bool:
+        """True when ``message`` is the next record to apply for its partition."""
+        partition, offset = message.partition, message.offset
+        self._last_activity[partition] = time.monotonic()
+        applied = self.applied_offset(partition)
+        if offset <= applied:
+            log.info("redelivered_record_skipped", partition=partition, offset=offset)
+            return False
+        expected = applied + 1 if applied >= 0 else await self._log_start(message.tp)
+        if offset > expected:
+            log.warning(
+                "record_gap_repaired",
+                topic=self.source_topic,
+                partition=partition,
+                expected_offset=expected,
+                got_offset=offset,
+            )
+            self._schedule_seek(message.tp, expected)
+            return False
+        return True
+
+    def _schedule_seek(self, tp: Any, offset: int) -> None:
+        """Seek outside the delivery path, and again if Faust overwrote the read offset.
+
+        Faust sets its read offset right after handing a record to the stream; a seek made
+        while the stream handles that record can be overwritten by it, and the re-read record
+        would then be dropped as "already read". Seeking from a separate task after a short
+        pause, and checking the read offset afterwards, avoids that race.
+        """
+        running = self._repairing.get(tp.partition)
+        if running is not None and not running.done():
+            return
+        self.gaps_repaired += 1
+        self._repairing[tp.partition] = asyncio.ensure_future(self._seek(tp, offset))
+
+    async def _seek(self, tp: Any, offset: int) -> None:
+        consumer = self.app.consumer
+        for _attempt in range(5):
+            await asyncio.sleep(0.2)
+            await consumer.seek(tp, offset)
+            await asyncio.sleep(0.2)
+            read = getattr(consumer, "_read_offset", {}).get(tp)
+            if read is None or read <= offset or self.applied_offset(tp.partition) >= offset:
+                return
+        log.error("record_gap_seek_failed", partition=tp.partition, offset=offset)
+
+    async def check_idle_partitions(self) -> None:
+        """Seek back partitions whose tail was dropped (no later record reveals the gap)."""
+        consumer = self.app.consumer
+        if consumer is None or self.app.rebalancing:
+            return
+        now = time.monotonic()
+        for tp in consumer.assignment():
+            if tp.topic != self.source_topic:
+                continue
+            if now - self._last_activity.get(tp.partition, 0.0) < self.idle_seconds:
+                continue
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # no fetch answer yet for this partition
+                continue
+            applied = self.applied_offset(tp.partition)
+            expected = applied + 1 if applied >= 0 else await self._log_start(tp)
+            if highwater is None or expected >= highwater:
+                continue
+            log.warning(
+                "record_tail_gap_repaired",
+                topic=self.source_topic,
+                partition=tp.partition,
+                applied_offset=applied,
+                highwater=highwater,
+            )
+            self._last_activity[tp.partition] = now
+            self._schedule_seek(tp, expected)
+
+    async def _log_start(self, tp: Any) -> int:
+        offsets = await self.app.consumer.earliest_offsets(tp)
+        return int(offsets.get(tp, 0) or 0)
