@@ -15,6 +15,7 @@ applied in offset order) and keeps a changelog-backed table of tracker records (
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import uuid
 from collections import defaultdict
@@ -190,26 +191,38 @@ def _build(partition: int) -> None:
 
 
 async def _fire_due(partition: int, now: datetime | None, save: Any) -> None:
+    """Emit every alert due by ``now`` in this partition, then note them in the records.
+
+    All sends of one round go out together and are awaited together (one broker round trip,
+    not one per alert); only when every one is acknowledged are the records saved, so a crash
+    in between repeats alerts (same ids), never loses one.
+    """
     heap = _heaps[partition]
+    fired: dict[str, tuple[Record, list[Alert]]] = {}
     while heap and now is not None and heap[0][0] <= now:
         _, dossier_id = heapq.heappop(heap)
         record = dossiers.get(dossier_id)
-        if record is None:
+        if record is None or dossier_id in fired:
             continue
         alerts = due_alerts(record, now, rules)
         if not alerts:
             _schedule(partition, record)
             continue
+        fired[dossier_id] = (record, alerts)
+    if not fired:
+        return
+    pending = []
+    for dossier_id, (record, alerts) in fired.items():
         for alert in alerts:
             if alert.kind == "apology":
                 alert = apology_for(alert, record, procedures.get(record["procedure"] or ""), rules)
             model = _alert_model(record, alert)
-            # Acknowledged before the record says "emitted": a crash repeats, never loses.
-            fut = await deadline_alerts.send(
-                key=dossier_id.encode(), value=encode(model), force=True
+            pending.append(
+                await deadline_alerts.send(key=dossier_id.encode(), value=encode(model), force=True)
             )
-            await fut
             log.info("deadline_alert", dossier_id=dossier_id, alert=alert.key)
+    await asyncio.gather(*pending)
+    for dossier_id, (record, alerts) in fired.items():
         record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in alerts)]}
         save(dossier_id, record)
         stats_stage.touch(partition, record, now)
