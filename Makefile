@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt deploy/requirements-broker.txt
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/lienthong up
+	$(BIN)/lienthong up --demo
 
 up: setup
 	$(BIN)/lienthong up --detach

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from datetime import date
 
-from lienthong.config import load_settings
+from lienthong.config import Settings, load_settings
 from lienthong.logs import configure_logging
 
 
@@ -17,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--detach", "-d", action="store_true", help="run as a background group and return"
     )
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for health")
+    up.add_argument(
+        "--demo",
+        action="store_true",
+        help="also start the fake portal, fake post, portal connector and live simulator",
+    )
     up.set_defaults(func=cmd_up)
 
     down = subparsers.add_parser("down", help="stop everything `up` started")
@@ -37,6 +44,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         run_detached,
     )
 
+    if args.demo:
+        # Through the environment so the children (and a detached supervisor) see it too.
+        os.environ["LIENTHONG_DEMO__ENABLED"] = "true"
     settings = load_settings()
     configure_logging("supervisor", settings.log_level)
     try:
@@ -44,6 +54,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             pid = run_detached(settings, args.timeout)
             print(f"bus started in the background (supervisor pid {pid})")
             print(format_status(collect_status(settings)))
+            print(where_to_look(settings))
             return 0
         supervisor = Supervisor(settings)
         try:
@@ -54,12 +65,28 @@ def cmd_up(args: argparse.Namespace) -> int:
         healthy = supervisor.wait_healthy(args.timeout)
         if healthy:
             print(format_status(collect_status(settings)), flush=True)
+            print(where_to_look(settings), flush=True)
             print("bus is up; Ctrl-C or `lienthong down` stops it", flush=True)
         else:
             print("some components are not healthy yet; see `lienthong status`", flush=True)
         return supervisor.run_forever()
     except SupervisorError as exc:
         raise UsageError(str(exc)) from None
+
+
+def where_to_look(settings: Settings) -> str:
+    worker = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
+    lines = [
+        "where to look:",
+        f"  live counts (JSON)   {worker}/stats?period=month:{date.today():%Y-%m}",
+        f"  worker health        {worker}/health",
+        "  terminal view        .venv/bin/lienthong stats --watch",
+        "  component status     .venv/bin/lienthong status",
+    ]
+    if settings.demo.enabled:
+        portal = settings.demo.portal_url or f"http://127.0.0.1:{settings.demo.portal_port}"
+        lines.insert(3, f"  fake national portal {portal}/records  {portal}/stats")
+    return "\n".join(lines)
 
 
 def cmd_down(args: argparse.Namespace) -> int:

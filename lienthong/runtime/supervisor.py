@@ -41,6 +41,8 @@ class ComponentSpec:
     port: int | None = None
     health_path: str | None = "/health"
     env: dict[str, str] = field(default_factory=dict)
+    # A job that finishes (exit code 0) is done, not crashed: it is not restarted.
+    oneshot: bool = False
 
 
 @dataclass
@@ -52,6 +54,7 @@ class ComponentState:
     log_file: str | None
     health_url: str | None = None
     restarts: int = 0
+    finished: bool = False
 
 
 def component_specs(settings: Settings) -> list[ComponentSpec]:
@@ -116,6 +119,27 @@ def component_specs(settings: Settings) -> list[ComponentSpec]:
                     portal_url,
                 ],
                 health_path=None,
+            )
+        )
+        # The live simulator: a province replaying its recent weeks at demo.simulator_rate.
+        specs.append(
+            ComponentSpec(
+                name="simulator",
+                kind="job",
+                command=[
+                    sys.executable,
+                    "-m",
+                    "lienthong",
+                    "simulate",
+                    "--mode",
+                    "live",
+                    "--rate",
+                    str(demo.simulator_rate),
+                    "--seed",
+                    str(demo.simulator_seed),
+                ],
+                health_path=None,
+                oneshot=True,
             )
         )
     return specs
@@ -264,6 +288,12 @@ class Supervisor:
             for name, process in list(self.children.items()):
                 code = process.poll()
                 if code is None or self._stopping:
+                    continue
+                if code == 0 and self.specs[name].oneshot:
+                    log.info("component_finished", component=name)
+                    del self.children[name]
+                    self.components[name].finished = True
+                    self._write_state()
                     continue
                 state = self.components[name]
                 if state.restarts >= MAX_RESTARTS:
@@ -420,6 +450,17 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     )
     for component in (state or {}).get("components", []):
         pid = component.get("pid")
+        if component.get("finished"):
+            rows.append(
+                {
+                    "component": component["name"],
+                    "pid": None,
+                    "port": None,
+                    "healthy": True,
+                    "detail": "finished",
+                }
+            )
+            continue
         alive = bool(pid and probe.pid_alive(pid))
         health = (
             http_health(component["health_url"]) if alive and component.get("health_url") else None
@@ -435,11 +476,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
                 "pid": pid,
                 "port": component.get("port"),
                 "healthy": healthy,
-                "detail": (
-                    f"{len(health.get('assigned_partitions', []))} partitions assigned"
-                    if health
-                    else ("not running" if not alive else "no health answer yet")
-                )
+                "detail": _component_detail(alive, component.get("health_url"), health)
                 + (f", {component['restarts']} restarts" if component.get("restarts") else ""),
             }
         )
@@ -449,6 +486,18 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "healthy": all(r["healthy"] for r in rows) and running,
         "components": rows,
     }
+
+
+def _component_detail(alive: bool, health_url: str | None, health: dict[str, Any] | None) -> str:
+    if not alive:
+        return "not running"
+    if health_url is None:
+        return "running"
+    if health is None:
+        return "no health answer yet"
+    if "assigned_partitions" in health:
+        return f"{len(health['assigned_partitions'])} partitions assigned"
+    return "answering"
 
 
 def format_status(report: dict[str, Any]) -> str:

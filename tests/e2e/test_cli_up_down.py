@@ -25,12 +25,17 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 180) -> subproce
     )
 
 
-def _tansu_pids() -> set[int]:
+def _tansu_pids_in(directory) -> set[int]:
+    """Tansu processes whose working directory is under ``directory`` (ours, not other runs')."""
     pids = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             cmd = probe.process_cmdline(int(entry))
-            if cmd and "tansu" in cmd[0]:
+            try:
+                cwd = os.readlink(f"/proc/{entry}/cwd")
+            except OSError:
+                continue
+            if cmd and "tansu" in cmd[0] and cwd.startswith(str(directory)):
                 pids.add(int(entry))
     return pids
 
@@ -82,11 +87,12 @@ def test_up_with_bootstrap_starts_no_broker_of_its_own(tmp_path, kafka_bootstrap
         "LIENTHONG_WORKER__APP_ID": f"lienthong-e2e-ext-{web_port}",
         "LIENTHONG_TOPIC_PREFIX": f"ext{web_port}.",
     }
-    before = _tansu_pids()
     up = _run(["up", "--detach", "--timeout", "120"], env)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        assert _tansu_pids() == before, "up started a broker although LIENTHONG_BOOTSTRAP is set"
+        assert not _tansu_pids_in(tmp_path), (
+            "up started a broker although LIENTHONG_BOOTSTRAP is set"
+        )
         report = json.loads(_run(["status", "--json"], env).stdout)
         assert report["components"][0]["component"] == "broker (external cluster)"
         assert report["healthy"]
@@ -105,3 +111,45 @@ def test_bad_config_stops_startup_with_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("lienthong: config error: worker.web_port = 'http'")
+
+
+def test_demo_feeds_the_fake_portal_and_stops_cleanly(tmp_path):
+    import time
+    import urllib.request
+
+    broker_port, web_port = probe.free_port(), probe.free_port()
+    portal_port, postal_port = probe.free_port(), probe.free_port()
+    settings = embedded_settings(tmp_path / "run", broker_port)
+    env = {
+        "LIENTHONG_RUN_DIR": str(settings.run_dir),
+        "LIENTHONG_EMBEDDED__PORT": str(broker_port),
+        "LIENTHONG_EMBEDDED__BINARY": str(settings.embedded.binary),
+        "LIENTHONG_WORKER__WEB_PORT": str(web_port),
+        "LIENTHONG_WORKER__APP_ID": f"lienthong-demo-{broker_port}",
+        "LIENTHONG_DEMO__PORTAL_PORT": str(portal_port),
+        "LIENTHONG_DEMO__POSTAL_PORT": str(postal_port),
+        "LIENTHONG_DEMO__SIMULATOR_RATE": "200",
+    }
+    os.environ.pop("LIENTHONG_BOOTSTRAP", None)
+    up = _run(["up", "--demo", "--detach", "--timeout", "120"], env)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"fake national portal http://127.0.0.1:{portal_port}/records" in up.stdout
+        report = json.loads(_run(["status", "--json"], env).stdout)
+        names = {row["component"] for row in report["components"]}
+        assert {"fake-portal", "fake-postal", "portal-connector", "simulator"} <= names
+        pids = [row["pid"] for row in report["components"] if row["pid"]]
+        received = 0
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and received == 0:
+            with urllib.request.urlopen(f"http://127.0.0.1:{portal_port}/records") as response:
+                received = json.loads(response.read())["count"]
+            time.sleep(1)
+        assert received > 0, "the fake portal received no status record from the bus"
+    finally:
+        down = _run(["down"], env)
+    assert down.returncode == 0
+    for pid in pids:
+        assert not probe.pid_alive(pid), f"pid {pid} survived `down`"
+    for port in (broker_port, web_port, portal_port, postal_port):
+        assert probe.port_is_free("127.0.0.1", port)
