@@ -26,6 +26,16 @@ ENV_PREFIX = "LIENTHONG_"
 DEFAULT_CONFIG_FILE = "lienthong.toml"
 
 
+def default_topics_file() -> Path:
+    """The project's catalogue when run from a checkout, else the copy inside the package."""
+    local = Path("deploy/topics.toml")
+    if local.is_file():
+        return local
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("lienthong.deploy").joinpath("topics.toml")))
+
+
 class ConfigError(Exception):
     """A configuration value is invalid. ``str()`` is one line naming key and value."""
 
@@ -164,7 +174,10 @@ class Settings(_Section):
     """All settings. Sections mirror the TOML file's tables."""
 
     run_dir: Path = Field(default=Path(".lienthong"), description="pids, logs, broker data")
-    topics_file: Path = Field(default=Path("deploy/topics.toml"))
+    topics_file: Path = Field(
+        default_factory=lambda: default_topics_file(),
+        description="topic catalogue; default ./deploy/topics.toml, else the packaged copy",
+    )
     topic_prefix: str = Field(default="", description="prepended to every catalogue topic name")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     schema_registry_url: str | None = None

@@ -86,3 +86,14 @@ def test_security_is_configuration():
     assert config["sasl_plain_username"] == "bentre"
     assert config["sasl_plain_password"] == "pw"
     assert config["bootstrap_servers"] == ["kafka-1:9093"]
+
+
+def test_catalogue_is_found_outside_the_checkout(tmp_path, monkeypatch):
+    """An installed bus run from any directory still finds the packaged topic catalogue."""
+    from lienthong.runtime.topics import load_catalogue
+
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(environ={})
+    assert settings.topics_file.name == "topics.toml"
+    assert settings.topics_file.is_absolute()
+    assert load_catalogue(settings.topics_file).get("dossier-events").partitions >= 1

@@ -1,0 +1,1 @@
+"""Deployment data shipped with the package: the topic catalogue (``topics.toml``)."""
