@@ -77,6 +77,15 @@ def portal_timestamps(bootstrap: str, topic: str, expected: int, timeout: float)
     return stamps
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """user+sys CPU of a process (Linux /proc), to tell CPU-bound from waiting."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -125,6 +134,7 @@ def main(argv: list[str]) -> int:
                 break
             time.sleep(0.2)
         stamps = portal_timestamps(bootstrap, portal, n, 120)
+        cpu = cpu_seconds(worker.process.pid) if worker.process else None
         first, last = min(stamps) / 1000, max(stamps) / 1000
         print(
             f"throughput: {len(stamps)} portal records in {last - first:.2f} s "
@@ -135,6 +145,12 @@ def main(argv: list[str]) -> int:
                 f"throughput: all {received} dossiers counted {counted_at - first:.2f} s after "
                 f"the first output = {n / max(counted_at - first, 1e-9):,.0f} events/s "
                 f"(worker start → ready {first - t0:.1f} s not included)"
+            )
+
+        if cpu is not None:
+            print(
+                f"worker CPU (user+sys, incl. start-up): {cpu:.1f} s = "
+                f"{cpu / n * 1e6:,.0f} µs/event → CPU-bound ceiling ≈ {n / cpu:,.0f} events/s"
             )
 
         # -- phase 2: latency at a fixed rate --------------------------------------------

@@ -15,6 +15,7 @@ idempotent, so duplicated or replayed inputs and repeated partials can never cou
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ _records: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
 _dirty: dict[tuple[int, str], set[str]] = defaultdict(set)
 _as_of: dict[int, datetime] = {}
 _offsets: dict[int, int] = {}
+_epochs: dict[int, float] = {}
 
 
 def reset() -> None:
@@ -49,20 +51,32 @@ def reset() -> None:
     _dirty.clear()
 
 
+def owned_since(partition: int) -> None:
+    """This process (re)took the partition: its partials outrank any earlier owner's."""
+    _epochs[partition] = time.time()
+
+
 def offset_seen(partition: int, offset: int) -> None:
     if offset > _offsets.get(partition, -1):
         _offsets[partition] = offset
 
 
-def index(partition: int, record: dict[str, Any]) -> None:
+def index(partition: int, record: dict[str, Any], rebuilt_at: datetime | None = None) -> None:
+    """Index a record; ``rebuilt_at`` (after a rebalance or restart) also marks every period
+    it has figures in for republication: partials published before a crash may not reflect
+    records saved just before it, and their offsets may already be committed."""
     key = rules.stats_key(record)
     if key is None:
         return
     _members[partition][key].add(record["id"])
     _records[partition][record["id"]] = record
+    if rebuilt_at is not None:
+        if partition not in _as_of or rebuilt_at > _as_of[partition]:
+            _as_of[partition] = rebuilt_at
+        _dirty[(partition, key)] |= rules.periods_of_record(record, _as_of[partition])
 
 
-def touch(partition: int, record: dict[str, Any], now: datetime) -> None:
+def touch(partition: int, record: dict[str, Any], at: datetime, now: datetime) -> None:
     """A record changed: re-index it and mark its key's periods for recomputation."""
     key = rules.stats_key(record)
     if key is None:
@@ -71,7 +85,7 @@ def touch(partition: int, record: dict[str, Any], now: datetime) -> None:
     current = _as_of.get(partition)
     if current is None or now > current:
         _as_of[partition] = now
-    _dirty[(partition, key)] |= rules.periods_touched(record, _as_of[partition])
+    _dirty[(partition, key)] |= rules.periods_changed(at, _as_of[partition])
 
 
 @app.timer(settings.streams.stats_flush_s)
@@ -87,7 +101,9 @@ async def flush_partials() -> None:
             period = rules.parse_period(label)
             value = {
                 "partition": partition,
-                "version": _offsets.get(partition, -1),
+                # (ownership epoch, highest source offset): a partition's new owner (or the
+                # restarted worker) outranks partials still in flight from the previous one.
+                "version": [_epochs.get(partition, 0.0), _offsets.get(partition, -1)],
                 "as_of": as_of.isoformat(),
                 "figures": rules.figures(records, period, as_of),
             }

@@ -180,13 +180,14 @@ def _schedule(partition: int, record: Record) -> None:
         heapq.heappush(_heaps[partition], (at, record["id"]))
 
 
-def _build(partition: int) -> None:
+def _build(partition: int, now: datetime) -> None:
     """Rebuild this partition's timers and stats index from the (restored) table."""
     _heaps[partition] = []
+    stats_stage.owned_since(partition)
     for record in dossiers.values():
         if record and record.get("partition") == partition:
             _schedule(partition, record)
-            stats_stage.index(partition, record)
+            stats_stage.index(partition, record, rebuilt_at=now)
     _built.add(partition)
 
 
@@ -225,7 +226,7 @@ async def _fire_due(partition: int, now: datetime | None, save: Any) -> None:
     for dossier_id, (record, alerts) in fired.items():
         record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in alerts)]}
         save(dossier_id, record)
-        stats_stage.touch(partition, record, now)
+        stats_stage.touch(partition, record, min(a.fire_at for a in alerts), now)
         _schedule(partition, record)
 
 
@@ -234,8 +235,6 @@ async def track_dossiers(stream: faust.StreamT) -> None:
     async for event in stream.events():
         message = event.message
         partition = message.partition
-        if partition not in _built:
-            _build(partition)
         raw = event.value
         model = validator.decode_or_reason(raw)
         if isinstance(model, DecodeError):
@@ -246,6 +245,8 @@ async def track_dossiers(stream: faust.StreamT) -> None:
             continue
         stats_stage.offset_seen(partition, message.offset)
         clock.observe(partition, facts.at)
+        if partition not in _built:
+            _build(partition, clock.now(partition) or facts.at)
 
         def save(key: str, value: Record) -> None:
             dossiers[key] = value
@@ -264,6 +265,7 @@ async def track_dossiers(stream: faust.StreamT) -> None:
         if isinstance(result, Duplicate):
             if result.same_record and record is not None and result.history_index >= 0:
                 await _emit_outputs(record, result.history_index, raw, facts)
+                stats_stage.touch(partition, record, facts.at, clock.now(partition) or facts.at)
             continue
         if not isinstance(result, Applied):
             await dead_letter_publisher.publish(
@@ -278,7 +280,7 @@ async def track_dossiers(stream: faust.StreamT) -> None:
             continue
         dossiers[facts.dossier_id] = result.record
         await _emit_outputs(result.record, result.history_index, raw, facts)
-        stats_stage.touch(partition, result.record, clock.now(partition) or facts.at)
+        stats_stage.touch(partition, result.record, facts.at, clock.now(partition) or facts.at)
         _schedule(partition, result.record)
         # An event may itself make an alert due (e.g. a handoff sent long after its due).
         await _fire_due(partition, clock.now(partition), save)

@@ -28,7 +28,16 @@ from zoneinfo import ZoneInfo
 
 from lienthong.domain.tracking import Record, effective_due
 
-__all__ = ["FIGURES", "Period", "figures", "period_of", "periods_touched", "rates", "stats_key"]
+__all__ = [
+    "FIGURES",
+    "Period",
+    "figures",
+    "period_of",
+    "periods_changed",
+    "periods_of_record",
+    "rates",
+    "stats_key",
+]
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 KINDS = ("day", "month", "quarter", "year")
@@ -124,8 +133,19 @@ def _closed_at(record: Record) -> datetime | None:
     return min(present) if present else None
 
 
-def periods_touched(record: Record, as_of: datetime) -> set[str]:
-    """Period labels whose figures this dossier changes (plus the current ones)."""
+def periods_changed(at: datetime, as_of: datetime) -> set[str]:
+    """Periods whose figures a change at ``at`` can alter, as known at ``as_of``.
+
+    Every figure of a period depends only on what happened before the period's end, so a
+    change at ``at`` alters the periods containing ``at`` and the later ones; when changes
+    arrive in time order the later ones are exactly the current periods (containing
+    ``as_of``); periods after ``at`` and before ``as_of`` are recomputed when next touched.
+    """
+    return {period_of(kind, t).label for kind in KINDS for t in {at, as_of}}
+
+
+def periods_of_record(record: Record, as_of: datetime) -> set[str]:
+    """Every period a dossier has figures in (used to republish after a rebalance/restart)."""
     instants = [as_of]
     for value in (
         record["state"]["received_at"],
