@@ -49,11 +49,15 @@ class GapGuard:
         source_topic: str,
         applied_offset: Callable[[int], int],
         idle_seconds: float = 3.0,
+        skip_redelivered: bool = True,
     ) -> None:
         self.app = app
         self.source_topic = source_topic
         self.applied_offset = applied_offset
         self.idle_seconds = idle_seconds
+        # False when the agent recognises repeats itself and must see them (e.g. to re-emit
+        # outputs a crash may have lost); the guard then only repairs gaps.
+        self.skip_redelivered = skip_redelivered
         self._last_activity: dict[int, float] = {}
         self._repairing: dict[int, asyncio.Task[None]] = {}
         self.gaps_repaired = 0
@@ -64,6 +68,8 @@ class GapGuard:
         self._last_activity[partition] = time.monotonic()
         applied = self.applied_offset(partition)
         if offset <= applied:
+            if not self.skip_redelivered:
+                return True
             log.info("redelivered_record_skipped", partition=partition, offset=offset)
             return False
         expected = applied + 1 if applied >= 0 else await self._log_start(message.tp)
@@ -113,7 +119,9 @@ class GapGuard:
         for tp in consumer.assignment():
             if tp.topic != self.source_topic:
                 continue
-            if now - self._last_activity.get(tp.partition, 0.0) < self.idle_seconds:
+            # A partition first seen now is not idle yet: the stream may not have started.
+            last = self._last_activity.setdefault(tp.partition, now)
+            if now - last < self.idle_seconds:
                 continue
             try:
                 highwater = consumer.highwater(tp)

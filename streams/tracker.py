@@ -63,6 +63,7 @@ from lienthong.streams import stats as stats_stage
 from lienthong.streams.app import app, partitions_of, settings, topic
 from lienthong.streams.clock import Clock
 from lienthong.streams.facts import facts_of
+from lienthong.streams.gaps import GapGuard
 
 log = get_logger(__name__)
 
@@ -73,6 +74,11 @@ deadline_alerts = topic("deadline-alerts")
 dead_letter_publisher = FaustDeadLetterPublisher(topic("dead-letters"), "streams.tracker")
 
 dossiers = app.Table("dossiers", default=None, partitions=partitions_of("dossier-events"))
+# key: source partition -> offset of the last dossier-events record handled; lets the gap guard
+# see a record Faust dropped around a rebalance (see lienthong.streams.gaps).
+tracker_progress = app.Table(
+    "tracker-progress", default=lambda: -1, partitions=partitions_of("dossier-events")
+)
 
 clock = Clock(settings.streams.clock)
 rules = AlertRules(
@@ -230,60 +236,82 @@ async def _fire_due(partition: int, now: datetime | None, save: Any) -> None:
         _schedule(partition, record)
 
 
+gap_guard = GapGuard(
+    app,
+    dossier_events.get_topic_name(),
+    lambda partition: tracker_progress[str(partition)],
+    skip_redelivered=False,  # track() recognises repeats and re-emits lost outputs itself
+)
+
+
+@app.timer(interval=2.0)
+async def repair_dossier_event_tail_gaps() -> None:
+    await gap_guard.check_idle_partitions()
+
+
 @app.agent(dossier_events)
 async def track_dossiers(stream: faust.StreamT) -> None:
     async for event in stream.events():
+        if not await gap_guard.admit(event.message):
+            continue
+        await _handle(event)
+        # After the record's effects: a crash in between only makes the guard re-read it.
         message = event.message
-        partition = message.partition
-        raw = event.value
-        model = validator.decode_or_reason(raw)
-        if isinstance(model, DecodeError):
-            await dead_letter_publisher.publish(message, model)
-            continue
-        facts = facts_of(model)
-        if facts is None:
-            continue
-        stats_stage.offset_seen(partition, message.offset)
-        clock.observe(partition, facts.at)
-        if partition not in _built:
-            _build(partition, clock.now(partition) or facts.at)
+        if message.offset > tracker_progress[str(message.partition)]:
+            tracker_progress[str(message.partition)] = message.offset
 
-        def save(key: str, value: Record) -> None:
-            dossiers[key] = value
 
-        await _fire_due(partition, clock.now(partition), save)
-        record = dossiers.get(facts.dossier_id)
-        proc = procedures.get(facts.procedure or (record or {}).get("procedure") or "")
-        result = track(
-            record,
-            facts,
-            partition=partition,
-            offset=message.offset,
-            procedure_duration=proc.duration if proc else None,
-            cutoff=proc.cutoff if proc else None,
+async def _handle(event: Any) -> None:
+    """Apply one dossier-events record: decode, track, emit outputs (or dead-letter it)."""
+    message = event.message
+    partition = message.partition
+    raw = event.value
+    model = validator.decode_or_reason(raw)
+    if isinstance(model, DecodeError):
+        await dead_letter_publisher.publish(message, model)
+        return
+    facts = facts_of(model)
+    if facts is None:
+        return
+    stats_stage.offset_seen(partition, message.offset)
+    clock.observe(partition, facts.at)
+    if partition not in _built:
+        _build(partition, clock.now(partition) or facts.at)
+
+    def save(key: str, value: Record) -> None:
+        dossiers[key] = value
+
+    await _fire_due(partition, clock.now(partition), save)
+    record = dossiers.get(facts.dossier_id)
+    proc = procedures.get(facts.procedure or (record or {}).get("procedure") or "")
+    result = track(
+        record,
+        facts,
+        partition=partition,
+        offset=message.offset,
+        procedure_duration=proc.duration if proc else None,
+        cutoff=proc.cutoff if proc else None,
+    )
+    if isinstance(result, Duplicate):
+        if result.same_record and record is not None and result.history_index >= 0:
+            await _emit_outputs(record, result.history_index, raw, facts)
+            stats_stage.touch(partition, record, facts.at, clock.now(partition) or facts.at)
+        return
+    if not isinstance(result, Applied):
+        await dead_letter_publisher.publish(message, Rejection(result.reason.value, result.detail))
+        log.warning(
+            "event_rejected",
+            dossier_id=facts.dossier_id,
+            event_id=facts.event_id,
+            reason=result.detail,
         )
-        if isinstance(result, Duplicate):
-            if result.same_record and record is not None and result.history_index >= 0:
-                await _emit_outputs(record, result.history_index, raw, facts)
-                stats_stage.touch(partition, record, facts.at, clock.now(partition) or facts.at)
-            continue
-        if not isinstance(result, Applied):
-            await dead_letter_publisher.publish(
-                message, Rejection(result.reason.value, result.detail)
-            )
-            log.warning(
-                "event_rejected",
-                dossier_id=facts.dossier_id,
-                event_id=facts.event_id,
-                reason=result.detail,
-            )
-            continue
-        dossiers[facts.dossier_id] = result.record
-        await _emit_outputs(result.record, result.history_index, raw, facts)
-        stats_stage.touch(partition, result.record, facts.at, clock.now(partition) or facts.at)
-        _schedule(partition, result.record)
-        # An event may itself make an alert due (e.g. a handoff sent long after its due).
-        await _fire_due(partition, clock.now(partition), save)
+        return
+    dossiers[facts.dossier_id] = result.record
+    await _emit_outputs(result.record, result.history_index, raw, facts)
+    stats_stage.touch(partition, result.record, facts.at, clock.now(partition) or facts.at)
+    _schedule(partition, result.record)
+    # An event may itself make an alert due (e.g. a handoff sent long after its due).
+    await _fire_due(partition, clock.now(partition), save)
 
 
 @app.timer(settings.streams.tick_s)
