@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -24,7 +25,11 @@ def test_start_listens_on_loopback_only_and_stop_frees_port(tmp_path):
         listeners = probe.listening_addresses(record.pid)
         assert listeners == [("127.0.0.1", port)], listeners
         assert (tmp_path / "broker" / "broker.json").is_file()
-        first = (tmp_path / "broker" / "tansu.log").read_text().splitlines()[0]
+        log_file = tmp_path / "broker" / "tansu.log"
+        deadline = time.monotonic() + 10
+        while not log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the relay writes asynchronously
+        first = log_file.read_text().splitlines()[0]
         assert json.loads(first)["component"] == "broker"  # the broker logs JSON lines too
         # A second start returns the running broker instead of starting another.
         assert broker.start().pid == record.pid
