@@ -57,6 +57,7 @@ from lienthong.schemas import DocumentPublished, DocumentReceipt, DocumentSigned
 from lienthong.schemas.errors import DecodeError
 from lienthong.schemas.validate import Validator
 from lienthong.streams.app import app, partitions_of, settings, topic
+from lienthong.streams.gaps import GapGuard
 
 log = get_logger(__name__)
 
@@ -164,53 +165,80 @@ async def _publish_verdict(
     )
 
 
+# key: source partition -> offset of the last documents record handled (gap guard).
+documents_progress = app.Table(
+    "documents-progress", default=lambda: -1, partitions=partitions_of("documents")
+)
+gap_guard = GapGuard(
+    app,
+    documents_topic.get_topic_name(),
+    lambda partition: documents_progress[str(partition)],
+    skip_redelivered=False,  # the per-dossier state recognises repeats itself
+)
+
+
+@app.timer(interval=2.0)
+async def repair_document_tail_gaps() -> None:
+    await gap_guard.check_idle_partitions()
+
+
 @app.agent(documents_topic)
 async def verify_documents(stream: faust.StreamT) -> None:
-    loop = asyncio.get_running_loop()
     async for event in stream.events():
+        if not await gap_guard.admit(event.message):
+            continue
+        await _handle(event)
         message = event.message
-        decoded = validator().decode_or_reason(message.value)
-        if isinstance(decoded, DecodeError):
-            await dead_letters.publish(message, decoded)
-            continue
-        dossier_id = decoded.envelope.dossier_id
-        if not dossier_id or not isinstance(
-            decoded, DocumentPublished | DocumentSigned | DocumentReceipt
-        ):
-            continue
-        state = dict(dossiers[dossier_id]) or new_state()
-        if message.offset <= state.get("applied", -1):
-            log.info("document_event_redelivered_skipped", dossier_id=dossier_id)
-            continue
-        state = json.loads(json.dumps(state))  # deep copy: the table value is replaced whole
-        key = message.key or dossier_id.encode()
-        if isinstance(decoded, DocumentPublished):
-            record_published(state, decoded)
+        if message.offset > documents_progress[str(message.partition)]:
+            documents_progress[str(message.partition)] = message.offset
+
+
+async def _handle(event: Any) -> None:
+    """Verify one documents record and publish its verdict (or dead-letter it)."""
+    loop = asyncio.get_running_loop()
+    message = event.message
+    decoded = validator().decode_or_reason(message.value)
+    if isinstance(decoded, DecodeError):
+        await dead_letters.publish(message, decoded)
+        return
+    dossier_id = decoded.envelope.dossier_id
+    if not dossier_id or not isinstance(
+        decoded, DocumentPublished | DocumentSigned | DocumentReceipt
+    ):
+        return
+    state = dict(dossiers[dossier_id]) or new_state()
+    if message.offset <= state.get("applied", -1):
+        log.info("document_event_redelivered_skipped", dossier_id=dossier_id)
+        return
+    state = json.loads(json.dumps(state))  # deep copy: the table value is replaced whole
+    key = message.key or dossier_id.encode()
+    if isinstance(decoded, DocumentPublished):
+        record_published(state, decoded)
+    else:
+        trust = await loop.run_in_executor(None, _trust.get)
+        if isinstance(decoded, DocumentSigned):
+            check = partial(
+                check_signed,
+                state,
+                decoded,
+                document_store(),
+                trust,
+                require_crl=_doc_settings.require_crl,
+            )
         else:
-            trust = await loop.run_in_executor(None, _trust.get)
-            if isinstance(decoded, DocumentSigned):
-                check = partial(
-                    check_signed,
-                    state,
-                    decoded,
-                    document_store(),
-                    trust,
-                    require_crl=_doc_settings.require_crl,
-                )
-            else:
-                check = partial(
-                    check_receipt,
-                    state,
-                    decoded,
-                    _headers(message.headers),
-                    document_store(),
-                    trust,
-                    require_crl=_doc_settings.require_crl,
-                )
-            verdict = await loop.run_in_executor(None, check)
-            await _publish_verdict(verdict, key, message.partition, message.offset, state)
-        state["applied"] = message.offset
-        dossiers[dossier_id] = state
+            check = partial(
+                check_receipt,
+                state,
+                decoded,
+                _headers(message.headers),
+                document_store(),
+                trust,
+                require_crl=_doc_settings.require_crl,
+            )
+        verdict = await loop.run_in_executor(None, check)
+        await _publish_verdict(verdict, key, message.partition, message.offset, state)
+    state["applied"] = message.offset
+    dossiers[dossier_id] = state
 
 
 @app.page("/documents/")
