@@ -18,7 +18,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lienthong.config import Settings
@@ -514,10 +513,3 @@ def format_status(report: dict[str, Any]) -> str:
             f"{'ok' if row['healthy'] else 'FAIL':<9} {row['detail']}"
         )
     return "\n".join(lines)
-
-
-def read_log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""

@@ -15,10 +15,14 @@ from tests.support.broker import embedded_settings
 pytestmark = pytest.mark.e2e
 
 
-def _run(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], env: dict[str, str | None], timeout: float = 180
+) -> subprocess.CompletedProcess:
+    """Run the CLI; a None value in ``env`` removes that variable."""
+    merged = {**os.environ, **env}
     return subprocess.run(
         [sys.executable, "-m", "lienthong", *args],
-        env={**os.environ, **env},
+        env={k: v for k, v in merged.items() if v is not None},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -40,17 +44,22 @@ def _tansu_pids_in(directory) -> set[int]:
     return pids
 
 
-def test_up_status_down_on_the_embedded_broker(tmp_path):
-    broker_port, web_port = probe.free_port(), probe.free_port()
+def _embedded_env(tmp_path, broker_port: int, web_port: int) -> dict[str, str | None]:
+    """An isolated bus on the embedded broker (a LIENTHONG_BOOTSTRAP of the session is unset)."""
     settings = embedded_settings(tmp_path / "run", broker_port)
-    env = {
+    return {
+        "LIENTHONG_BOOTSTRAP": None,
         "LIENTHONG_RUN_DIR": str(settings.run_dir),
         "LIENTHONG_EMBEDDED__PORT": str(broker_port),
         "LIENTHONG_EMBEDDED__BINARY": str(settings.embedded.binary),
         "LIENTHONG_WORKER__WEB_PORT": str(web_port),
         "LIENTHONG_WORKER__APP_ID": f"lienthong-e2e-{broker_port}",
     }
-    os.environ.pop("LIENTHONG_BOOTSTRAP", None)
+
+
+def test_up_status_down_on_the_embedded_broker(tmp_path):
+    broker_port, web_port = probe.free_port(), probe.free_port()
+    env = _embedded_env(tmp_path, broker_port, web_port)
     up = _run(["up", "--detach", "--timeout", "120"], env)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -119,18 +128,12 @@ def test_demo_feeds_the_fake_portal_and_stops_cleanly(tmp_path):
 
     broker_port, web_port = probe.free_port(), probe.free_port()
     portal_port, postal_port = probe.free_port(), probe.free_port()
-    settings = embedded_settings(tmp_path / "run", broker_port)
     env = {
-        "LIENTHONG_RUN_DIR": str(settings.run_dir),
-        "LIENTHONG_EMBEDDED__PORT": str(broker_port),
-        "LIENTHONG_EMBEDDED__BINARY": str(settings.embedded.binary),
-        "LIENTHONG_WORKER__WEB_PORT": str(web_port),
-        "LIENTHONG_WORKER__APP_ID": f"lienthong-demo-{broker_port}",
+        **_embedded_env(tmp_path, broker_port, web_port),
         "LIENTHONG_DEMO__PORTAL_PORT": str(portal_port),
         "LIENTHONG_DEMO__POSTAL_PORT": str(postal_port),
         "LIENTHONG_DEMO__SIMULATOR_RATE": "200",
     }
-    os.environ.pop("LIENTHONG_BOOTSTRAP", None)
     up = _run(["up", "--demo", "--detach", "--timeout", "120"], env)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
