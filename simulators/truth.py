@@ -42,23 +42,14 @@ from lienthong.domain.lifecycle import (
     apply,
     portal_status,
 )
+from lienthong.domain.stats import FIGURES
 from lienthong.schemas import models as m
 from lienthong.simulators.province import Period
 
 TRUTH_VERSION = 1
-COUNT_FIELDS = (
-    "received",
-    "carried_over",
-    "finished_early",
-    "finished_on_time",
-    "finished_late",
-    "in_progress_on_time",
-    "in_progress_overdue",
-    "waiting_supplement",
-    "refused",
-    "withdrawn",
-    "returned_by_post",
-)
+# The BRIEF §6 figures, named as in the live-stats contract (the per-channel received counts
+# are derived, so the truth keeps only the base figures).
+COUNT_FIELDS = tuple(f for f in FIGURES if f not in ("received_online", "received_postal"))
 _OPEN = frozenset(
     {
         DossierStatus.REGISTERED,
