@@ -11,6 +11,8 @@ from datetime import datetime
 
 import pytest
 
+from lienthong.simulators.truth import COUNT_FIELDS
+
 pytestmark = pytest.mark.integration
 
 
@@ -38,21 +40,7 @@ def test_connector_forwards_records_and_stats(bus_settings, catalogue_topics) ->
         DonViXuLy="000.00.01.H10",
         QuaTrinhXuLy=[],
     )
-    zero = dict.fromkeys(
-        (
-            "carried_over",
-            "finished_early",
-            "finished_on_time",
-            "finished_late",
-            "in_progress_on_time",
-            "in_progress_overdue",
-            "waiting_supplement",
-            "refused",
-            "withdrawn",
-            "returned_by_post",
-        ),
-        0,
-    )
+    zero = dict.fromkeys((f for f in COUNT_FIELDS if f != "received"), 0)
     snapshot = LiveStatsSnapshot.create(
         dossier_id=None,
         producer_agency="000.00.01.H10",

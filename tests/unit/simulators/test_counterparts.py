@@ -17,6 +17,7 @@ from lienthong.connectors.portal import PortalUnavailable, forward, http_poster,
 from lienthong.runtime.probe import free_port
 from lienthong.schemas.models import VN_TZ, LiveStatsSnapshot, PortalStatusRecord
 from lienthong.simulators.postal import PostalService, make_app
+from lienthong.simulators.truth import COUNT_FIELDS
 
 AT = datetime(2026, 1, 5, 9, 0, tzinfo=VN_TZ)
 
@@ -39,21 +40,7 @@ def _record(dossier: str, status: int) -> PortalStatusRecord:
 
 
 def _snapshot(received: int) -> LiveStatsSnapshot:
-    zero = dict.fromkeys(
-        (
-            "carried_over",
-            "finished_early",
-            "finished_on_time",
-            "finished_late",
-            "in_progress_on_time",
-            "in_progress_overdue",
-            "waiting_supplement",
-            "refused",
-            "withdrawn",
-            "returned_by_post",
-        ),
-        0,
-    )
+    zero = dict.fromkeys((f for f in COUNT_FIELDS if f != "received"), 0)
     return LiveStatsSnapshot.create(
         dossier_id=None,
         producer_agency="000.00.01.H10",
