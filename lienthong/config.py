@@ -162,12 +162,85 @@ class DemoSettings(_Section):
     enabled: bool = Field(default=False, description="start the fake portal and postal service")
     portal_port: int = Field(default=6080, ge=1024, le=65535)
     postal_port: int = Field(default=6081, ge=1024, le=65535)
+    central_port: int = Field(default=6082, ge=1024, le=65535)
     portal_url: str | None = Field(
         default=None, description="real portal endpoint for the connector (skips the fake)"
     )
     postal_time_scale: float = Field(default=3600.0, gt=0, description="1 h of postal delay = 1 s")
     simulator_rate: float = Field(default=20.0, gt=0, description="live simulator events/s")
     simulator_seed: int = 7
+
+
+class GatewaySettings(_Section):
+    """Ingest gateway (connectors.gateway): department systems POST events as JSON."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6090, ge=1024, le=65535)
+    clients_file: Path | None = Field(
+        default=None,
+        description="agency credentials (TOML [[client]] entries); none means no client may post",
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger bodies get 413")
+    rate_per_s: float = Field(default=500.0, gt=0, description="sustained requests/s per agency")
+    burst: int = Field(default=1000, ge=1, description="requests an agency may send at once")
+    idempotency_ttl_h: float = Field(default=24.0, gt=0, description="how long a key is remembered")
+    tls_certfile: Path | None = Field(default=None, description="server certificate (enables TLS)")
+    tls_keyfile: Path | None = None
+    tls_client_cafile: Path | None = Field(
+        default=None, description="CA of agency client certificates (enables mTLS)"
+    )
+
+
+class PortalConnectorSettings(_Section):
+    """National portal connector (connectors.portal)."""
+
+    url: str | None = Field(default=None, description="portal API base URL; none: not started")
+    token: SecretStr | None = Field(default=None, description="bearer token for the portal API")
+    health_port: int = Field(default=6091, ge=1024, le=65535)
+    rate_per_s: float = Field(default=20.0, gt=0, description="portal requests/s (its quota)")
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1, description="attempts before a record is parked")
+    base_delay_s: float = Field(default=0.5, gt=0)
+    max_delay_s: float = Field(default=60.0, gt=0)
+
+
+class PostalConnectorSettings(_Section):
+    """Postal service connector (connectors.postal)."""
+
+    url: str | None = Field(default=None, description="postal API base URL; none: not started")
+    token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=6092, ge=1024, le=65535, description="webhook + health")
+    poll_interval_s: float = Field(default=30.0, gt=0, description="tracking poll interval")
+    delivery_due_hours: float = Field(
+        default=72.0, gt=0, description="a result not delivered within this raises an alert"
+    )
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class CentralAdapterSettings(_Section):
+    """Central vertical agency adapter (connectors.central)."""
+
+    endpoints: dict[str, str] = Field(
+        default_factory=dict, description="central agency code -> its system's base URL"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=6093, ge=1024, le=65535, description="callbacks + health")
+    timeout_s: float = Field(default=10.0, gt=0, description="per request")
+    attempts: int = Field(default=3, ge=1)
+    answer_timeout_s: float = Field(
+        default=3600.0, gt=0, description="no result within this: outcome no_answer"
+    )
+
+
+class ConnectorsSettings(_Section):
+    """Edges for department systems, the portal, the post and central agencies (issue 8)."""
+
+    gateway: GatewaySettings = GatewaySettings()
+    portal: PortalConnectorSettings = PortalConnectorSettings()
+    postal: PostalConnectorSettings = PostalConnectorSettings()
+    central: CentralAdapterSettings = CentralAdapterSettings()
 
 
 class Settings(_Section):
@@ -194,6 +267,7 @@ class Settings(_Section):
     demo: DemoSettings = DemoSettings()
     streams: StreamsSettings = StreamsSettings()
     documents: DocumentSettings = DocumentSettings()
+    connectors: ConnectorsSettings = ConnectorsSettings()
 
     @property
     def uses_embedded_broker(self) -> bool:

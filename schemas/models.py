@@ -177,6 +177,11 @@ class PostalKind(StrEnum):
     RETURNED = "returned"
 
 
+class PostalOrderKind(StrEnum):
+    PICKUP = "pickup"  # thu gom hồ sơ tại nhà
+    DELIVERY = "delivery"  # chuyển phát kết quả
+
+
 class DeadlineScope(StrEnum):
     DOSSIER = "dossier"
     STEP = "step"
@@ -400,6 +405,20 @@ class PostalTracking(Event):
     note: str | None = None
 
 
+class PostalOrderRequested(Event):
+    """A command to the postal connector; personal data stays on the short-retention topic."""
+
+    EVENT_TYPE = "postal_order_requested"  # yêu cầu thu gom / chuyển phát
+    TOPIC = "postal-orders"
+    order_id: NonEmpty
+    kind: PostalOrderKind
+    requesting_agency: AgencyCode
+    recipient_name: NonEmpty
+    address: NonEmpty
+    phone: str | None = None
+    deliver_by: Timestamp | None = None
+
+
 # --- documents (topic documents) ------------------------------------------------------------------
 
 
@@ -560,6 +579,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     ProcessingFinished,
     ResultReturned,
     PostalTracking,
+    PostalOrderRequested,
     DocumentPublished,
     DocumentSigned,
     DocumentReceipt,
