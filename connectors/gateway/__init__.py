@@ -1,0 +1,1 @@
+"""Ingest gateway: department systems POST dossier events as JSON over HTTP (issue 8)."""
