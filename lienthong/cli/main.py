@@ -22,6 +22,7 @@ from lienthong.config import ConfigError
 # Command modules under lienthong.cli, in the order shown by --help.
 COMMANDS: tuple[str, ...] = (
     "up",
+    "run",
     "broker",
     "topics",
     "pki",
