@@ -143,6 +143,8 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "receiving_agency": CENTER,
         "received_sha256": DIGEST,
         "received_at": _t(14, 10, 2),
+        "receipt_ref": "sha256:" + "5e" * 32,
+        "receipt_signature_ref": "sha256:" + "a7" * 32,
     },
     "deadline_warning": {
         "scope": "step",

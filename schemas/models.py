@@ -450,6 +450,9 @@ class DocumentReceipt(Event):
     receiving_agency: AgencyCode
     received_sha256: Sha256Hex
     received_at: Timestamp
+    # v2: the signed receipt itself (store references); v1 carried them in record headers.
+    receipt_ref: str | None = None
+    receipt_signature_ref: str | None = None
 
 
 # --- bus-produced deadline events (topic deadline-alerts) ----------------------------------------

@@ -13,9 +13,10 @@ Per-dossier state (one table value per dossier id, JSON-friendly)::
      "quarantined": [{"kind", "document_id", "event_id", "reason", "detail", ...}],
      "chain": {"length": n, "head": <link hex>}}
 
-Receipt events (``DocumentReceipt``) carry the digest the agency received but not where its
-signed receipt is; the receiving connector names it in two record headers,
-:data:`RECEIPT_REF_HEADER` and :data:`RECEIPT_SIGNATURE_REF_HEADER` (store references).
+Receipt events (``DocumentReceipt``) carry the digest the agency received and, since schema
+v2, where its signed receipt is (``receipt_ref``, ``receipt_signature_ref``: store references).
+v1 producers named them in two record headers, :data:`RECEIPT_REF_HEADER` and
+:data:`RECEIPT_SIGNATURE_REF_HEADER`, which are still read when the fields are absent.
 """
 
 from __future__ import annotations
@@ -314,13 +315,15 @@ def check_receipt(
             Reason.RECEIPT_DIGEST_MISMATCH,
             f"agency received sha256:{event.received_sha256}, document is sha256:{doc['sha256']}",
         )
-    ref = _header(headers, RECEIPT_REF_HEADER)
-    sig_ref = _header(headers, RECEIPT_SIGNATURE_REF_HEADER)
+    # v2 receipts carry the references as fields; v1 producers put them in headers.
+    ref = event.receipt_ref or _header(headers, RECEIPT_REF_HEADER)
+    sig_ref = event.receipt_signature_ref or _header(headers, RECEIPT_SIGNATURE_REF_HEADER)
     if not ref or not sig_ref:
         return fail(
             Reason.RECEIPT_MALFORMED,
-            f"no signed receipt: headers {RECEIPT_REF_HEADER} and "
-            f"{RECEIPT_SIGNATURE_REF_HEADER} are required",
+            "no signed receipt: fields receipt_ref and receipt_signature_ref (or, from v1 "
+            f"producers, headers {RECEIPT_REF_HEADER} and {RECEIPT_SIGNATURE_REF_HEADER}) "
+            "are required",
         )
     if trust is None:
         return fail(Reason.UNTRUSTED_CHAIN, "no trust anchors configured (documents.trust_dir)")

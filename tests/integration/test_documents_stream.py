@@ -23,7 +23,6 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from lienthong.documents.pipeline import RECEIPT_REF_HEADER, RECEIPT_SIGNATURE_REF_HEADER
 from lienthong.documents.pki import DevPKI, Signer, init_dev_pki
 from lienthong.documents.receipts import Receipt, sign_receipt
 from lienthong.documents.sign import SignedDocument, store_and_sign
@@ -219,11 +218,10 @@ def bus(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):
                 receiving_agency=LAND,
                 received_sha256=event_sha256,
                 received_at=_now(),
+                receipt_ref=receipt_doc.receipt_object.ref,
+                receipt_signature_ref=receipt_doc.signature_object.ref,
             ),
-            [
-                (RECEIPT_REF_HEADER, receipt_doc.receipt_object.ref.encode()),
-                (RECEIPT_SIGNATURE_REF_HEADER, receipt_doc.signature_object.ref.encode()),
-            ],
+            [],
         )
 
     publish("VALID", pki.signer(CENTER))

@@ -118,6 +118,22 @@ def test_valid_document_chains_like_build_chain(pki: DevPKI, store: FilesystemSt
     assert dossier_view(DOSSIER, state)["flagged"] is False
 
 
+def test_v2_receipt_carries_its_references_as_fields(pki: DevPKI, store: FilesystemStore) -> None:
+    """Schema v2 moved the signed-receipt references from headers into the event."""
+    state, signed = _accepted(store, pki)
+    event, headers = _receipt_event(signed, pki, store)
+    v2 = event.model_copy(
+        update={
+            "receipt_ref": headers[RECEIPT_REF_HEADER].decode(),
+            "receipt_signature_ref": headers[RECEIPT_SIGNATURE_REF_HEADER].decode(),
+        }
+    )
+    assert check_receipt(state, v2, {}, store, pki.trust()).ok
+    missing = check_receipt(state, event, {}, store, pki.trust())
+    assert (missing.ok, missing.reason) == (False, "receipt_malformed")
+    assert "receipt_ref" in missing.detail and RECEIPT_REF_HEADER in missing.detail
+
+
 def test_tampered_store_is_hash_mismatch(pki: DevPKI, store: FilesystemStore) -> None:
     signed = _sign(store, pki)
     path = store.path_of(signed.document.digest)
