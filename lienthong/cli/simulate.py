@@ -132,27 +132,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _produce(settings: object, plan: object, rate: float | None) -> int:
-    from kafka import KafkaProducer
+    """Send the plan's pre-encoded records (some deliberately malformed) through the SDK.
 
-    from lienthong.connectors.kafka import kafka_python_config
+    Per-dossier order holds: BusProducer is kafka-python's idempotent producer, which mutes a
+    partition while one of its batches is in flight (kafka-python 3.0.12 sets
+    ``guarantee_message_order`` when idempotence is on), so a retry cannot overtake.
+    """
+    from lienthong.connectors.sdk import BusProducer
     from lienthong.simulators.run import produce
 
-    producer = KafkaProducer(
-        **kafka_python_config(settings),  # type: ignore[arg-type]
-        acks="all",
-        linger_ms=20,
-        batch_size=262_144,
-        max_in_flight_requests_per_connection=1,
-        key_serializer=str.encode,
-    )
+    producer = BusProducer(settings, linger_ms=20, batch_size=262_144)  # type: ignore[arg-type]
     try:
 
         def send(record: object) -> None:
-            producer.send(
-                settings.topic(record.topic),
-                key=record.key,  # type: ignore[attr-defined]
-                value=record.value,
-            )  # type: ignore[attr-defined]
+            producer.send_raw(
+                record.topic,  # type: ignore[attr-defined]
+                record.key,  # type: ignore[attr-defined]
+                record.value,  # type: ignore[attr-defined]
+            )
 
         n = produce(plan.records(), send, rate=rate)  # type: ignore[attr-defined]
         producer.flush()
