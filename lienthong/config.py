@@ -196,13 +196,19 @@ class PortalConnectorSettings(_Section):
 
     url: str | None = Field(default=None, description="portal API base URL; none: not started")
     token: SecretStr | None = Field(default=None, description="bearer token for the portal API")
+    host: str = Field(default="127.0.0.1", description="interface of the /health endpoint")
     health_port: int = Field(default=6091, ge=1024, le=65535)
     rate_per_s: float = Field(default=20.0, gt=0, description="portal requests/s (its quota)")
-    batch_size: int = Field(default=100, ge=1, le=10_000)
-    timeout_s: float = Field(default=10.0, gt=0)
-    max_attempts: int = Field(default=8, ge=1, description="attempts before a record is parked")
-    base_delay_s: float = Field(default=0.5, gt=0)
-    max_delay_s: float = Field(default=60.0, gt=0)
+    batch_size: int = Field(default=100, ge=1, le=10_000, description="items per request")
+    timeout_s: float = Field(default=10.0, gt=0, description="per request")
+    max_attempts: int = Field(
+        default=8,
+        ge=1,
+        description="attempts (5xx/408/network/timeout) before parking; 429s "
+        "wait Retry-After and do not count",
+    )
+    base_delay_s: float = Field(default=0.5, gt=0, description="first back-off ceiling")
+    max_delay_s: float = Field(default=60.0, gt=0, description="back-off ceiling cap")
 
 
 class PostalConnectorSettings(_Section):

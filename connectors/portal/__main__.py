@@ -1,0 +1,5 @@
+"""``python -m lienthong.connectors.portal``."""
+
+from lienthong.connectors.portal.connector import main
+
+raise SystemExit(main())

@@ -1,0 +1,393 @@
+"""The portal connector's loop: Kafka in, portal HTTP out, offsets committed after the ack.
+
+Reads ``portal-status`` and ``live-stats`` with manually assigned partitions (no group join,
+which some brokers make slow) and the group id only as the store of committed offsets. Each
+poll is resolved completely — every record acknowledged by the portal, parked on
+``portal-parked`` (with an alert on ``monitoring-alerts``) or dead-lettered — before the offsets
+are committed: at-least-once, and the portal's idempotency keys absorb the re-posts a crash
+causes. A bad record never blocks its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from lienthong.connectors.deadletter import DeadLetterPublisher, dead_letter_headers
+from lienthong.connectors.portal.client import (
+    Counters,
+    Item,
+    Parked,
+    PortalAuthError,
+    PortalClient,
+    Stopped,
+)
+from lienthong.logs import get_logger
+from lienthong.schemas.errors import DecodeError
+from lienthong.schemas.models import Event, LiveStatsSnapshot, PortalStatusRecord
+
+log = get_logger(__name__)
+
+CONSUMER_NAME = "portal-connector"
+PARKED_TOPIC = "portal-parked"
+ALERTS_TOPIC = "monitoring-alerts"
+RECORDS_PATH = "/records"
+STATS_PATH = "/stats"
+
+# Extra headers on a parked record, next to the lienthong.dlq.* ones (same meaning there).
+PARKED_STATUS = "lienthong.portal.http_status"
+PARKED_ATTEMPTS = "lienthong.portal.attempts"
+PARKED_KEY = "lienthong.portal.idempotency_key"
+
+
+class Reason(Exception):
+    """Why a record left the feed (read by :func:`dead_letter_headers`: class + reason)."""
+
+    def __init__(self, error_class: str, reason: str) -> None:
+        super().__init__(reason)
+        self.error_class = error_class
+        self.reason = reason
+
+
+def idempotency_key(event: Event) -> str:
+    """The record's deterministic key: its envelope event id (uuid5 for portal records)."""
+    return str(event.envelope.event_id)
+
+
+def record_payload(event: PortalStatusRecord) -> dict[str, Any]:
+    """The portal's JSON for one status record (its own field names, no envelope)."""
+    data = event.model_dump(mode="json", exclude={"envelope"})
+    data["idempotency_key"] = idempotency_key(event)
+    return data
+
+
+def stats_payload(event: LiveStatsSnapshot) -> dict[str, Any]:
+    data = event.model_dump(mode="json", exclude={"envelope"})
+    data["key"] = event.key
+    data["idempotency_key"] = idempotency_key(event)
+    return data
+
+
+def to_item(event: Event, source: Any = None) -> Item | None:
+    if isinstance(event, PortalStatusRecord):
+        return Item(RECORDS_PATH, idempotency_key(event), record_payload(event), source)
+    if isinstance(event, LiveStatsSnapshot):
+        return Item(STATS_PATH, idempotency_key(event), stats_payload(event), source)
+    return None
+
+
+def parked_headers(parked: Parked, now: datetime) -> list[tuple[str, bytes]]:
+    """Original headers + the dead-letter headers (source, class, reason) + portal details."""
+    record = parked.item.source
+    error = Reason(parked.error_class, parked.reason)
+    return [
+        *dead_letter_headers(
+            record.headers,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            error=error,
+            consumer=CONSUMER_NAME,
+            failed_at=now,
+        ),
+        (PARKED_STATUS, str(parked.status or "").encode()),
+        (PARKED_ATTEMPTS, str(parked.attempts).encode()),
+        (PARKED_KEY, parked.item.key.encode()),
+    ]
+
+
+def parked_alert(parked: Parked, now: datetime) -> dict[str, Any]:
+    """Alert on monitoring-alerts, shaped like the dead-letter monitor's alerts."""
+    record = parked.item.source
+    key = record.key.decode("utf-8", "replace") if record.key else None
+    return {
+        "alert_type": "portal_parked",
+        "alert_id": f"portal-parked:{record.topic}:{record.partition}:{record.offset}",
+        "raised_at": now.isoformat(),
+        "dossier_id": key if parked.item.path == RECORDS_PATH else None,
+        "source_topic": record.topic,
+        "source_partition": str(record.partition),
+        "source_offset": str(record.offset),
+        "error_class": parked.error_class,
+        "reason": parked.reason,
+        "consumer": CONSUMER_NAME,
+        "idempotency_key": parked.item.key,
+        "http_status": parked.status,
+        "attempts": parked.attempts,
+    }
+
+
+class _RawSender:
+    """DeadLetterPublisher's producer interface on top of the bus producer (topic = catalogue
+    name; the bus producer adds the prefix)."""
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+
+    def send(self, topic: str, *, key: Any, value: Any, headers: Any) -> Any:
+        return self.producer.send_raw(topic, key, value, headers=headers or ())
+
+    def flush(self, timeout: float | None = None) -> None:
+        self.producer.flush(timeout)
+
+
+class PortalConnector:
+    """One connector instance; :meth:`run` until stopped."""
+
+    def __init__(
+        self,
+        settings: Any,
+        portal_url: str,
+        group_id: str | None = None,
+        *,
+        token: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = settings.connectors.portal
+        self.portal_url = portal_url
+        self.group_id = group_id or default_group(settings)
+        if token is None and self.config.token is not None:
+            token = self.config.token.get_secret_value()
+        self.token = token
+        self.counters = Counters()
+        self.stop = asyncio.Event()
+        self._consumer: Any = None
+        self._producer: Any = None
+
+    # --- Kafka (blocking calls, run in a worker thread) ----------------------------------------
+
+    def _open(self) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        from lienthong.connectors.kafka import kafka_python_config
+        from lienthong.connectors.sdk import BusProducer
+
+        self._producer = BusProducer(self.settings)
+        consumer = KafkaConsumer(
+            **kafka_python_config(self.settings),
+            group_id=self.group_id,
+            enable_auto_commit=False,
+        )
+        self._consumer = consumer
+        tps = []
+        for name in (PortalStatusRecord.TOPIC, LiveStatsSnapshot.TOPIC):
+            topic = self.settings.topic(name)
+            partitions = consumer.partitions_for_topic(topic) or ()
+            tps += [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        for tp in tps:
+            committed = consumer.committed(tp)
+            if committed is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+        self.dead_letters = DeadLetterPublisher(
+            _RawSender(self._producer), "dead-letters", CONSUMER_NAME
+        )
+
+    def _poll(self) -> list[tuple[Any, Event | DecodeError]]:
+        from lienthong.schemas import decode_or_reason
+
+        batches = self._consumer.poll(timeout_ms=500, max_records=self.config.batch_size)
+        records = sorted(
+            (r for rs in batches.values() for r in rs), key=lambda r: (r.topic, r.partition)
+        )
+        out = [(r, decode_or_reason(r.value)) for r in records]
+        self.counters.lag = self._lag()
+        return out
+
+    def _lag(self) -> int | None:
+        total = 0
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                return None
+            total += max(0, high - self._consumer.position(tp))
+        return total
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+        if self._producer is not None:
+            self._producer.flush(10)
+            self._producer.close(10)
+
+    def _park(self, parked: Sequence[Parked], futures: list[Any]) -> None:
+        now = datetime.now(UTC)
+        for p in parked:
+            record = p.item.source
+            futures.append(
+                self._producer.send_raw(
+                    PARKED_TOPIC, record.key, record.value, headers=parked_headers(p, now)
+                )
+            )
+            alert = parked_alert(p, now)
+            futures.append(
+                self._producer.send_raw(
+                    ALERTS_TOPIC,
+                    alert["alert_id"].encode(),
+                    json.dumps(alert, ensure_ascii=False).encode(),
+                )
+            )
+            log.error(
+                "portal_parked",
+                dossier_id=alert["dossier_id"],
+                event_id=p.item.key,
+                error_class=p.error_class,
+                reason=p.reason,
+                source_topic=record.topic,
+                source_offset=record.offset,
+            )
+
+    def _settle(self, futures: list[Any]) -> None:
+        """Wait until parked records, alerts and dead letters are durable, then commit."""
+        for future in futures:
+            future.get(timeout=30)
+        self.dead_letters.flush(30)
+        self._consumer.commit()
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def handle(self, client: PortalClient, polled: list[tuple[Any, Any]]) -> int:
+        """Resolve one poll completely; returns items the portal acknowledged."""
+        futures: list[Any] = []
+        pending: dict[str, list[Item]] = {RECORDS_PATH: [], STATS_PATH: []}
+        for record, outcome in polled:
+            if isinstance(outcome, DecodeError):
+                self.dead_letters.publish(record, outcome)
+                self.counters.dead_lettered += 1
+                continue
+            item = to_item(outcome, record)
+            if item is None:
+                self.dead_letters.publish(
+                    record,
+                    Reason(
+                        "UnexpectedEventType",
+                        f"{outcome.EVENT_TYPE} does not belong on {record.topic}",
+                    ),
+                )
+                self.counters.dead_lettered += 1
+                continue
+            pending[item.path].append(item)
+        delivered = 0
+        for path, items in pending.items():
+            size = self.config.batch_size
+            for start in range(0, len(items), size):
+                result = await client.deliver(path, items[start : start + size])
+                delivered += len(result.delivered)
+                if result.parked:
+                    self.counters.parked += len(result.parked)
+                    self._park(result.parked, futures)
+        await asyncio.to_thread(self._settle, futures)
+        if delivered:
+            log.info("portal_forwarded", items=delivered)
+        return delivered
+
+    async def run(self, stop_after_idle_polls: int | None = None) -> int:
+        """Forward until :attr:`stop` is set (or after that many empty polls); items posted."""
+        await asyncio.to_thread(self._open)
+        sent = 0
+        try:
+            async with aiohttp.ClientSession() as session:
+                client = PortalClient(
+                    session,
+                    self.portal_url,
+                    token=self.token,
+                    rate_per_s=self.config.rate_per_s,
+                    timeout_s=self.config.timeout_s,
+                    max_attempts=self.config.max_attempts,
+                    base_delay_s=self.config.base_delay_s,
+                    max_delay_s=self.config.max_delay_s,
+                    counters=self.counters,
+                    stop=self.stop,
+                )
+                idle = 0
+                while not self.stop.is_set():
+                    if stop_after_idle_polls is not None and idle >= stop_after_idle_polls:
+                        break
+                    polled = await asyncio.to_thread(self._poll)
+                    if not polled:
+                        idle += 1
+                        continue
+                    idle = 0
+                    sent += await self.handle(client, polled)
+        except Stopped:
+            log.info("portal_connector_stopping", uncommitted="re-read on restart")
+        finally:
+            await asyncio.to_thread(self._close)
+        return sent
+
+    def health_app(self) -> web.Application:
+        app = web.Application()
+
+        async def health(_: web.Request) -> web.Response:
+            return web.json_response(
+                {"status": "ok", "portal": self.portal_url, **self.counters.as_dict()}
+            )
+
+        app.router.add_get("/health", health)
+        return app
+
+
+def default_group(settings: Any) -> str:
+    """Offsets group; the topic prefix keeps isolated deployments (and tests) apart."""
+    return f"{settings.topic_prefix}lienthong-portal-connector"
+
+
+def run(
+    settings: Any,
+    portal_url: str,
+    group_id: str | None = None,
+    *,
+    stop_after_idle_polls: int | None = None,
+) -> int:
+    """Forward portal-status and live-stats to ``portal_url`` (blocking); returns items
+    posted. ``stop_after_idle_polls`` ends after that many empty polls (tests, one-shot runs)."""
+    connector = PortalConnector(settings, portal_url, group_id)
+    return asyncio.run(connector.run(stop_after_idle_polls))
+
+
+async def serve(connector: PortalConnector, host: str, port: int) -> int:
+    """Run with ``GET /health`` until SIGTERM/SIGINT."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, connector.stop.set)
+    runner = web.AppRunner(connector.health_app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("portal_connector_started", portal=connector.portal_url, health_port=port)
+    try:
+        await connector.run()
+    except PortalAuthError as exc:
+        log.error("portal_auth_failed", error=str(exc))
+        return 1
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from lienthong.config import load_settings
+    from lienthong.logs import configure_logging
+
+    parser = argparse.ArgumentParser(description="forward portal-status/live-stats to the portal")
+    parser.add_argument("--portal-url", help="override connectors.portal.url")
+    parser.add_argument("--group", help="offsets group id (default: <prefix>lienthong-portal-…)")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    configure_logging("portal-connector", settings.log_level)
+    url = args.portal_url or settings.connectors.portal.url
+    if not url:
+        parser.error("no portal URL: set connectors.portal.url or pass --portal-url")
+    connector = PortalConnector(settings, url, args.group)
+    config = settings.connectors.portal
+    return asyncio.run(serve(connector, config.host, config.health_port))
