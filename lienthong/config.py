@@ -215,29 +215,59 @@ class PostalConnectorSettings(_Section):
     """Postal service connector (connectors.postal)."""
 
     url: str | None = Field(default=None, description="postal API base URL; none: not started")
-    token: SecretStr | None = None
+    token: SecretStr | None = Field(default=None, description="bearer token for the postal API")
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key of X-Postal-Signature; none: webhooks refused, polling only",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=6092, ge=1024, le=65535, description="webhook + health")
     poll_interval_s: float = Field(default=30.0, gt=0, description="tracking poll interval")
     delivery_due_hours: float = Field(
         default=72.0, gt=0, description="a result not delivered within this raises an alert"
     )
-    timeout_s: float = Field(default=10.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0, description="per postal API request")
+    base_delay_s: float = Field(default=0.5, gt=0, description="first retry delay (doubles)")
+    max_delay_s: float = Field(default=60.0, gt=0, description="retry delay cap")
+    group_id: str = Field(
+        default="lienthong-postal-connector", description="consumer group of the stored offsets"
+    )
 
 
 class CentralAdapterSettings(_Section):
     """Central vertical agency adapter (connectors.central)."""
 
     endpoints: dict[str, str] = Field(
-        default_factory=dict, description="central agency code -> its system's base URL"
+        default_factory=dict,
+        description="central agency code -> its system's base URL (env: "
+        "LIENTHONG_CONNECTORS__CENTRAL__ENDPOINTS__<CODE>=URL)",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=6093, ge=1024, le=65535, description="callbacks + health")
+    callback_url: str | None = Field(
+        default=None,
+        description="base URL the central systems call back; none: http://<host>:<port>",
+    )
     timeout_s: float = Field(default=10.0, gt=0, description="per request")
-    attempts: int = Field(default=3, ge=1)
+    attempts: int = Field(default=3, ge=1, description="delivery attempts before no_answer")
+    base_delay_s: float = Field(default=0.5, gt=0, description="first retry delay (doubles)")
+    max_delay_s: float = Field(default=30.0, gt=0, description="retry delay cap")
+    poll_interval_s: float = Field(
+        default=60.0, gt=0, description="GET the request's state this often until answered"
+    )
     answer_timeout_s: float = Field(
         default=3600.0, gt=0, description="no result within this: outcome no_answer"
     )
+    group_id: str = Field(
+        default="lienthong-central-adapter",
+        description="consumer group of the stored dossier-events offsets",
+    )
+
+    @field_validator("endpoints", mode="after")
+    @classmethod
+    def _codes_upper(cls, value: dict[str, str]) -> dict[str, str]:
+        # Environment keys arrive lower-cased; agency codes are upper case.
+        return {code.upper(): url.rstrip("/") for code, url in value.items()}
 
 
 class ConnectorsSettings(_Section):
