@@ -91,6 +91,9 @@ class PortalState:
         return None
 
 
+STATE: web.AppKey[PortalState] = web.AppKey("state", PortalState)
+
+
 def _items(body: Any) -> list[dict[str, Any]]:
     items = body if isinstance(body, list) else [body]
     if not all(isinstance(i, dict) for i in items):
@@ -281,7 +284,7 @@ def make_app(state: PortalState | None = None) -> web.Application:
     app.router.add_delete("/_control/records/{code}", control_delete)
     app.router.add_patch("/_control/records/{code}", control_alter)
     app.router.add_get("/_control/keys", control_keys)
-    app["state"] = state
+    app[STATE] = state
     return app
 
 

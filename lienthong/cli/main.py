@@ -35,6 +35,7 @@ COMMANDS: tuple[str, ...] = (
     "simulate",
     "verify",
     "stats",
+    "portal",
 )
 
 

@@ -13,7 +13,6 @@ from datetime import datetime
 
 import pytest
 
-from lienthong.connectors.portal import PortalUnavailable, forward, http_poster, post_with_retry
 from lienthong.runtime.probe import free_port
 from lienthong.schemas.models import VN_TZ, LiveStatsSnapshot, PortalStatusRecord
 from lienthong.simulators.postal import PostalService, make_app
@@ -94,22 +93,25 @@ def portal():
 
 
 def test_portal_stores_records_and_stats_through_retries(portal: str) -> None:
-    post = http_poster(portal)
-    attempts = [
-        post_with_retry(
-            post,
-            "/records",
-            [json.loads(_record(f"H10.X.{i}", 2).model_dump_json(exclude={"envelope"}))],
-            base_delay=0.01,
-        )
-        for i in range(8)
-    ]
-    assert max(attempts) > 1  # the 50 % failure rate forced at least one retry
-    sent = forward(
-        [_record("H10.X.1", 4), _record("H10.X.1", 9), _snapshot(12)],
-        lambda path, items: post_with_retry(post, path, items, base_delay=0.01),
-    )
-    assert sent == 3
+    # Retry rules themselves are unit-tested in tests/unit/connectors/portal/.
+    from aiohttp import ClientSession
+
+    from lienthong.connectors.portal.client import PortalClient
+    from lienthong.connectors.portal.connector import to_item
+
+    async def deliver() -> tuple[int, int]:
+        async with ClientSession() as session:
+            client = PortalClient(session, portal, base_delay_s=0.01, max_delay_s=0.05)
+            for i in range(8):
+                await client.deliver("/records", [to_item(_record(f"H10.X.{i}", 2))])
+            for event in (_record("H10.X.1", 4), _record("H10.X.1", 9), _snapshot(12)):
+                item = to_item(event)
+                await client.deliver(item.path, [item])
+            return client.counters.posted, client.counters.retried
+
+    posted, retried = asyncio.run(deliver())
+    assert posted == 11
+    assert retried > 0  # the 50 % failure rate forced at least one retry
     got = _get(portal + "/records?MaHoSo=H10.X.1")
     assert got["record"]["TrangThaiHoSo"] == 9 and got["record"]["KenhThucHien"] == 3
     assert [r["TrangThaiHoSo"] for r in got["history"]] == [2, 4, 9]
@@ -119,27 +121,6 @@ def test_portal_stores_records_and_stats_through_retries(portal: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(portal + "/records?MaHoSo=nope", timeout=5)
     assert exc.value.code == 404
-
-
-def test_retry_gives_up_and_does_not_retry_client_errors() -> None:
-    calls = []
-
-    def down(path, items):
-        calls.append(path)
-        raise OSError("connection refused")
-
-    with pytest.raises(PortalUnavailable):
-        post_with_retry(down, "/records", [{}], attempts=3, sleep=lambda s: None)
-    assert len(calls) == 3
-
-    def bad(path, items):
-        calls.append(path)
-        raise urllib.error.HTTPError(path, 400, "bad", None, None)  # type: ignore[arg-type]
-
-    calls.clear()
-    with pytest.raises(urllib.error.HTTPError):
-        post_with_retry(bad, "/records", [{}], attempts=3, sleep=lambda s: None)
-    assert len(calls) == 1
 
 
 def test_postal_service_emits_tracking_with_failures() -> None:
