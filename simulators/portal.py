@@ -17,10 +17,12 @@ Behaviour the connector must cope with, on purpose:
 - Test control (no token): ``POST /_control/faults`` queues faults, e.g.
   ``{"status": 500, "count": 20}``, ``{"status": 429, "retry_after": 1, "count": 5}``
   (``"http_date": true`` sends Retry-After as a date), ``{"delay_s": 3, "count": 1}`` (slow
-  answer → client timeout), ``"after_store": true`` (store, then fail: a lost answer);
+  answer → client timeout), ``"after_store": true`` (store, then fail: a lost answer),
+  ``{"hold_s": 8}`` (store, then answer late: a window to kill the client in);
   ``POST /_control/reject {"MaHoSo": ..., "status": 422}`` rejects every batch holding that
   dossier; ``DELETE``/``PATCH /_control/records/{MaHoSo}`` delete or alter what is held;
-  ``GET /_control/keys`` returns, per idempotency key, how often it was stored and received.
+  ``GET /_control/keys`` returns, per idempotency key, how often it was stored and received,
+  and how many requests were answered from the ``Idempotency-Key`` cache.
 - Exports for reconciliation: ``GET /records/export`` and ``GET /stats/export`` page the latest
   record per MaHoSo / statistic key (``?after=<cursor>&limit=<n>``, answer has ``next``).
 
@@ -69,6 +71,7 @@ class PortalState:
         self.stored = Counter[str]()  # idempotency key -> times stored (must stay 1)
         self.received = Counter[str]()  # idempotency key -> times posted
         self.answers: dict[str, tuple[list[str], int, dict[str, Any]]] = {}
+        self.replayed = 0  # requests answered from the Idempotency-Key cache
 
     def over_rate(self) -> bool:
         if self.rate_limit <= 0:
@@ -161,6 +164,7 @@ def make_app(state: PortalState | None = None) -> web.Application:
             seen_keys, status, body = state.answers[header_key]
             if seen_keys != keys:
                 raise web.HTTPUnprocessableEntity(text="Idempotency-Key reused with other items")
+            state.replayed += 1
             return web.json_response({**body, "replayed": True}, status=status)
         if kind == "records":
             validate_records(items)
@@ -190,6 +194,8 @@ def make_app(state: PortalState | None = None) -> web.Application:
         body = {"accepted": len(items), "stored": stored, "duplicates": duplicates}
         if header_key:
             state.answers[header_key] = (keys, 200, body)
+        if fault and fault.get("hold_s"):
+            await asyncio.sleep(float(fault["hold_s"]))  # stored, answer late (crash window)
         if fault and fault.get("status"):
             return _fault_response(fault)  # stored, but the answer is "lost"
         return web.json_response(body)
@@ -269,7 +275,13 @@ def make_app(state: PortalState | None = None) -> web.Application:
         return web.json_response({"record": state.records[code]})
 
     async def control_keys(_: web.Request) -> web.Response:
-        return web.json_response({"stored": dict(state.stored), "received": dict(state.received)})
+        return web.json_response(
+            {
+                "stored": dict(state.stored),
+                "received": dict(state.received),
+                "replayed": state.replayed,
+            }
+        )
 
     app.router.add_get("/health", health)
     app.router.add_post("/records", post_records)
@@ -299,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("fake-portal")
     log.info("fake_portal_listening", host=args.host, port=args.port)
     state = PortalState(args.fail_rate, token=args.token, rate_limit=args.rate_limit)
-    web.run_app(make_app(state), host=args.host, port=args.port, print=None)
+    # Short shutdown: a held request (test fault) must not delay SIGTERM.
+    web.run_app(make_app(state), host=args.host, port=args.port, print=None, shutdown_timeout=1.0)
     return 0
 
 
