@@ -621,6 +621,8 @@ class ThreadedGateway:
         return f"{scheme}://{self.server.host}:{self.server.port}"
 
     def start(self) -> ThreadedGateway:
+        if self.thread.is_alive():  # already started (``with ThreadedGateway(...).start()``)
+            return self
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
         return self

@@ -4,7 +4,8 @@ The ingest gateway asks this module before it accepts an event from an outside s
 rules follow the actors of BRIEF §1–§2 (see docs/connectors/gateway.md for the table):
 
 - **service center** (province center; the one-stop section — Bộ phận Một cửa — of a district
-  or commune plays the same part): receives dossiers, refuses intake, takes supplements,
+  or commune plays the same part): receives dossiers, refuses intake, asks for and takes
+  supplements,
   records withdrawals, returns results, orders postal pickups/deliveries, hands dossiers on;
 - **processing agencies** (departments, district/commune People's Committees, central vertical
   agencies): accept/return handoffs, ask for supplements and fees, record payments, stop or
@@ -68,6 +69,7 @@ _INTAKE = frozenset(
         "dossier_submitted",
         "dossier_received",
         "intake_refused",
+        "supplement_requested",  # the counter finds the received dossier incomplete
         "supplement_received",
         "dossier_withdrawn",
         "result_returned",

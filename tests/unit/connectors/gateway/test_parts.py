@@ -71,7 +71,7 @@ def test_service_center_and_processing_rules():
     ):
         assert kind in allowed_event_types(dept)
         assert kind in allowed_event_types(central)
-        if not kind.startswith("handoff_"):  # the center takes results back too
+        if not kind.startswith(("handoff_", "supplement_")):  # center: handoffs, supplements
             assert kind not in allowed_event_types(center)
     assert "dossier_received" not in allowed_event_types(dept)
     assert "dossier_received" not in allowed_event_types(central)
