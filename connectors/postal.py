@@ -446,6 +446,7 @@ class PostalConnector:
         self._tasks: list[asyncio.Task[None]] = []
         self._session: Any = None
         self._runner: Any = None
+        self.failed: str | None = None
 
     @property
     def producer(self) -> Any:
@@ -483,10 +484,21 @@ class PostalConnector:
         await self._runner.setup()
         await web.TCPSite(self._runner, self.cfg.host, self.cfg.port).start()
         self._tasks = [
-            asyncio.ensure_future(self.consume_orders()),
-            asyncio.ensure_future(self.poll_loop()),
+            asyncio.ensure_future(self._guard(self.consume_orders())),
+            asyncio.ensure_future(self._guard(self.poll_loop())),
         ]
         log.info("postal_connector_started", port=self.cfg.port, postal_url=self.url)
+
+    async def _guard(self, work: Any) -> None:
+        """A dead order loop must not hide behind a healthy /health: stop the process."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed = f"{type(exc).__name__}: {exc}"
+            log.error("postal_connector_failed", error=self.failed)
+            self.stopping.set()
 
     async def stop(self) -> None:
         self.stopping.set()
@@ -522,6 +534,10 @@ class PostalConnector:
         try:
             topic = self.settings.topic(PostalOrderRequested.TOPIC)
             parts = await self._kafka(consumer.partitions_for_topic, topic)
+            while not parts and not self.stopping.is_set():
+                log.error("topic_missing", topic=topic, effect="no orders placed until it exists")
+                await asyncio.sleep(5.0)
+                parts = await self._kafka(consumer.partitions_for_topic, topic)
             tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
             await self._kafka(consumer.assign, tps)
             for tp in tps:
@@ -808,7 +824,8 @@ class PostalConnector:
         return app
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT (exit 0) or until a loop fails (exit 1, for the supervisor)."""
     connector = PostalConnector(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -818,6 +835,7 @@ async def serve(settings: Settings) -> None:
         await connector.stopping.wait()
     finally:
         await connector.stop()
+    return 1 if connector.failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -845,8 +863,7 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.connectors.postal.url:
         print("connectors.postal.url is not set (LIENTHONG_CONNECTORS__POSTAL__URL or --url)")
         return 2
-    asyncio.run(serve(settings))
-    return 0
+    return asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":  # pragma: no cover
