@@ -120,7 +120,10 @@ def produce(bus_settings, catalogue_topics, codec) -> Iterator[Callable[[list[An
 
     def send(events: list[Any]) -> None:
         for event in events:
-            producer.send(event)
+            if isinstance(event, tuple):  # (topic, key, raw value): not an event
+                producer.send_raw(*event)
+            else:
+                producer.send(event)
         producer.flush(30)
 
     yield send
@@ -253,7 +256,7 @@ def test_outage_then_recovery_exactly_once_and_rejected_record_parked(
     rejected = "H10.2601.0000012"
     events = [_record(n) for n in range(1, 25)] + [_record(n, 4) for n in range(1, 6)]
     events += [_snapshot(f"1.00{n}", n) for n in range(3)]
-    produce(events)
+    produce(events + [("portal-status", b"H10.2601.0000099", b"not avro")])
     # The portal is down, then throttles, then loses two answers after storing; it never
     # accepts dossier 12.
     _send(
@@ -271,7 +274,11 @@ def test_outage_then_recovery_exactly_once_and_rejected_record_parked(
     c = connector().start()
     _wait(
         "every accepted record at the portal",
-        lambda: set(_keys(portal)["stored"]) == expected and c.health()["parked"] == 1,
+        lambda: (
+            set(_keys(portal)["stored"]) == expected
+            and c.health()["parked"] == 1
+            and c.health()["dead_lettered"] == 1
+        ),
         60,
         c.log,
     )
@@ -293,6 +300,13 @@ def test_outage_then_recovery_exactly_once_and_rejected_record_parked(
     assert [(a["alert_type"], a["dossier_id"]) for a in alerts] == [("portal_parked", rejected)]
     # Records after the parked one on its partition were delivered (its partition not blocked).
     assert _get(portal + "/records?MaHoSo=H10.2601.0000024")["record"]["TrangThaiHoSo"] == 2
+
+    [dead] = _read(bus_settings, "dead-letters")
+    assert dead.value == b"not avro"
+    assert (
+        dict(dead.headers)["lienthong.dlq.source_topic"]
+        == bus_settings.topic("portal-status").encode()
+    )
 
     code, diffs = _reconcile(bus_env, monkeypatch, capsys, portal)
     assert code == 1
