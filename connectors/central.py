@@ -362,7 +362,7 @@ class CentralAdapter:
                             log.error("central_state_unreadable", key=key, error=str(exc))
         finally:
             consumer.close()
-        log.info("central_state_loaded", requests=len(self.states), **counters(self.states))
+        log.info("central_state_loaded", **counters(self.states))
         return len(self.states)
 
     async def save(self, req: CentralRequest) -> None:
@@ -574,7 +574,15 @@ class CentralAdapter:
             enable_auto_commit=False,
         )
         topic = self.settings.topic(DOSSIER_EVENTS)
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        parts: set[int] | None = None
+        deadline = time.monotonic() + 30.0
+        while not parts and time.monotonic() < deadline:  # metadata may lag at start
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                time.sleep(0.5)
+        if not parts:
+            raise RuntimeError(f"topic {topic} not found")
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         for tp in tps:
             committed = consumer.committed(tp)
@@ -583,6 +591,7 @@ class CentralAdapter:
             else:
                 consumer.seek(tp, committed)
         self._consumer = consumer
+        log.info("central_consuming", topic=topic, partitions=len(tps))
 
     def _poll(self) -> list[Any]:
         batch = self._consumer.poll(timeout_ms=500, max_records=500)
@@ -604,7 +613,12 @@ class CentralAdapter:
                 if isinstance(event, DecodeError):
                     # dossier-events is validated (and dead-lettered) by the tracker
                     skipped += 1
-                    log.debug("central_skip_undecodable", offset=record.offset)
+                    log.info(
+                        "central_skip_undecodable",
+                        offset=record.offset,
+                        error_class=event.error_class,
+                        skipped=skipped,
+                    )
                     continue
                 req = request_for(event, self.cfg.endpoints, self.states, time.time())
                 if req is None:

@@ -62,13 +62,17 @@ class BusProducer:
         *,
         linger_ms: int = 5,
         delivery_timeout_ms: int = 30_000,
+        codec: Any = None,
         **overrides: Any,
     ) -> None:
+        """``codec``: an :class:`lienthong.schemas.AvroCodec` to encode with; default the
+        process-wide codec (built from the process settings on first use)."""
         from kafka import KafkaProducer
 
         from lienthong.connectors.kafka import kafka_python_config
 
         self.settings = settings
+        self._encode = codec.encode if codec is not None else encode
         config: dict[str, Any] = {
             **kafka_python_config(settings),
             "acks": "all",
@@ -88,7 +92,7 @@ class BusProducer:
     def send(self, event: Event, *, headers: Headers = (), topic: str | None = None) -> Any:
         """Encode and send; returns kafka-python's future (``.get(timeout)`` for the ack)."""
         return self.send_raw(
-            topic or event.TOPIC, record_key(event), encode(event), headers=headers
+            topic or event.TOPIC, record_key(event), self._encode(event), headers=headers
         )
 
     def send_raw(

@@ -25,13 +25,13 @@ def test_full_dossier_life_through_the_sdk(
     from lienthong.documents.verify import verify_detached
     from lienthong.simulators.verify import read_topic
 
-    schemas.set_default_codec(None)
     settings = load_settings(environ={**bus_env, "LIENTHONG_IDENTIFIER_SALT": "sdk-test-salt-0123"})
     pki = init_dev_pki(tmp_path / "pki", "Bến Tre", [(CENTER, "Trung tâm"), (LAND, "VPĐK")])
     store = FilesystemStore(tmp_path / "store")
     dossier = "H10-SDK-0001"
     now = datetime.now(UTC)
-    producer = BusProducer(settings)
+    codec = schemas.AvroCodec(schemas.registry_from_settings(settings))  # the test's run dir
+    producer = BusProducer(settings, codec=codec)
     try:
         center = BusClient(producer, agency=CENTER, store=store, signer=pki.signer(CENTER))
         land = BusClient(producer, agency=LAND, store=store, signer=pki.signer(LAND))
@@ -74,7 +74,7 @@ def test_full_dossier_life_through_the_sdk(
     finally:
         producer.close()
 
-    events = [schemas.decode(r.value) for r in read_topic(settings, "dossier-events", 10.0)]
+    events = [codec.decode(r.value) for r in read_topic(settings, "dossier-events", 10.0)]
     assert [e.EVENT_TYPE for e in events] == [
         "dossier_received",
         "handoff_sent",
@@ -91,13 +91,13 @@ def test_full_dossier_life_through_the_sdk(
     assert events[1].envelope.trace_id == received.envelope.trace_id
     assert events[2].envelope.causation_id == sent.envelope.event_id
     assert {e.envelope.producer_agency for e in events} == {CENTER, LAND, TAX}
-    orders = [schemas.decode(r.value) for r in read_topic(settings, "postal-orders", 10.0)]
+    orders = [codec.decode(r.value) for r in read_topic(settings, "postal-orders", 10.0)]
     assert [(o.kind, o.order_id) for o in orders] == [
         ("pickup", f"{dossier}/pickup"),
         ("delivery", f"{dossier}/delivery"),
     ]
     assert orders[0] == pickup
-    docs = [schemas.decode(r.value) for r in read_topic(settings, "documents", 10.0)]
+    docs = [codec.decode(r.value) for r in read_topic(settings, "documents", 10.0)]
     assert docs == [published, signed]
     assert store.get_bytes(published.content_sha256) == content
     signature = store.get_bytes(parse_reference(signed.signature_ref))
