@@ -354,3 +354,31 @@ def test_outage_retried_with_one_request_and_restart_does_not_resend(
         assert len(ids) == len(set(ids))
     finally:
         producer.close()
+
+
+def test_unreachable_central_system_gives_one_no_answer_after_all_attempts(
+    bus_env, bus_settings, catalogue_topics, procs
+) -> None:
+    from lienthong.connectors.central import correlation_id
+    from lienthong.connectors.sdk import BusClient, BusProducer
+
+    dossier = f"H10-U{str(time.time_ns())[-8:]}"
+    nobody = Proc("-", [], {}, free_port(), Path(os.devnull))  # a port nothing listens on
+    port = free_port()
+    env = adapter_env(bus_env, port, {TAX: nobody}, attempts="3")
+    adapter = procs("lienthong.connectors.central", [], env, port, "adapter")
+    now = datetime.now(UTC)
+    with BusProducer(bus_settings, codec=codec_of(bus_settings)) as producer:
+        open_dossier(BusClient(producer, agency=CENTER), dossier, TAX, now, now, now)
+    alerts = wait_for(
+        lambda: [a for a in alerts_of(bus_settings) if a["alert_type"] == "central_no_answer"],
+        20,
+        "no_answer alert",
+    )
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert["correlation_id"] == correlation_id(dossier, f"{dossier}/1", TAX)
+    assert (alert["attempts"], alert["reason"]) == (3, "not delivered after 3 attempts")
+    health = adapter.get("/health")
+    assert (health["posts"], health["sent"], health["no_answer"]) == (3, 0, 1)
+    assert answers(events_of(bus_settings), dossier) == []
