@@ -93,7 +93,11 @@ class BusClient:
         if not isinstance(agency, str) or not AGENCY_CODE_RE.match(agency):
             raise ValueError(f"agency: {agency!r} is not an agency code such as 000.00.01.H10")
         if isinstance(target, Settings):
-            self.producer: BusProducer = BusProducer(target)
+            from lienthong.schemas import AvroCodec, registry_from_settings
+
+            # encode with the registry of *these* settings, not whatever the process default is
+            codec = AvroCodec(registry_from_settings(target))
+            self.producer: BusProducer = BusProducer(target, codec=codec)
             self._owns_producer = True
         else:  # a BusProducer shared with the rest of the process
             self.producer = target
