@@ -83,9 +83,15 @@ def where_to_look(settings: Settings) -> str:
         "  terminal view        .venv/bin/lienthong stats --watch",
         "  component status     .venv/bin/lienthong status",
     ]
+    gw = settings.connectors.gateway
+    scheme = "https" if gw.tls_certfile else "http"
+    lines.insert(3, f"  ingest gateway       {scheme}://{gw.host}:{gw.port}/openapi.json")
     if settings.demo.enabled:
         portal = settings.demo.portal_url or f"http://127.0.0.1:{settings.demo.portal_port}"
         lines.insert(3, f"  fake national portal {portal}/records  {portal}/stats")
+        if gw.clients_file is None:
+            keys = settings.run_dir / "demo" / "gateway-keys.json"
+            lines.insert(5, f"  demo gateway API keys {keys}")
     return "\n".join(lines)
 
 

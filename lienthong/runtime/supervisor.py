@@ -24,6 +24,7 @@ from lienthong.config import Settings
 from lienthong.logs import get_logger
 from lienthong.runtime import probe
 from lienthong.runtime.broker import EmbeddedBroker, terminate_process
+from lienthong.runtime.demo import DEMO_CENTRAL_AGENCY, DemoSecrets, write_demo_secrets
 
 log = get_logger(__name__)
 
@@ -35,7 +36,7 @@ class ComponentSpec:
     """A child process the supervisor runs."""
 
     name: str
-    kind: str  # "worker" | "service"
+    kind: str  # "worker" | "connector" | "service" (demo fake) | "job"
     command: list[str]
     port: int | None = None
     health_path: str | None = "/health"
@@ -56,8 +57,29 @@ class ComponentState:
     finished: bool = False
 
 
-def component_specs(settings: Settings) -> list[ComponentSpec]:
-    """The children ``up`` starts. Later features register their services here."""
+# Which setting moves a component's port, for the "port in use" message.
+_PORT_SETTING = {
+    "worker": "worker.web_port",
+    "connector": "the connector's port in [connectors.*]",
+    "service": "the demo ports in [demo]",
+    "job": "-",
+}
+
+
+def _run(name: str, *args: str) -> list[str]:
+    """The command ``up`` uses for an edge process: exactly ``lienthong run NAME ...``."""
+    return [sys.executable, "-m", "lienthong", "run", name, *args]
+
+
+def component_specs(
+    settings: Settings, demo_secrets: DemoSecrets | None = None
+) -> list[ComponentSpec]:
+    """The children ``up`` starts: workers, the connectors, and in demo mode their fakes.
+
+    Connectors to outside systems start only when their system is configured (or the demo
+    supplies a fake); the ingest gateway always starts, it is how department systems reach
+    the bus. ``demo_secrets`` are this run's generated demo keys (None: settings as they are).
+    """
     specs = []
     for index in range(settings.worker.count):
         port = settings.worker.web_port + index
@@ -69,57 +91,102 @@ def component_specs(settings: Settings) -> list[ComponentSpec]:
                 port=port,
             )
         )
+    conn = settings.connectors
     demo = settings.demo
-    if demo.enabled:
-        # Demo counterparts (issue 6): fake national portal and post, and the connector that
-        # forwards portal-status/live-stats. A configured demo.portal_url replaces the fake.
-        portal_url = demo.portal_url
-        if portal_url is None:
-            specs.append(
-                ComponentSpec(
-                    name="fake-portal",
-                    kind="service",
-                    command=[
-                        sys.executable,
-                        "-m",
-                        "lienthong.simulators.portal",
-                        "--port",
-                        str(demo.portal_port),
-                    ],
-                    port=demo.portal_port,
-                )
+    local = "http://127.0.0.1"
+
+    gateway_env = {}
+    if demo_secrets is not None and conn.gateway.clients_file is None:
+        gateway_env["LIENTHONG_CONNECTORS__GATEWAY__CLIENTS_FILE"] = str(demo_secrets.clients_file)
+    specs.append(
+        ComponentSpec(
+            name="gateway",
+            kind="connector",
+            command=_run("gateway"),
+            port=conn.gateway.port,
+            env=gateway_env,
+        )
+    )
+
+    # National portal: a configured portal, the demo's real portal URL, or the fake portal.
+    portal_url = conn.portal.url or demo.portal_url
+    if portal_url is None and demo.enabled:
+        specs.append(
+            ComponentSpec(
+                name="fake-portal",
+                kind="service",
+                command=_run("fake-portal", "--port", str(demo.portal_port)),
+                port=demo.portal_port,
             )
-            portal_url = f"http://127.0.0.1:{demo.portal_port}"
+        )
+        portal_url = f"{local}:{demo.portal_port}"
+    if portal_url is not None:
+        specs.append(
+            ComponentSpec(
+                name="portal-connector",
+                kind="connector",
+                command=_run("portal", "--portal-url", portal_url),
+                port=conn.portal.health_port,
+            )
+        )
+
+    # Postal service: a configured postal API or the fake post calling the connector's webhook.
+    postal_url = conn.postal.url
+    postal_env: dict[str, str] = {}
+    if postal_url is None and demo.enabled:
+        webhook = f"{local}:{conn.postal.port}/webhooks/tracking"
+        fake_args = ["--port", str(demo.postal_port), "--time-scale", str(demo.postal_time_scale)]
+        fake_args += ["--webhook-url", webhook]
+        if demo_secrets is not None:
+            fake_args += ["--webhook-secret", demo_secrets.webhook_secret]
+            postal_env["LIENTHONG_CONNECTORS__POSTAL__WEBHOOK_SECRET"] = demo_secrets.webhook_secret
         specs.append(
             ComponentSpec(
                 name="fake-postal",
                 kind="service",
-                command=[
-                    sys.executable,
-                    "-m",
-                    "lienthong.simulators.postal",
-                    "--port",
-                    str(demo.postal_port),
-                    "--time-scale",
-                    str(demo.postal_time_scale),
-                ],
+                command=_run("fake-postal", *fake_args),
                 port=demo.postal_port,
             )
         )
+        postal_url = f"{local}:{demo.postal_port}"
+    if postal_url is not None:
         specs.append(
             ComponentSpec(
-                name="portal-connector",
-                kind="service",
-                command=[
-                    sys.executable,
-                    "-m",
-                    "lienthong.connectors.portal",
-                    "--portal-url",
-                    portal_url,
-                ],
-                health_path=None,
+                name="postal-connector",
+                kind="connector",
+                command=_run("postal", "--url", postal_url),
+                port=conn.postal.port,
+                env=postal_env,
             )
         )
+
+    # Central vertical agencies: configured endpoints, or one fake central system in the demo.
+    endpoints = dict(conn.central.endpoints)
+    if not endpoints and demo.enabled:
+        specs.append(
+            ComponentSpec(
+                name="fake-central",
+                kind="service",
+                command=_run("fake-central", "--port", str(demo.central_port)),
+                port=demo.central_port,
+            )
+        )
+        endpoints = {DEMO_CENTRAL_AGENCY: f"{local}:{demo.central_port}"}
+    if endpoints:
+        specs.append(
+            ComponentSpec(
+                name="central-adapter",
+                kind="connector",
+                command=_run("central"),
+                port=conn.central.port,
+                env={
+                    f"LIENTHONG_CONNECTORS__CENTRAL__ENDPOINTS__{code}": url
+                    for code, url in endpoints.items()
+                },
+            )
+        )
+
+    if demo.enabled:
         # The live simulator: a province replaying its recent weeks at demo.simulator_rate.
         specs.append(
             ComponentSpec(
@@ -197,7 +264,7 @@ class Supervisor:
                 self.settings.worker.web_host, spec.port
             ):
                 raise SupervisorError(
-                    f"port {spec.port} for {spec.name} is in use; set worker.web_port"
+                    f"port {spec.port} for {spec.name} is in use; set {_PORT_SETTING[spec.kind]}"
                 )
 
     def start_all(self) -> None:
@@ -205,6 +272,11 @@ class Supervisor:
 
         self.check_not_running()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.demo.enabled:
+            # Fresh keys only now: a second `up` refused above must not replace a running demo's.
+            secrets = write_demo_secrets(self.settings)
+            self.specs = {spec.name: spec for spec in component_specs(self.settings, secrets)}
+            log.info("demo_keys_written", keys_file=str(secrets.keys_file))
         if self.settings.uses_embedded_broker:
             self.broker_started_here = self.broker.record() is None
             record = self.broker.start()

@@ -44,6 +44,18 @@ def _tansu_pids_in(directory) -> set[int]:
     return pids
 
 
+def _connector_ports() -> dict[str, str]:
+    """Free ports for the edge processes `up` starts, so tests never collide with a demo."""
+    names = (
+        "CONNECTORS__GATEWAY__PORT",
+        "CONNECTORS__PORTAL__HEALTH_PORT",
+        "CONNECTORS__POSTAL__PORT",
+        "CONNECTORS__CENTRAL__PORT",
+        "DEMO__CENTRAL_PORT",
+    )
+    return {f"LIENTHONG_{name}": str(probe.free_port()) for name in names}
+
+
 def _embedded_env(tmp_path, broker_port: int, web_port: int) -> dict[str, str | None]:
     """An isolated bus on the embedded broker (a LIENTHONG_BOOTSTRAP of the session is unset)."""
     settings = embedded_settings(tmp_path / "run", broker_port)
@@ -54,6 +66,7 @@ def _embedded_env(tmp_path, broker_port: int, web_port: int) -> dict[str, str | 
         "LIENTHONG_EMBEDDED__BINARY": str(settings.embedded.binary),
         "LIENTHONG_WORKER__WEB_PORT": str(web_port),
         "LIENTHONG_WORKER__APP_ID": f"lienthong-e2e-{broker_port}",
+        **_connector_ports(),
     }
 
 
@@ -72,12 +85,15 @@ def test_up_status_down_on_the_embedded_broker(tmp_path):
         assert rows["broker (embedded tansu)"]["detail"] == f"listening on 127.0.0.1:{broker_port}"
         assert rows["topics"]["detail"].startswith("all ") and rows["topics"]["healthy"]
         assert rows["worker-1"]["healthy"] and rows["worker-1"]["port"] == web_port
+        gateway_port = int(env["LIENTHONG_CONNECTORS__GATEWAY__PORT"])
+        assert rows["gateway"]["healthy"] and rows["gateway"]["port"] == gateway_port
         pids = [row["pid"] for row in report["components"] if row["pid"]]
         pids.append(report["supervisor_pid"])
     finally:
         down = _run(["down"], env)
     assert down.returncode == 0, down.stderr
     assert "embedded broker" in down.stdout
+    assert probe.port_is_free("127.0.0.1", gateway_port)
     for pid in pids:
         assert not probe.pid_alive(pid), f"pid {pid} survived `down`"
     assert probe.port_is_free("127.0.0.1", broker_port)
@@ -95,6 +111,7 @@ def test_up_with_bootstrap_starts_no_broker_of_its_own(tmp_path, kafka_bootstrap
         "LIENTHONG_WORKER__WEB_PORT": str(web_port),
         "LIENTHONG_WORKER__APP_ID": f"lienthong-e2e-ext-{web_port}",
         "LIENTHONG_TOPIC_PREFIX": f"ext{web_port}.",
+        **_connector_ports(),
     }
     up = _run(["up", "--detach", "--timeout", "120"], env)
     try:

@@ -167,15 +167,33 @@ def test_demo_components_only_when_enabled() -> None:
     from lienthong.config import load_settings
     from lienthong.runtime.supervisor import component_specs
 
-    plain = [s.name for s in component_specs(load_settings(environ={}))]
-    assert plain and not any(n.startswith(("fake-", "portal-")) for n in plain)
+    plain = {s.name: s for s in component_specs(load_settings(environ={}))}
+    # Without outside systems configured only the workers and the ingest gateway run.
+    assert set(plain) == {"worker-1", "gateway"}
+    assert plain["gateway"].command[-2:] == ["run", "gateway"]
     demo = {
         s.name: s
         for s in component_specs(load_settings(environ={"LIENTHONG_DEMO__ENABLED": "true"}))
     }
-    assert {"fake-portal", "fake-postal", "portal-connector"} <= set(demo)
+    assert {
+        "fake-portal",
+        "portal-connector",
+        "fake-postal",
+        "postal-connector",
+        "fake-central",
+        "central-adapter",
+        "simulator",
+    } <= set(demo)
     assert demo["fake-portal"].health_path == "/health"
     assert "http://127.0.0.1:6080" in demo["portal-connector"].command
+    assert "http://127.0.0.1:6092/webhooks/tracking" in demo["fake-postal"].command
+    central_env = demo["central-adapter"].env
+    assert central_env == {
+        "LIENTHONG_CONNECTORS__CENTRAL__ENDPOINTS__000.00.64.H10": "http://127.0.0.1:6082"
+    }
+    assert load_settings(environ=central_env).connectors.central.endpoints == {
+        "000.00.64.H10": "http://127.0.0.1:6082"
+    }
     real = {
         s.name: s
         for s in component_specs(
@@ -189,3 +207,17 @@ def test_demo_components_only_when_enabled() -> None:
     }
     assert "fake-portal" not in real
     assert "https://dvc.example" in real["portal-connector"].command
+    # A province's own systems: connectors start without any demo fake.
+    province = {
+        s.name: s
+        for s in component_specs(
+            load_settings(
+                environ={
+                    "LIENTHONG_CONNECTORS__PORTAL__URL": "https://dvc.example",
+                    "LIENTHONG_CONNECTORS__POSTAL__URL": "https://post.example",
+                }
+            )
+        )
+    }
+    assert {"portal-connector", "postal-connector"} <= set(province)
+    assert not any(name.startswith("fake-") for name in province)
