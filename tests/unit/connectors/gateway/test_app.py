@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -394,20 +396,23 @@ def test_openapi_is_served_and_matches_the_committed_file(h):
     assert spec == json.loads(SPEC_FILE.read_text(encoding="utf-8"))
 
 
-def test_every_request_logs_one_line(h, capsys):
-    import io
-
-    from lienthong.logs import configure_logging
-
+def test_every_request_logs_one_line(settings):
     stream = io.StringIO()
-    configure_logging("gateway", "INFO", stream=stream)
-    h.post("dossier_received", received_body("HS-LOG"))
-    h.post("dossier_received", received_body(), agency=None)
+    h = Harness(make_gateway(settings, access_log=stream))
+    access = logging.getLogger("lienthong.connectors.gateway.access")
+    access.setLevel(logging.INFO)  # as LIENTHONG_LOG_LEVEL=INFO does
+    try:
+        h.post("dossier_received", received_body("HS-LOG"))
+        h.post("dossier_received", received_body(), agency=None)
+    finally:
+        access.setLevel(logging.NOTSET)
+        h.close()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     requests = [line for line in lines if line["event"] == "request"]
-    assert len(requests) == 2
+    assert len(requests) == len(lines) == 2
     ok, refused = requests
     assert ok["agency"] == CENTER and ok["event_type"] == "dossier_received"
     assert ok["dossier_id"] == "HS-LOG" and ok["status"] == 202 and ok["event_id"]
+    assert ok["component"] == "gateway" and ok["level"] == "info" and ok["timestamp"]
     assert isinstance(ok["latency_ms"], float)
     assert refused["status"] == 401 and refused["agency"] is None
