@@ -121,6 +121,9 @@ class SimConfig:
     postal_return_rate: float = 0.12  # results sent home by post (Bến Tre: 1,516 of 12,356)
     postal_failure_rate: float = 0.05  # first delivery attempt fails
     level_weights: dict[str, float] = field(default_factory=lambda: dict(LEVEL_WEIGHTS))
+    # Agencies whose steps a real connector drives (the demo's central adapter): procedures
+    # routed through them are not simulated, so the two never answer the same handoff.
+    leave_out_agencies: frozenset[str] = frozenset()
 
     def dossier_count(self) -> int:
         if self.dossiers is not None:
@@ -174,6 +177,8 @@ class ProvinceSimulator:
         """Zipf weights inside each level, scaled so levels keep the Lào Cai proportions."""
         by_level: dict[str, list[Procedure]] = {}
         for p in sorted(self.catalogue, key=lambda p: p.code):
+            if self.config.leave_out_agencies & {step.agency for step in p.steps}:
+                continue
             by_level.setdefault(p.level, []).append(p)
         procs: list[Procedure] = []
         weights: list[float] = []

@@ -35,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("replay", "live"), default="replay")
     p.add_argument("--period", default=None, help="YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--leave-out-agency",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="simulate no procedure routed through this agency (a real connector drives it)",
+    )
     p.add_argument("--dossiers", type=int, default=None, help="override the derived count")
     p.add_argument("--dossiers-per-year", type=int, default=430_000)
     defaults = {f.name: f.default for f in fields(SimConfig)}
@@ -98,6 +105,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         dossiers=args.dossiers,
         dossiers_per_year=args.dossiers_per_year,
+        leave_out_agencies=frozenset(args.leave_out_agency),
         **rates,
     )
     faults = FaultConfig(

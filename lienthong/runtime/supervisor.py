@@ -138,7 +138,7 @@ def component_specs(
         fake_args = ["--port", str(demo.postal_port), "--time-scale", str(demo.postal_time_scale)]
         fake_args += ["--webhook-url", webhook]
         if demo_secrets is not None:
-            fake_args += ["--webhook-secret", demo_secrets.webhook_secret]
+            fake_args.append(f"--webhook-secret={demo_secrets.webhook_secret}")
             postal_env["LIENTHONG_CONNECTORS__POSTAL__WEBHOOK_SECRET"] = demo_secrets.webhook_secret
         specs.append(
             ComponentSpec(
@@ -162,7 +162,8 @@ def component_specs(
 
     # Central vertical agencies: configured endpoints, or one fake central system in the demo.
     endpoints = dict(conn.central.endpoints)
-    if not endpoints and demo.enabled:
+    demo_central = not endpoints and demo.enabled
+    if demo_central:
         specs.append(
             ComponentSpec(
                 name="fake-central",
@@ -203,6 +204,8 @@ def component_specs(
                     str(demo.simulator_rate),
                     "--seed",
                     str(demo.simulator_seed),
+                    # The demo's central agency is played by fake-central via the adapter.
+                    *(["--leave-out-agency", DEMO_CENTRAL_AGENCY] if demo_central else []),
                 ],
                 health_path=None,
                 oneshot=True,

@@ -157,7 +157,18 @@ def test_demo_feeds_the_fake_portal_and_stops_cleanly(tmp_path):
         assert f"fake national portal http://127.0.0.1:{portal_port}/records" in up.stdout
         report = json.loads(_run(["status", "--json"], env).stdout)
         names = {row["component"] for row in report["components"]}
-        assert {"fake-portal", "fake-postal", "portal-connector", "simulator"} <= names
+        assert {
+            "fake-portal",
+            "fake-postal",
+            "portal-connector",
+            "postal-connector",
+            "fake-central",
+            "central-adapter",
+            "gateway",
+            "simulator",
+        } <= names
+        unhealthy = [r["component"] for r in report["components"] if not r["healthy"]]
+        assert report["healthy"], f"unhealthy: {unhealthy}"
         pids = [row["pid"] for row in report["components"] if row["pid"]]
         received = 0
         deadline = time.monotonic() + 90
@@ -166,6 +177,7 @@ def test_demo_feeds_the_fake_portal_and_stops_cleanly(tmp_path):
                 received = json.loads(response.read())["count"]
             time.sleep(1)
         assert received > 0, "the fake portal received no status record from the bus"
+        _walk_a_dossier_through_gateway_and_central_agency(env, tmp_path, web_port)
     finally:
         down = _run(["down"], env)
     assert down.returncode == 0
@@ -173,3 +185,72 @@ def test_demo_feeds_the_fake_portal_and_stops_cleanly(tmp_path):
         assert not probe.pid_alive(pid), f"pid {pid} survived `down`"
     for port in (broker_port, web_port, portal_port, postal_port):
         assert probe.port_is_free("127.0.0.1", port)
+
+
+def _walk_a_dossier_through_gateway_and_central_agency(env, tmp_path, web_port: int) -> None:
+    """What the README tells a new engineer to try: post with the demo keys, watch the slip."""
+    import time
+    import urllib.request
+    from datetime import UTC, datetime, timedelta
+
+    keys = json.loads((tmp_path / "run" / "demo" / "gateway-keys.json").read_text())
+    center = next(k["api_key"] for k in keys if k["agency"] == "000.00.01.H10" and not k["role"])
+    gateway = f"http://127.0.0.1:{env['LIENTHONG_CONNECTORS__GATEWAY__PORT']}"
+    now = datetime.now(UTC) - timedelta(seconds=5)  # events happen before the central answers
+    dossier = f"HS-DEMO-{web_port}"
+
+    def post(event_type: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            f"{gateway}/v1/events/{event_type}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {center}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+            return json.loads(response.read())
+
+    post(
+        "dossier_received",
+        {
+            "dossier_id": dossier,
+            "occurred_at": now.isoformat(),
+            "channel": "counter",
+            "procedure_code": "1.004227",
+            "receiving_agency": "000.00.01.H10",
+            "subject": {"kind": "citizen", "identifier_hash": "ab" * 32},
+            "received_at": now.isoformat(),
+        },
+    )
+    post(
+        "handoff_sent",
+        {
+            "dossier_id": dossier,
+            "occurred_at": (now + timedelta(seconds=1)).isoformat(),
+            "handoff_id": f"{dossier}-1",
+            "from_agency": "000.00.01.H10",
+            "to_agency": "000.00.64.H10",
+            "step": 1,
+            "step_due_at": (now + timedelta(days=3)).isoformat(),
+        },
+    )
+    worker = f"http://127.0.0.1:{web_port}"
+    deadline = time.monotonic() + 60
+    step: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{worker}/dossiers/slip?id={dossier}") as response:
+                slip = json.loads(response.read())
+            step = slip["steps"][0] if slip.get("steps") else {}
+            if step.get("handed_on_at"):
+                break
+        except OSError:
+            pass
+        time.sleep(1)
+    # The fake central system accepted and answered through the adapter.
+    assert step.get("agency") == "000.00.64.H10" and step.get("accepted_at"), step
+    assert step.get("handed_on_at"), step
+    with urllib.request.urlopen(f"{worker}/dead-letters/summary") as response:
+        dead = json.loads(response.read())
+    # The live simulator, the gateway and the adapter never contradict each other.
+    assert dead["total"] == 0, dead

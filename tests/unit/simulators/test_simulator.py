@@ -61,6 +61,25 @@ def test_event_time_order_and_per_dossier_order(codec: AvroCodec) -> None:
     assert [e.envelope.event_id for e in mine] == [e.envelope.event_id for e in d.events]
 
 
+def test_left_out_agency_never_receives_a_simulated_handoff() -> None:
+    """The demo's central adapter plays this agency; the simulator must not answer for it."""
+    customs = "000.00.64.H10"
+
+    def handed_to(config: SimConfig) -> set[str]:
+        return {
+            e.to_agency
+            for d in ProvinceSimulator(config).dossiers()
+            for e in d.events
+            if e.EVENT_TYPE == "handoff_sent"
+        }
+
+    assert customs in handed_to(SimConfig(JAN, dossiers=3000, seed=3))
+    left_out = handed_to(
+        SimConfig(JAN, dossiers=3000, seed=3, leave_out_agencies=frozenset({customs}))
+    )
+    assert left_out and customs not in left_out
+
+
 def test_calibration_channel_mix_and_lateness() -> None:
     sim = ProvinceSimulator(SimConfig(JAN, dossiers=4000))
     channels = Counter(d.channel for d in (sim.dossier(i) for i in range(4000)))
