@@ -674,6 +674,11 @@ def build_gateway(
     gw = settings.connectors.gateway
     registry = load_agencies()
     authenticator = Authenticator(load_clients(gw.clients_file, registry))
+    if not authenticator.clients:
+        log.warning(
+            "no gateway clients configured: every request will get 401",
+            clients_file=str(gw.clients_file) if gw.clients_file else None,
+        )
     if publisher is None:
         set_default_codec(AvroCodec(registry_from_settings(settings)))
         kafka = KafkaPublisher(settings)
