@@ -566,7 +566,7 @@ class CentralAdapter:
     def _open_consumer(self) -> None:
         from kafka import KafkaConsumer, TopicPartition
 
-        from lienthong.connectors.kafka import kafka_python_config
+        from lienthong.connectors.kafka import kafka_python_config, resume_from_committed
 
         consumer = KafkaConsumer(
             **kafka_python_config(self.settings),
@@ -583,13 +583,7 @@ class CentralAdapter:
         if not parts:
             raise RuntimeError(f"topic {topic} not found")
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        for tp in tps:
-            committed = consumer.committed(tp)
-            if committed is None:
-                consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, committed)
+        resume_from_committed(consumer, tps)
         self._consumer = consumer
         log.info("central_consuming", topic=topic, partitions=len(tps))
 

@@ -72,3 +72,19 @@ def faust_broker_credentials(settings: Settings) -> Any:
         ssl_context=context,
         mechanism=mechanism,
     )
+
+
+def resume_from_committed(consumer: Any, tps: list[Any]) -> None:
+    """Assign ``tps`` and continue from the group's committed offsets (from the start if none).
+
+    Why manual assignment instead of ``subscribe``: each connector is one process per group,
+    and consumer-group joins are slow on some Kafka-compatible brokers; the group id is used
+    only to store the offsets the connector commits after its outside system acknowledged.
+    """
+    consumer.assign(tps)
+    for tp in tps:
+        committed = consumer.committed(tp)
+        if committed is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)

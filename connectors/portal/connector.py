@@ -166,7 +166,7 @@ class PortalConnector:
     def _open(self) -> None:
         from kafka import KafkaConsumer, TopicPartition
 
-        from lienthong.connectors.kafka import kafka_python_config
+        from lienthong.connectors.kafka import kafka_python_config, resume_from_committed
         from lienthong.connectors.sdk import BusProducer
 
         self._producer = BusProducer(self.settings)
@@ -181,13 +181,7 @@ class PortalConnector:
             topic = self.settings.topic(name)
             partitions = consumer.partitions_for_topic(topic) or ()
             tps += [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        for tp in tps:
-            committed = consumer.committed(tp)
-            if committed is None:
-                consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, committed)
+        resume_from_committed(consumer, tps)
         self.dead_letters = DeadLetterPublisher(
             _RawSender(self._producer), "dead-letters", CONSUMER_NAME
         )
