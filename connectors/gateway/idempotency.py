@@ -1,9 +1,12 @@
 """Idempotency keys: a retried request gets the original answer and publishes nothing new.
 
 Keys are scoped per agency (``agency|key``) and remembered ``idempotency_ttl_h``. Every
-remembered answer is also written to the compacted topic ``gateway-idempotency`` (key
-``agency|key``, value JSON ``{"digest", "answer", "expires_at"}``) *before* the 202 goes out,
-and the topic is read back at start, so a restarted gateway still recognises a retry.
+remembered answer is also journalled to the topic ``gateway-idempotency`` *before* the 202
+goes out, and the topic is read back at start, so a restarted gateway still recognises a
+retry. The answers of requests accepted at the same moment share one journal record (value
+JSON ``{"entries": [{"key", "digest", "answer", "expires_at"}, ...]}``): one Kafka send per
+request would double the gateway's cost. The topic is time-retained (longer than the TTL)
+rather than compacted, since a journal record holds many keys.
 
 Two requests with the same key in flight at once: the second waits for the first. If the first
 was accepted, the second is answered from it (replay or conflict); if it was refused or failed,
@@ -58,7 +61,34 @@ def encode_value(entry: Remembered) -> bytes:
 
 def decode_value(value: bytes) -> Remembered:
     raw = json.loads(value)
+    return _entry(raw)
+
+
+def _entry(raw: dict[str, Any]) -> Remembered:
     return Remembered(str(raw["digest"]), dict(raw["answer"]), float(raw["expires_at"]))
+
+
+def encode_journal(items: list[tuple[str, bytes]]) -> bytes:
+    """One journal record for several (scoped key, encoded entry) pairs.
+
+    Each entry is already a JSON object (:func:`encode_value`); the key is spliced in front
+    of its fields instead of decoding and re-encoding it (this runs once per request).
+    """
+    parts = []
+    for key, value in items:
+        if not value.startswith(b"{"):
+            raise ValueError("an idempotency entry must be a JSON object")
+        key_field = b'{"key":' + json.dumps(key).encode()
+        parts.append(key_field + (b"," + value[1:] if value != b"{}" else b"}"))
+    return b'{"entries":[' + b",".join(parts) + b"]}"
+
+
+def decode_journal(key: str, value: bytes) -> list[tuple[str, Remembered]]:
+    """(scoped key, entry) pairs of a journal record; a single-entry record is its own key."""
+    raw = json.loads(value)
+    if isinstance(raw, dict) and "entries" in raw:
+        return [(str(item["key"]), _entry(item)) for item in raw["entries"]]
+    return [(key, _entry(raw))]
 
 
 class IdempotencyStore:
@@ -117,14 +147,15 @@ class IdempotencyStore:
                 self._done.pop(key, None)
                 continue
             try:
-                entry = decode_value(value)
+                entries = decode_journal(key, value)
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("idempotency record unreadable", key=key, error=str(exc))
                 continue
-            if entry.expires_at > now:
-                self._done[key] = entry
-            else:
-                self._done.pop(key, None)
+            for scoped_key, entry in entries:
+                if entry.expires_at > now:
+                    self._done[scoped_key] = entry
+                else:
+                    self._done.pop(scoped_key, None)
         return len(self._done)
 
     def _maybe_prune(self) -> None:

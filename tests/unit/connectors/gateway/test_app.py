@@ -398,7 +398,8 @@ def test_openapi_is_served_and_matches_the_committed_file(h):
 
 def test_every_request_logs_one_line(settings):
     stream = io.StringIO()
-    h = Harness(make_gateway(settings, access_log=stream))
+    gateway = make_gateway(settings, access_log=stream)
+    h = Harness(gateway)
     access = logging.getLogger("lienthong.connectors.gateway.access")
     access.setLevel(logging.INFO)  # as LIENTHONG_LOG_LEVEL=INFO does
     try:
@@ -407,6 +408,7 @@ def test_every_request_logs_one_line(settings):
     finally:
         access.setLevel(logging.NOTSET)
         h.close()
+    gateway.access_stream.drain()  # lines are written in batches, at the latest on stop
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     requests = [line for line in lines if line["event"] == "request"]
     assert len(requests) == len(lines) == 2

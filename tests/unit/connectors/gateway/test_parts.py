@@ -207,3 +207,31 @@ def test_failed_first_claim_lets_the_second_run():
         return await waiter
 
     assert asyncio.run(scenario()) is None
+
+
+def test_journal_record_carries_several_keys_and_loads_back() -> None:
+    from lienthong.connectors.gateway.idempotency import (
+        Remembered,
+        decode_journal,
+        encode_journal,
+        encode_value,
+    )
+
+    now = 1_000.0
+    live = Remembered("ab" * 32, {"event_id": "e1", "offset": 3}, now + 60)
+    expired = Remembered("cd" * 32, {"event_id": "e2"}, now - 1)
+    record = encode_journal(
+        [(f"{CENTER}|k-1", encode_value(live)), (f'{CENTER}|k "2"', encode_value(expired))]
+    )
+    assert json.loads(record)["entries"][1]["key"] == f'{CENTER}|k "2"'
+    assert decode_journal("ignored", record) == [
+        (f"{CENTER}|k-1", live),
+        (f'{CENTER}|k "2"', expired),
+    ]
+    store = IdempotencyStore(3600, clock=lambda: now)
+    # A journal record and a single-entry record (keyed by its own key) both load.
+    single = Remembered("ef" * 32, {"event_id": "e3"}, now + 60)
+    assert store.load([(b"x", record), (f"{LAND_OFFICE}|k-3".encode(), encode_value(single))]) == 2
+    assert store.lookup(f"{CENTER}|k-1") == live
+    assert store.lookup(f'{CENTER}|k "2"') is None  # expired entries are not remembered
+    assert store.lookup(f"{LAND_OFFICE}|k-3") == single
