@@ -282,7 +282,9 @@ class ConnectorsSettings(_Section):
 class Settings(_Section):
     """All settings. Sections mirror the TOML file's tables."""
 
-    run_dir: Path = Field(default=Path(".lienthong"), description="pids, logs, broker data")
+    run_dir: Path = Field(
+        default=Path(".lienthong"), description="pids, logs, broker data", validate_default=True
+    )
     topics_file: Path = Field(
         default_factory=lambda: default_topics_file(),
         description="topic catalogue; default ./deploy/topics.toml, else the packaged copy",
@@ -304,6 +306,13 @@ class Settings(_Section):
     streams: StreamsSettings = StreamsSettings()
     documents: DocumentSettings = DocumentSettings()
     connectors: ConnectorsSettings = ConnectorsSettings()
+
+    @field_validator("run_dir", mode="after")
+    @classmethod
+    def _absolute_run_dir(cls, value: Path) -> Path:
+        # Children run with other working directories (the broker in <run_dir>/broker); a
+        # relative run_dir would point each of them somewhere else.
+        return value.expanduser().absolute()
 
     @property
     def uses_embedded_broker(self) -> bool:

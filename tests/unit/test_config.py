@@ -97,3 +97,10 @@ def test_catalogue_is_found_outside_the_checkout(tmp_path, monkeypatch):
     assert settings.topics_file.name == "topics.toml"
     assert settings.topics_file.is_absolute()
     assert load_catalogue(settings.topics_file).get("dossier-events").partitions >= 1
+
+
+def test_run_dir_is_made_absolute_against_the_working_directory(tmp_path, monkeypatch) -> None:
+    """Children (the broker runs in <run_dir>/broker) must all see the same directory."""
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(environ={}).run_dir == tmp_path / ".lienthong"
+    assert load_settings(environ={"LIENTHONG_RUN_DIR": "a/b"}).run_dir == tmp_path / "a" / "b"
