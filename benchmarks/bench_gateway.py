@@ -14,7 +14,7 @@ events/s, p50/p99/max latency (send → 202), and any non-202 answers. The per-a
 limit is raised for the run (``rate_per_s`` = 1e6) so the limiter does not cap the figure.
 
 Run:  python benchmarks/bench_gateway.py [RATE] [SECONDS] [CLIENTS]
-      (defaults 1000 10 64; add --profile to write a cProfile of the gateway to
+      (defaults 2000 10 128; add --profile to write a cProfile of the gateway to
       gateway.prof in the run directory)
 """
 
@@ -204,9 +204,9 @@ def report(
 def main() -> int:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     profile = "--profile" in sys.argv
-    rate = float(args[0]) if args else 1000.0
+    rate = float(args[0]) if args else 2000.0
     seconds = float(args[1]) if len(args) > 1 else 10.0
-    clients = int(args[2]) if len(args) > 2 else 64
+    clients = int(args[2]) if len(args) > 2 else 128
     cores = os.cpu_count() or 1
     run_dir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     try:
