@@ -22,7 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.exceptions import SameNode
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 
 from lienthong.domain import stats as rules
 from lienthong.logs import get_logger
@@ -179,7 +181,12 @@ def query(agency: str | None, procedure: str | None, period: str | None) -> dict
 
 @app.page("/stats")
 class Stats(View):
-    """Counts held by this worker (stage 2 has one partition: one worker holds them all)."""
+    """The counts, from whichever worker is asked.
+
+    Stage 2 has one partition, so one worker holds every total; any other worker forwards the
+    request to it (Faust's router, from the group's assignment) instead of answering with its
+    own empty table — a monitoring console may be pointed at any worker.
+    """
 
     async def get(self, request: Request) -> Response:
         q = request.query
@@ -187,4 +194,17 @@ class Stats(View):
             body = query(q.get("agency"), q.get("procedure"), q.get("period"))
         except ValueError as exc:
             return self.json({"error": str(exc)}, status=400)
+        if not _holds_totals():
+            try:
+                return await app.router.route_req(stats_table.name, "*", self.web, request)
+            except SameNode:
+                pass  # the assignment says this worker after all (rebalance just happened)
+            except ServiceUnavailable:
+                return self.json({"error": "counts are moving between workers; retry"}, 503)
         return self.json(body)
+
+
+def _holds_totals() -> bool:
+    """Whether the stage-2 partition is assigned to this worker."""
+    name = settings.topic("stats-partials")
+    return any(tp.topic == name for tp in app.assignor.assigned_actives())

@@ -487,10 +487,11 @@ def test_two_workers_give_the_same_results_as_one(
         totals = [
             w.get_json(f"/stats?procedure={PROC}&period=month:2025-03")["totals"] for w in workers
         ]
-        if EXPECTED_MARCH in totals:
+        if all(t == EXPECTED_MARCH for t in totals):
             break
         time.sleep(0.5)
-    assert EXPECTED_MARCH in totals, (totals, workers[1].log_tail())
+    # Either worker answers with the full counts (the one without them forwards the request).
+    assert all(t == EXPECTED_MARCH for t in totals), (totals, workers[1].log_tail())
     alerts = consume(kafka_bootstrap, catalogue_topics["deadline-alerts"], codec)
     assert alert_set(alerts) == EXPECTED_ALERTS
     assert len({a.envelope.event_id for a in alerts}) == len(EXPECTED_ALERTS)
