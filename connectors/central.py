@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lienthong.config import CentralAdapterSettings, Settings
+from lienthong.connectors.backoff import doubling_delay as backoff_delay
 from lienthong.logs import get_logger
 from lienthong.schemas.models import (
     Event,
@@ -150,11 +151,6 @@ def request_for(
         trace_id=event.envelope.trace_id,
         created_at=now,
     )
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Delay before attempt ``attempt + 1`` (attempt counts from 1): base, 2·base, ... ≤ cap."""
-    return min(cap, base * 2 ** max(0, attempt - 1))
 
 
 def apply_remote(req: CentralRequest, remote: dict[str, Any]) -> tuple[CentralRequest, list[str]]:

@@ -46,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lienthong.config import PostalConnectorSettings, Settings
+from lienthong.connectors.backoff import doubling_delay
 from lienthong.logs import configure_logging, get_logger
 from lienthong.schemas.models import (
     Event,
@@ -107,10 +108,6 @@ def classify_status(status: int) -> str:
     if 400 <= status < 500 and status not in (401, 403, 408, 429):
         return "reject"
     return "retry"
-
-
-def next_delay(delay: float, cap: float) -> float:
-    return min(cap, delay * 2)
 
 
 @dataclass(frozen=True)
@@ -615,7 +612,7 @@ class PostalConnector:
         """POST the order until the post answers; 4xx (but auth/throttling) is final."""
         import aiohttp
 
-        delay = self.cfg.base_delay_s
+        attempt = 0
         body = order_body(event)
         while True:
             problem: str
@@ -636,6 +633,8 @@ class PostalConnector:
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             self.counters["order_retries"] += 1
+            attempt += 1
+            delay = doubling_delay(attempt, self.cfg.base_delay_s, self.cfg.max_delay_s)
             log.warning(
                 "order_retry",
                 dossier_id=event.envelope.dossier_id,
@@ -644,7 +643,6 @@ class PostalConnector:
                 retry_in_s=delay,
             )
             await asyncio.sleep(delay)
-            delay = next_delay(delay, self.cfg.max_delay_s)
 
     # --- scans ------------------------------------------------------------------------------
 

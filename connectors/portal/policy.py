@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from lienthong.connectors.backoff import doubling_delay
+
 
 class Verdict(enum.Enum):
     """What to do after one HTTP attempt."""
@@ -57,7 +59,7 @@ def backoff_delay(
     """
     if attempt < 1:
         raise ValueError("attempt starts at 1")
-    ceiling = min(max_delay, base_delay * (2 ** (attempt - 1)))
+    ceiling = doubling_delay(attempt, base_delay, max_delay)
     return ceiling / 2 + rng() * ceiling / 2
 
 

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from lienthong.connectors.backoff import doubling_delay
 from lienthong.connectors.postal import (
     PostalState,
     Scan,
     alert_value,
     classify_status,
-    next_delay,
     order_body,
     overdue_alert_id,
     parse_scan,
@@ -98,9 +98,7 @@ def test_status_classification(status: int, verdict: str) -> None:
 
 
 def test_back_off_doubles_up_to_the_cap() -> None:
-    delays = [0.5]
-    for _ in range(8):
-        delays.append(next_delay(delays[-1], 10.0))
+    delays = [doubling_delay(attempt, 0.5, 10.0) for attempt in range(1, 10)]
     assert delays[:4] == [0.5, 1.0, 2.0, 4.0] and delays[-1] == 10.0
 
 
