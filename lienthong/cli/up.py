@@ -90,8 +90,9 @@ def where_to_look(settings: Settings) -> str:
         portal = settings.demo.portal_url or f"http://127.0.0.1:{settings.demo.portal_port}"
         lines.insert(3, f"  fake national portal {portal}/records  {portal}/stats")
         if gw.clients_file is None:
-            keys = settings.run_dir / "demo" / "gateway-keys.json"
-            lines.insert(5, f"  demo gateway API keys {keys}")
+            from lienthong.runtime.demo import demo_keys_file
+
+            lines.insert(5, f"  demo gateway API keys {demo_keys_file(settings)}")
     return "\n".join(lines)
 
 
