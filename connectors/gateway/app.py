@@ -227,7 +227,7 @@ class KafkaPublisher:
 
     def warm_up(self, topics: list[str]) -> None:
         for name in topics:
-            self.producer._producer.partitions_for(self.producer.topic(name))
+            self.producer.partitions_for(name)
 
     def _watch(self, kafka_future: Any) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()

@@ -119,6 +119,10 @@ class BusProducer:
         """Send and await the acknowledgement without blocking the event loop."""
         return await wait_acked(self.send(event, headers=headers))
 
+    def partitions_for(self, topic: str) -> set[int]:
+        """Fetch (and cache) the topic's metadata now, so the first send does not block on it."""
+        return self._producer.partitions_for(self.topic(topic))
+
     def flush(self, timeout: float | None = None) -> None:
         self._producer.flush(timeout=timeout)
 
