@@ -10,9 +10,15 @@ and step due times are those the deadline rules compute.
 Calibration defaults (BRIEF §6–§7, seeds 000–004): channel mix 81.4 % counter / 13.81 % post /
 4.77 % online (Bến Tre, 3 months); about 1.1 % of department-level dossiers late (Lào Cai: 659
 of 57,813); levels weighted by Lào Cai's four months (57,813 department, 9,631 district,
-76,567 commune dossiers); about 430,000 dossiers a year for a 0.75 M province. The shipped
-catalogue has 25 procedures (not 1,300): volumes are spread over them with Zipf weights inside
-each level, so a few procedures dominate as in practice (see docs/simulators.md).
+76,567 commune dossiers); about 430,000 dossiers a year for a 0.75 M province. The default
+catalogue has 1,300 procedures of which 300 inter-agency: the 25 hand-written real ones plus a
+generated remainder (``lienthong.simulators.catalogue``) that the stream workers load too.
+``procedures`` / ``inter_agency`` take a subset of it (real ones first); volumes follow Zipf
+weights by catalogue rank inside each level, so a few procedures dominate as in practice.
+
+Live mode (``simulators/live.py``) asks for one dossier at an explicit arrival instant and may
+run the officers on an around-the-clock ``activity`` calendar; legal figures (appointments,
+step due times) always come from the official working calendar.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Protocol
 
 from lienthong.domain.calendar import WorkingCalendar, default_calendar
 from lienthong.domain.deadlines import compute_appointment
@@ -57,6 +64,58 @@ SUBJECT_SALT = "lienthong-simulator-salt-not-secret"
 
 # Lào Cai, first 4 months of 2019 (BRIEF §6): dossiers by level.
 LEVEL_WEIGHTS = {"province": 57_813, "district": 9_631, "commune": 76_567}
+
+
+class ActivityCalendar(Protocol):
+    """When simulated people act: the working calendar, or around the clock (live demo)."""
+
+    def add_working_time(self, start: datetime, duration: timedelta) -> datetime: ...
+
+    def next_working_instant(self, instant: datetime) -> datetime: ...
+
+    def is_working_instant(self, instant: datetime) -> bool: ...
+
+
+class AroundTheClock:
+    """Every instant is working time: officers act at night and at weekends (demo option).
+
+    Only the *timing* of simulated actions uses it; appointments and step due times stay on
+    the official calendar, so the bus still sees legally correct deadlines.
+    """
+
+    def add_working_time(self, start: datetime, duration: timedelta) -> datetime:
+        return start + duration
+
+    def next_working_instant(self, instant: datetime) -> datetime:
+        return instant
+
+    def is_working_instant(self, instant: datetime) -> bool:
+        return True
+
+
+def select_procedures(
+    catalogue: ProcedureCatalogue, total: int | None, inter_agency: int | None
+) -> list[Procedure]:
+    """The first ``total`` procedures in catalogue (volume rank) order, ``inter_agency`` of them
+    inter-agency; ``None`` = no limit. Raises ``ValueError`` when the catalogue is too small."""
+    every = list(catalogue)
+    inter = [p for p in every if p.inter_agency]
+    single = [p for p in every if not p.inter_agency]
+    n_total = len(every) if total is None else total
+    n_inter = min(len(inter), n_total) if inter_agency is None else inter_agency
+    if n_total > len(every) or n_inter > len(inter) or n_inter > n_total:
+        raise ValueError(
+            f"the catalogue has {len(every)} procedures of which {len(inter)} inter-agency; "
+            f"cannot simulate {n_total} with {n_inter} inter-agency"
+        )
+    n_single = n_total - n_inter
+    if n_single > len(single):
+        raise ValueError(
+            f"the catalogue has only {len(single)} single-agency procedures; "
+            f"cannot simulate {n_total} with only {n_inter} inter-agency"
+        )
+    keep = {p.code for p in inter[:n_inter]} | {p.code for p in single[:n_single]}
+    return [p for p in every if p.code in keep]
 
 
 @dataclass(frozen=True)
@@ -121,6 +180,9 @@ class SimConfig:
     postal_return_rate: float = 0.12  # results sent home by post (Bến Tre: 1,516 of 12,356)
     postal_failure_rate: float = 0.05  # first delivery attempt fails
     level_weights: dict[str, float] = field(default_factory=lambda: dict(LEVEL_WEIGHTS))
+    procedures: int | None = None  # None: every procedure of the catalogue (1,300 shipped)
+    inter_agency: int | None = None  # of those, inter-agency (None: as many as there are)
+    zipf_exponent: float = 1.0  # volume of the procedure ranked r is ∝ 1 / r^s in its level
     # Agencies whose steps a real connector drives (the demo's central adapter): procedures
     # routed through them are not simulated, so the two never answer the same handoff.
     leave_out_agencies: frozenset[str] = frozenset()
@@ -155,10 +217,12 @@ class ProvinceSimulator:
         config: SimConfig,
         catalogue: ProcedureCatalogue | None = None,
         calendar: WorkingCalendar | None = None,
+        activity: ActivityCalendar | None = None,
     ) -> None:
         self.config = config
         self.catalogue = catalogue or load_procedures()
         self.calendar = calendar or default_calendar()
+        self.activity: ActivityCalendar = activity or self.calendar
         self._procedures, self._weights = self._procedure_weights()
         self._working_days = self._days_in_window()
         total = sum(w for _, w in self._working_days)
@@ -174,9 +238,12 @@ class ProvinceSimulator:
         return self._working_days[i][0]
 
     def _procedure_weights(self) -> tuple[list[Procedure], list[float]]:
-        """Zipf weights inside each level, scaled so levels keep the Lào Cai proportions."""
+        """Zipf weights by catalogue rank inside each level, scaled so levels keep the Lào Cai
+        proportions (the catalogue lists the real procedures first, then the generated ones in
+        volume rank order)."""
         by_level: dict[str, list[Procedure]] = {}
-        for p in sorted(self.catalogue, key=lambda p: p.code):
+        chosen = select_procedures(self.catalogue, self.config.procedures, self.config.inter_agency)
+        for p in chosen:
             if self.config.leave_out_agencies & {step.agency for step in p.steps}:
                 continue
             by_level.setdefault(p.level, []).append(p)
@@ -184,7 +251,8 @@ class ProvinceSimulator:
         weights: list[float] = []
         for level, items in sorted(by_level.items()):
             level_weight = self.config.level_weights.get(level, 0.0)
-            zipf = [1.0 / (rank + 1) for rank in range(len(items))]
+            s = self.config.zipf_exponent
+            zipf = [1.0 / (rank + 1) ** s for rank in range(len(items))]
             total = sum(zipf)
             for p, z in zip(items, zipf, strict=True):
                 procs.append(p)
@@ -209,20 +277,32 @@ class ProvinceSimulator:
             yield self.dossier(index)
 
     # -- one dossier ---------------------------------------------------------------------
-    def dossier(self, index: int) -> GeneratedDossier:
+    def dossier(
+        self,
+        index: int,
+        *,
+        arrival: datetime | None = None,
+        dossier_id: str | None = None,
+        rng_key: str | None = None,
+    ) -> GeneratedDossier:
+        """Dossier ``index`` of the window, cut at its end. Live mode gives the ``arrival``
+        instant, its own id and random stream, and gets every event (no cut)."""
         cfg = self.config
-        rng = random.Random(f"{cfg.seed}:{index}")
+        rng = random.Random(rng_key or f"{cfg.seed}:{index}")
         proc = rng.choices(self._procedures, self._weights)[0]
         channel = rng.choices(
             ("counter", "postal", "online"),
             (cfg.share_counter, cfg.share_postal, cfg.share_online),
         )[0]
-        dossier_id = f"H10.{cfg.period.start:%y%m}.{index:07d}"
+        dossier_id = dossier_id or f"H10.{cfg.period.start:%y%m}.{index:07d}"
         b = _Builder(self, rng, dossier_id, proc, channel)
         b.index = index
+        b.arrival_at = arrival
         b.run()
-        end = cfg.period.end
-        events = [e for e in b.events if e.envelope.occurred_at < end]
+        events = b.events
+        if arrival is None:
+            end = cfg.period.end
+            events = [e for e in events if e.envelope.occurred_at < end]
         return GeneratedDossier(dossier_id, proc, channel, b.receiving_agency, events)
 
 
@@ -238,7 +318,9 @@ class _Builder:
         channel: str,
     ) -> None:
         self.sim = sim
-        self.cal = sim.calendar
+        self.cal = sim.calendar  # legal figures: appointments, step due times
+        self.act = sim.activity  # when people act (working hours, or around the clock)
+        self.arrival_at: datetime | None = None
         self.cfg = sim.config
         self.rng = rng
         self.dossier_id = dossier_id
@@ -270,21 +352,25 @@ class _Builder:
 
     def work(self, start: datetime, hours: float) -> datetime:
         """``hours`` of working time after ``start`` (minute precision keeps times readable)."""
-        t = self.cal.add_working_time(start, timedelta(minutes=max(1, round(hours * 60))))
+        t = self.act.add_working_time(start, timedelta(minutes=max(1, round(hours * 60))))
         return t.replace(second=0, microsecond=0) if t.second or t.microsecond else t
 
     def arrival(self) -> datetime:
         # The day follows from the dossier number (cumulative day weights), so dossiers come
         # out roughly in arrival order and a replay can stream them with bounded memory.
-        day = self.sim.day_of(self.index)
+        # Live mode decides the instant itself; the draws below still happen so the rest of
+        # the dossier keeps the same random stream.
+        day = self.sim.day_of(self.index) if self.arrival_at is None else self.arrival_at.date()
         if self.channel == "online":  # filed at any hour, counted from the next session
             minute = self.rng.randrange(24 * 60)
-            return datetime.combine(day, time(minute // 60, minute % 60), VN_TZ)
+            drawn = datetime.combine(day, time(minute // 60, minute % 60), VN_TZ)
+            return self.arrival_at or drawn
         sessions = self.cal.hours.sessions
         s, e = self.rng.choice(sessions)
         start = datetime.combine(day, s, VN_TZ)
         span = int((datetime.combine(day, e) - datetime.combine(day, s)).total_seconds() // 60)
-        return start + timedelta(minutes=self.rng.randrange(max(1, span - 5)))
+        drawn = start + timedelta(minutes=self.rng.randrange(max(1, span - 5)))
+        return self.arrival_at or drawn
 
     def tracking(self, at: datetime, kind: str, code: str, place: str) -> None:
         self.emit(
@@ -314,7 +400,7 @@ class _Builder:
                 receiving_agency=self.receiving_agency,
                 subject=subject,
             )
-            received = self.cal.next_working_instant(received) + timedelta(
+            received = self.act.next_working_instant(received) + timedelta(
                 minutes=rng.randint(5, 90)
             )
             if rng.random() < cfg.refusal_rate:
@@ -368,7 +454,7 @@ class _Builder:
                     requesting_agency=step.agency,
                     reason="Bổ sung giấy tờ chứng minh",
                     documents=["Bản sao giấy tờ tùy thân"],
-                    supplement_due_at=self.work(asked, 40),
+                    supplement_due_at=self.cal.add_working_time(asked, timedelta(hours=40)),
                 )
                 back = self.work(asked, rng.uniform(4, 40))
                 self.emit(

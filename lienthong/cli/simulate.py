@@ -44,6 +44,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dossiers", type=int, default=None, help="override the derived count")
     p.add_argument("--dossiers-per-year", type=int, default=430_000)
+    p.add_argument(
+        "--procedures",
+        type=int,
+        default=None,
+        help="procedures simulated, real ones first (default: the whole catalogue, 1,300)",
+    )
+    p.add_argument(
+        "--inter-agency",
+        type=int,
+        default=None,
+        help="of those, inter-agency (default: every one the subset has, 300 of 1,300)",
+    )
+    p.add_argument(
+        "--zipf-exponent",
+        type=float,
+        default=1.0,
+        help="volume of the procedure ranked r in its level is proportional to 1/r^s",
+    )
     defaults = {f.name: f.default for f in fields(SimConfig)}
     for name in _RATES:
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=defaults[name])
@@ -106,12 +124,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         dossiers=args.dossiers,
         dossiers_per_year=args.dossiers_per_year,
         leave_out_agencies=frozenset(args.leave_out_agency),
+        procedures=args.procedures,
+        inter_agency=args.inter_agency,
+        zipf_exponent=args.zipf_exponent,
         **rates,
     )
     faults = FaultConfig(
         {f: (args.all_faults if args.all_faults is not None else getattr(args, f)) for f in FAULTS}
     )
-    plan = Plan(config, faults, encode, kinds)
+    try:
+        plan = Plan(config, faults, encode, kinds)
+    except ValueError as exc:  # e.g. more procedures asked than the catalogue has
+        raise UsageError(str(exc)) from None
     started = time.monotonic()
     if args.dry_run:
         n = sum(1 for _ in plan.records())

@@ -262,24 +262,52 @@ def parse_procedures(
     return ProcedureCatalogue(out)
 
 
-_default: ProcedureCatalogue | None = None
+GENERATED_FILE = "procedures_generated.toml"
+_defaults: dict[bool, ProcedureCatalogue] = {}
+
+
+def _packaged(agencies: AgencyRegistry | None, include_generated: bool) -> ProcedureCatalogue:
+    """The hand-written file, then the generated one (if shipped) in the same catalogue.
+
+    The real procedures come first so their volume rank (the simulator's Zipf weights follow
+    catalogue order) stays at the top; a code defined in both files is an error.
+    """
+    data = resources.files("lienthong.domain").joinpath("data")
+    real = parse_procedures(
+        data.joinpath("procedures.toml").read_text(encoding="utf-8"),
+        "lienthong/domain/data/procedures.toml",
+        agencies,
+    )
+    generated = data.joinpath(GENERATED_FILE)
+    if not include_generated or not generated.is_file():
+        return real
+    path = f"lienthong/domain/data/{GENERATED_FILE}"
+    extra = parse_procedures(generated.read_text(encoding="utf-8"), path, agencies)
+    merged = {p.code: p for p in real}
+    for p in extra:
+        _need(p.code not in merged, path, p.code, "code", "also defined in procedures.toml")
+        merged[p.code] = p
+    return ProcedureCatalogue(merged)
 
 
 def load_procedures(
-    path: Path | None = None, agencies: AgencyRegistry | None = None
+    path: Path | None = None,
+    agencies: AgencyRegistry | None = None,
+    *,
+    include_generated: bool = True,
 ) -> ProcedureCatalogue:
-    """The packaged catalogue (``data/procedures.toml``), or the file at ``path``."""
-    global _default
+    """The packaged catalogue, or the file at ``path``.
+
+    Packaged = ``data/procedures.toml`` (the hand-written real procedures) merged with
+    ``data/procedures_generated.toml`` (the province-sized synthetic remainder, see
+    ``lienthong.simulators.catalogue``), so every component that loads the default catalogue —
+    the stream workers and the simulator alike — knows the same ~1,300 procedures.
+    ``include_generated=False`` gives the hand-written ones only.
+    """
     if path is not None:
         return parse_procedures(path.read_text(encoding="utf-8"), str(path), agencies)
     if agencies is not None:
-        res = resources.files("lienthong.domain").joinpath("data", "procedures.toml")
-        return parse_procedures(
-            res.read_text(encoding="utf-8"), "lienthong/domain/data/procedures.toml", agencies
-        )
-    if _default is None:
-        res = resources.files("lienthong.domain").joinpath("data", "procedures.toml")
-        _default = parse_procedures(
-            res.read_text(encoding="utf-8"), "lienthong/domain/data/procedures.toml"
-        )
-    return _default
+        return _packaged(agencies, include_generated)
+    if include_generated not in _defaults:
+        _defaults[include_generated] = _packaged(None, include_generated)
+    return _defaults[include_generated]
