@@ -1,11 +1,12 @@
 """Codec throughput on one core for a typical dossier event (dossier_received).
 
 Measures, each over N iterations after a warm-up:
-  encode            model -> Confluent-framed Avro (compiled per-schema encoder)
-  decode+validate   framed Avro -> validated pydantic model (compiled decoder + pydantic)
+  encode            model -> Confluent-framed Avro (native or generated per-schema encoder)
+  decode+validate   framed Avro -> validated pydantic model (native/generated decoder + pydantic)
   gate              decode+validate + agency and clock checks (what consumers run)
   round trip        encode + decode + validate per event (the headline figure, issue 3)
-  ref encode/decode the fastavro reference path the compiled one falls back to, for comparison
+  generated ...     the generated pure-Python fast path (used where the C extension is not built)
+  ref encode/decode the fastavro reference path the compiled ones fall back to, for comparison
 
 Run:  taskset -c 0 python benchmarks/bench_codec.py [N]
 """
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lienthong.schemas import AvroCodec, FileSchemaRegistry, Validator
+from lienthong.schemas.catalogue import current_schema
+from lienthong.schemas.codec import NATIVE_AVAILABLE, compile_decoder, compile_encoder
 from lienthong.schemas.examples import example_event
 
 
@@ -49,10 +52,19 @@ def main() -> None:
         assert codec.decode(data) == event
         validator = Validator(codec, lambda code: True)
         print(f"event: dossier_received, {len(data)} bytes framed, python {sys.version.split()[0]}")
+        print(f"fast path: {'native C extension' if NATIVE_AVAILABLE else 'generated Python'}")
         measure("encode", lambda: codec.encode(event), n)
         measure("decode+validate", lambda: codec.decode(data), n)
         measure("gate", lambda: validator.decode_or_reason(data), n)
         measure("round trip", lambda: codec.decode(codec.encode(event)), n)
+        schema = current_schema(event.EVENT_TYPE).schema
+        gen_encode = compile_encoder(schema, native=False)
+        gen_decode = compile_decoder(schema, native=False)
+        assert gen_encode is not None and gen_decode is not None
+        validate = type(event).model_validate
+        header = data[:5]
+        measure("generated encode", lambda: gen_encode(event, header), n)
+        measure("generated dec+val", lambda: validate(gen_decode(data)), n)
         writer = codec._writer_for(type(event))
         measure("ref encode", lambda: codec._encode_fastavro(event, writer), n)
         measure("ref decode+valid.", lambda: codec._decode_fastavro(data), n)

@@ -585,8 +585,88 @@ def _gen_decode(gen: _Gen, schema: Any, namespace: str | None, target: str, dept
         raise _Unsupported(f"type {kind!r}")
 
 
-def compile_encoder(schema: dict[str, Any]) -> Callable[[Any, bytes], bytes] | None:
-    """``fn(model, head)``: ``head`` + the Avro body of ``model``; None if unsupported."""
+# --- native fast path ---------------------------------------------------------------------------
+#
+# schemas/_avro_native.c interprets the same schema shapes as the generators above from a small
+# tuple "program", with the same contract (fastavro's bytes on the happy path, decline otherwise).
+# It is an optional build product: without a C compiler the generated Python code is used.
+
+try:
+    from lienthong.schemas import _avro_native as _native
+except ImportError:  # pragma: no cover - depends on the build machine
+    _native = None
+
+NATIVE_AVAILABLE = _native is not None
+_OPS = {
+    "null": 0,
+    "boolean": 1,
+    "int": 2,
+    "long": 3,
+    "float": 4,
+    "double": 5,
+    "string": 6,
+}
+_OP_UUID, _OP_TIMESTAMP, _OP_ENUM, _OP_UNION_NULL, _OP_RECORD, _OP_ARRAY = 7, 8, 9, 10, 11, 12
+
+
+def native_program(schema: Any) -> tuple[Any, ...]:
+    """The node tuple the native codec interprets; raises _Unsupported like the generators."""
+    gen = _Gen()
+
+    def node(schema: Any, namespace: str | None) -> tuple[Any, ...]:
+        schema, namespace = gen.resolve(schema, namespace)
+        if isinstance(schema, list):
+            if len(schema) != 2 or schema[0] != "null":
+                raise _Unsupported("only [null, X] unions")
+            return (_OP_UNION_NULL, node(schema[1], namespace))
+        kind = schema if isinstance(schema, str) else schema.get("type")
+        if isinstance(kind, dict | list):
+            return node(kind, namespace)
+        logical = schema.get("logicalType") if isinstance(schema, dict) else None
+        if kind == "long" and logical == "timestamp-micros":
+            return (_OP_TIMESTAMP,)
+        if kind == "string" and logical == "uuid":
+            return (_OP_UUID,)
+        if logical is not None and kind in _OPS:
+            raise _Unsupported(f"logical type {logical}")
+        if kind in _OPS:
+            return (_OPS[kind],)
+        if kind == "enum":
+            return (_OP_ENUM, tuple(schema["symbols"]))
+        if kind == "record":
+            names = tuple(field["name"] for field in schema["fields"])
+            return (
+                _OP_RECORD,
+                names,
+                tuple(node(field["type"], namespace) for field in schema["fields"]),
+            )
+        if kind == "array":
+            return (_OP_ARRAY, node(schema["items"], namespace))
+        raise _Unsupported(f"type {kind!r}")
+
+    return node(schema, None)
+
+
+def _use_native(native: bool | None) -> bool:
+    """None = whatever was built; True insists on the extension (tests pin both paths)."""
+    if native and _native is None:
+        raise RuntimeError("the native codec extension is not built")
+    return NATIVE_AVAILABLE if native is None else native
+
+
+def compile_encoder(
+    schema: dict[str, Any], *, native: bool | None = None
+) -> Callable[[Any, bytes], bytes] | None:
+    """``fn(model, head)``: ``head`` + the Avro body of ``model``; None if unsupported.
+
+    ``native`` None = the C path when it was built, else the generated Python code; True/False
+    force one (tests pin both to fastavro's bytes).
+    """
+    if _use_native(native):
+        try:
+            return _native.Encoder(native_program(schema))  # type: ignore[no-any-return]
+        except _Unsupported:
+            return None
     gen = _Gen()
     try:
         parts = _gen_encode(gen, schema, None, "obj", 1)
@@ -596,12 +676,20 @@ def compile_encoder(schema: dict[str, Any]) -> Callable[[Any, bytes], bytes] | N
     return gen.function("encode_record", "obj, head")  # type: ignore[no-any-return]
 
 
-def compile_decoder(schema: dict[str, Any]) -> Callable[[bytes], dict[str, Any]] | None:
+def compile_decoder(
+    schema: dict[str, Any], *, native: bool | None = None
+) -> Callable[[bytes], dict[str, Any]] | None:
     """``fn(framed)`` returning the record dict of a framed body; None if unsupported.
 
     The dict is ready for pydantic (uuids as text, timestamps as aware UTC datetimes); it raises
-    on anything short of a whole, well-formed body with no trailing bytes.
+    on anything short of a whole, well-formed body with no trailing bytes. ``native`` as in
+    :func:`compile_encoder`.
     """
+    if _use_native(native):
+        try:
+            return _native.Decoder(native_program(schema), HEADER_SIZE)  # type: ignore[no-any-return]
+        except _Unsupported:
+            return None
     gen = _Gen()
     gen.emit(1, f"p = {HEADER_SIZE}")
     gen.emit(1, "end = len(buf)")

@@ -119,6 +119,11 @@ def render_events_markdown() -> str:
         "models reject naive datetimes and present every time in Asia/Ho_Chi_Minh. The JSON "
         "renderings below use ISO-8601 with `+07:00`.",
         "* The key is the dossier id unless the topic says otherwise (deploy/topics.toml).",
+        "* Encoding and decoding (`lienthong.schemas.codec`) run through a native fast path "
+        "(`schemas/_avro_native.c`, built by `make setup`; without a C compiler a generated "
+        "pure-Python path is used). Both write exactly fastavro's bytes and hand anything they "
+        "are unsure about to fastavro, which stays the reference for errors. Throughput: "
+        "`python benchmarks/bench_codec.py`.",
         "* Each `.avsc` is self-contained (envelope inlined) so a third party needs only that "
         'file and the framing rules. Every event declares `"compatibility": "FULL"`; '
         "`lienthong schemas check` enforces it against `schemas/released/<event>/v<N>.avsc`.",

@@ -1,16 +1,18 @@
 """The compiled encoder/decoder against the fastavro reference and stock Apache Avro.
 
-Why: the compiled path exists only for speed; these tests pin that it writes the very bytes
-fastavro writes, reads them back to what fastavro reads, and never accepts what the fastavro
-path rejects.
+Why: the compiled paths (the generated Python code and the native C extension) exist only for
+speed; these tests pin that each writes the very bytes fastavro writes, reads them back to what
+fastavro reads, and never accepts what the fastavro path rejects.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import avro.io
 import avro.schema
@@ -26,7 +28,7 @@ from lienthong.schemas import (
     frame,
 )
 from lienthong.schemas.catalogue import current_schema
-from lienthong.schemas.codec import compile_decoder, compile_encoder
+from lienthong.schemas.codec import NATIVE_AVAILABLE, compile_decoder, compile_encoder
 from lienthong.schemas.examples import example_event
 from lienthong.schemas.models import HandoffAccepted
 
@@ -38,16 +40,32 @@ def _fastavro_body(event: Any) -> bytes:
     return out.getvalue()
 
 
-def _compiled_body(event: Any) -> bytes:
-    encoder = compile_encoder(current_schema(event.EVENT_TYPE).schema)
+# Both compiled backends; the native one only where the extension was built (always in CI, see
+# test_native_extension_is_built).
+BACKENDS = [pytest.param(False, id="generated")] + (
+    [pytest.param(True, id="native")] if NATIVE_AVAILABLE else []
+)
+
+
+def _compiled_body(event: Any, native: bool = NATIVE_AVAILABLE) -> bytes:
+    encoder = compile_encoder(current_schema(event.EVENT_TYPE).schema, native=native)
     assert encoder is not None
     return encoder(event, b"")
 
 
+def test_native_extension_is_built() -> None:
+    """CI and `make setup` build schemas/_avro_native.c; a missing build must not go unnoticed
+    there (elsewhere the codec falls back to the generated Python path)."""
+    if not (os.environ.get("CI") or os.environ.get("LIENTHONG_REQUIRE_NATIVE")):
+        pytest.skip("only required in CI or with LIENTHONG_REQUIRE_NATIVE=1")
+    assert NATIVE_AVAILABLE, "the native codec extension was not built (is a C compiler there?)"
+
+
+@pytest.mark.parametrize("native", BACKENDS)
 @pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.EVENT_TYPE)
-def test_compiled_bytes_equal_fastavro_and_apache_avro_reads_them(cls) -> None:
+def test_compiled_bytes_equal_fastavro_and_apache_avro_reads_them(cls, native: bool) -> None:
     event = example_event(cls.EVENT_TYPE)
-    body = _compiled_body(event)
+    body = _compiled_body(event, native)
     assert body == _fastavro_body(event)
     schema = avro.schema.parse(current_schema(cls.EVENT_TYPE).text)
     stream = io.BytesIO(body)
@@ -57,12 +75,13 @@ def test_compiled_bytes_equal_fastavro_and_apache_avro_reads_them(cls) -> None:
     assert record["envelope"]["occurred_at"] == event.envelope.occurred_at
 
 
+@pytest.mark.parametrize("native", BACKENDS)
 @pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.EVENT_TYPE)
-def test_compiled_decoder_reads_what_fastavro_reads(cls) -> None:
+def test_compiled_decoder_reads_what_fastavro_reads(cls, native: bool) -> None:
     schema = current_schema(cls.EVENT_TYPE).schema
     event = example_event(cls.EVENT_TYPE)
     framed = frame(1, _fastavro_body(event))
-    decoder = compile_decoder(schema)
+    decoder = compile_decoder(schema, native=native)
     assert decoder is not None
     ours = cls.model_validate(decoder(framed))
     parsed = fastavro.parse_schema(schema, named_schemas={})
@@ -199,24 +218,102 @@ def test_random_corruption_never_accepted_when_the_reference_rejects(codec: Avro
         ("live_stats_snapshot", {"on_time_rate": 0.125, "online_rate": None, "received": 10**12}),
     ],
 )
+@pytest.mark.parametrize("native", BACKENDS)
 def test_edges_empty_arrays_nulls_and_long_strings(
-    codec: AvroCodec, event_type: str, update: dict
+    codec: AvroCodec, event_type: str, update: dict, native: bool
 ) -> None:
     event = example_event(event_type).model_copy(update=update)
-    assert _compiled_body(event) == _fastavro_body(event)
+    assert _compiled_body(event, native) == _fastavro_body(event)
     data = codec.encode(event)
-    decoder = compile_decoder(current_schema(event_type).schema)
+    decoder = compile_decoder(current_schema(event_type).schema, native=native)
     assert decoder is not None
     assert type(event).model_validate(decoder(data)) == event
     assert codec.decode(data) == event
 
 
-def test_values_the_compiled_encoder_declines_go_through_fastavro(codec: AvroCodec) -> None:
+@pytest.mark.parametrize("native", BACKENDS)
+def test_values_the_compiled_encoder_declines_go_through_fastavro(
+    codec: AvroCodec, native: bool
+) -> None:
     """An Avro int beyond 32 bits (model_copy skips validation): fastavro writes it unchecked,
     the compiled encoder declines, and the codec still produces fastavro's bytes."""
     event = example_event("handoff_accepted").model_copy(update={"step": 2**40})
-    encoder = compile_encoder(current_schema("handoff_accepted").schema)
+    encoder = compile_encoder(current_schema("handoff_accepted").schema, native=native)
     assert encoder is not None
     with pytest.raises(Exception):  # noqa: B017 - any exception means "decline"
         encoder(event, b"")
     assert codec.encode(event)[5:] == _fastavro_body(event)
+
+
+@pytest.mark.parametrize("native", BACKENDS)
+def test_timestamps_in_any_zone_encode_the_same_instant(native: bool) -> None:
+    """Aware datetimes in Vietnam time, odd fixed offsets and a DST zone (both folds of an
+    ambiguous hour), early and late years: the same bytes as fastavro, decoded to the instant."""
+    new_york = ZoneInfo("America/New_York")
+    instants = [
+        datetime(2026, 3, 2, 8, 30, 0, 123456, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),
+        datetime(1975, 6, 12, 23, 59, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),
+        datetime(2024, 2, 29, 0, 0, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
+        datetime(2026, 11, 1, 1, 30, tzinfo=new_york),
+        datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=new_york),
+        datetime(1, 1, 1, 0, 0, tzinfo=UTC),
+        datetime(9999, 12, 31, 16, 59, 59, 999999, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    schema = current_schema("deadline_warning").schema
+    encoder = compile_encoder(schema, native=native)
+    decoder = compile_decoder(schema, native=native)
+    assert encoder is not None and decoder is not None
+    base = example_event("deadline_warning")
+    for due in instants:
+        event = base.model_copy(update={"due_at": due})
+        body = encoder(event, b"\x00\x00\x00\x00\x01")
+        assert body[5:] == _fastavro_body(event), due
+        # Compared as microseconds since the epoch: PEP 495 makes ``==`` across zones False for
+        # times in a repeated hour, even when they are the same instant.
+        epoch, micro = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+        assert (decoder(body)["due_at"] - epoch) // micro == (due - epoch) // micro, due
+
+
+@pytest.mark.parametrize("native", BACKENDS)
+def test_naive_datetimes_and_foreign_objects_are_declined(native: bool) -> None:
+    """The compiled encoders judge nothing: a naive datetime or a wrong type is declined (the
+    codec then lets fastavro raise its own error)."""
+    schema = current_schema("deadline_warning").schema
+    encoder = compile_encoder(schema, native=native)
+    assert encoder is not None
+    base = example_event("deadline_warning")
+    for update in ({"due_at": datetime(2026, 1, 1)}, {"due_at": "2026-01-01"}, {"step": "2"}):
+        with pytest.raises(Exception):  # noqa: B017 - any exception means "decline"
+            encoder(base.model_copy(update=update), b"")
+
+
+@pytest.mark.skipif(not NATIVE_AVAILABLE, reason="native extension not built (see above)")
+@pytest.mark.parametrize(
+    "event_type", ["dossier_received", "portal_status_record", "live_stats_snapshot"]
+)
+def test_native_and_generated_decoders_agree_on_corrupted_bodies(event_type: str) -> None:
+    """Differential check of the two compiled decoders on 3,000 damaged records each: both
+    decline, or both return the same record (flipped bytes, cuts, and random tails)."""
+    rnd = random.Random(11)
+    schema = current_schema(event_type).schema
+    native = compile_decoder(schema, native=True)
+    generated = compile_decoder(schema, native=False)
+    assert native is not None and generated is not None
+    good = frame(1, _fastavro_body(example_event(event_type)))
+    for i in range(3000):
+        bad = bytearray(good)
+        if i % 3 == 0:
+            for _ in range(rnd.randint(1, 4)):
+                bad[rnd.randrange(5, len(bad))] = rnd.randrange(256)
+        elif i % 3 == 1:
+            del bad[rnd.randrange(5, len(bad)) :]
+        else:
+            bad += bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 9)))
+        results = []
+        for decoder in (native, generated):
+            try:
+                results.append(decoder(bytes(bad)))
+            except Exception:  # a decline of either kind
+                results.append("declined")
+        assert results[0] == results[1], bytes(bad).hex()
