@@ -22,12 +22,14 @@ import bisect
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lienthong.domain.calendar import default_calendar
+from lienthong.domain.alerts import AlertRules, alert_id, subtract_working_time
+from lienthong.domain.calendar import WorkingCalendar, default_calendar
 from lienthong.domain.classification import classify
 from lienthong.domain.deadlines import Pause, extend_for_pauses
 from lienthong.domain.lifecycle import (
@@ -39,14 +41,22 @@ from lienthong.domain.lifecycle import (
     DossierStatus,
     EventKind,
     IllegalTransition,
+    LifecycleError,
+    StepStatus,
     apply,
     portal_status,
 )
+from lienthong.domain.procedures import Procedure, ProcedureCatalogue, load_procedures
+from lienthong.domain.slip import build_apology, build_slip
 from lienthong.domain.stats import FIGURES
 from lienthong.schemas import models as m
 from lienthong.simulators.province import Period
 
 TRUTH_VERSION = 1
+# Version 2 of the "alerts" section: every alert kind by event id (warnings, overdue,
+# apologies, escalations). Truth files without it still verify their overdue lists.
+ALERTS_VERSION = 2
+ALERT_KINDS = ("warnings", "overdue", "apologies", "escalations")
 # The BRIEF §6 figures, named as in the live-stats contract (the per-channel received counts
 # are derived, so the truth keeps only the base figures).
 COUNT_FIELDS = tuple(f for f in FIGURES if f not in ("received_online", "received_postal"))
@@ -63,6 +73,14 @@ _CHANNEL = {"counter": DomainChannel.COUNTER, "online": DomainChannel.ONLINE}
 _CHANNEL["postal"] = DomainChannel.POSTAL
 
 
+def fact_at(event: m.Event) -> datetime:
+    """The instant a consumer files the event under: the receipt's ``received_at``, else
+    ``occurred_at`` (what the tracker's clock observes, so the watermark is the same)."""
+    if isinstance(event, m.DossierReceived):
+        return event.received_at
+    return event.envelope.occurred_at
+
+
 def to_domain(event: m.Event) -> DossierEvent | None:
     """The lifecycle view of a wire event (None for events outside the dossier lifecycle)."""
     env = event.envelope
@@ -72,7 +90,7 @@ def to_domain(event: m.Event) -> DossierEvent | None:
     except ValueError:
         return None
     assert env.dossier_id is not None
-    base: dict[str, Any] = {"kind": kind, "dossier_id": env.dossier_id, "at": env.occurred_at}
+    base: dict[str, Any] = {"kind": kind, "dossier_id": env.dossier_id, "at": fact_at(event)}
     if isinstance(event, m.DossierReceived):
         base.update(
             agency=event.receiving_agency,
@@ -93,8 +111,32 @@ def to_domain(event: m.Event) -> DossierEvent | None:
         if isinstance(event, m.HandoffReturned):
             base["outcome"] = event.outcome.value
     else:
-        base["agency"] = getattr(event, "agency", None) or env.producer_agency
+        # The acting agency as the contract names it (a supplement request's requesting
+        # agency matters: a second request makes its agency responsible for the delay).
+        base["agency"] = (
+            getattr(event, "agency", None)
+            or getattr(event, "receiving_agency", None)
+            or getattr(event, "requesting_agency", None)
+            or env.producer_agency
+        )
     return DossierEvent(**base)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The dossier between two applied events: what the deadline rules see in that stretch.
+
+    ``until`` is the watermark of the dossier's partition when the next applied event came
+    (the bus fires every alert due by then against *this* state before applying it); None
+    for the last stretch, which lasts to the end of the stream.
+    """
+
+    state: DossierState
+    holder: str | None
+    pauses: tuple[Pause, ...]  # closed supplement pauses so far
+    handoffs: tuple[tuple[int, str, str, str], ...]  # step, handoff id, from, to
+    events: int  # how many applied events (prefix of ``DossierTruth.applied``)
+    until: datetime | None = None
 
 
 @dataclass
@@ -117,6 +159,9 @@ class DossierTruth:
     returned_by_post_at: datetime | None = None
     steps: dict[int, dict[str, Any]] = field(default_factory=dict)
     dead_letters: Counter[str] = field(default_factory=Counter)
+    applied: list[DossierEvent] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    watermark: datetime | None = None  # newest instant among the records the bus observed
 
     def status_at(self, instant: datetime) -> int | None:
         i = bisect.bisect_right([t for t, _ in self.transitions], instant)
@@ -126,24 +171,46 @@ class DossierTruth:
         return [Pause(s, min(e or until, until)) for s, e in self.pauses if s < until]
 
 
+_STARTS = frozenset({EventKind.DOSSIER_SUBMITTED, EventKind.DOSSIER_RECEIVED})
+
+
 def fold_dossier(dossier_id: str, delivered: Iterable[m.Event]) -> DossierTruth:
-    """Fold one dossier's accepted records in delivery order (dedupe, skip illegal)."""
+    """Fold one dossier's accepted records in delivery order (dedupe, skip rejected).
+
+    Rejections follow the tracker contract (issue 5): an event for a dossier never received
+    or submitted is ``UnknownDossier``, one older than the dossier's newest applied event is
+    ``StaleEvent``, one the lifecycle forbids is ``IllegalTransition``. Every lifecycle
+    record — rejected or repeated too — moves the partition's event-time watermark, which is
+    when the bus evaluates deadlines in replay mode.
+    """
     t = DossierTruth(dossier_id)
     seen: set[Any] = set()
+    holder: str | None = None
+    handoffs: dict[int, tuple[str, str, str]] = {}
+    last_at: datetime | None = None
     for event in delivered:
-        if event.envelope.event_id in seen:
-            continue  # duplicate delivery: absorbed
-        seen.add(event.envelope.event_id)
         dom = to_domain(event)
         if dom is None:
             continue
+        at = dom.at
+        t.watermark = at if t.watermark is None or at > t.watermark else t.watermark
+        if event.envelope.event_id in seen:
+            continue  # duplicate delivery: absorbed
+        if t.state is None and dom.kind not in _STARTS and dom.kind is not EventKind.INTAKE_REFUSED:
+            t.dead_letters["UnknownDossier"] += 1
+            continue
+        if last_at is not None and at < last_at:
+            t.dead_letters["StaleEvent"] += 1
+            continue
         try:
             state = apply(t.state, dom)
-        except IllegalTransition:
+        except (IllegalTransition, LifecycleError):
             t.dead_letters["IllegalTransition"] += 1
             continue
+        seen.add(event.envelope.event_id)
+        last_at = at
         t.state = state
-        at = event.envelope.occurred_at
+        t.applied.append(dom)
         code = portal_status(state.status)
         if not t.transitions or t.transitions[-1][1] != code:
             t.transitions.append((at, code))
@@ -154,6 +221,7 @@ def fold_dossier(dossier_id: str, delivered: Iterable[m.Event]) -> DossierTruth:
                 "online",
             )
             t.submitted_at = at
+            holder = event.receiving_agency
         elif isinstance(event, m.DossierReceived):
             t.procedure, t.agency = event.procedure_code, event.receiving_agency
             t.channel, t.received_at, t.appointment = (
@@ -161,9 +229,10 @@ def fold_dossier(dossier_id: str, delivered: Iterable[m.Event]) -> DossierTruth:
                 event.received_at,
                 event.appointment_at,
             )
+            holder = event.receiving_agency
         elif isinstance(event, m.SupplementRequested):
             t.pauses.append((at, None))
-        elif isinstance(event, m.SupplementReceived):
+        elif isinstance(event, m.SupplementReceived) and t.pauses:
             start, _ = t.pauses[-1]
             t.pauses[-1] = (start, at)
         elif isinstance(event, m.ProcessingFinished):
@@ -180,9 +249,216 @@ def fold_dossier(dossier_id: str, delivered: Iterable[m.Event]) -> DossierTruth:
                 "due": event.step_due_at,
                 "returned": None,
             }
+            handoffs[event.step] = (event.handoff_id, event.from_agency, event.to_agency)
+            holder = event.to_agency
         elif isinstance(event, m.HandoffReturned):
             t.steps[event.step]["returned"] = at
+            holder = event.from_agency  # back with the agency that handed it over
+        if t.segments:
+            t.segments[-1] = replace(t.segments[-1], until=t.watermark)
+        t.segments.append(
+            Segment(
+                state=state,
+                holder=holder or t.agency,
+                pauses=tuple(Pause(a, b) for a, b in t.pauses if b is not None),
+                handoffs=tuple((k, *v) for k, v in sorted(handoffs.items())),
+                events=len(t.applied),
+            )
+        )
     return t
+
+
+# -- deadline alerts -----------------------------------------------------------------------
+
+# Alerts are pending only while somebody must act: not before receipt, not while the dossier
+# waits for the citizen's supplement (the clock is stopped), not once it has ended.
+_ALERTING = frozenset(
+    {DossierStatus.RECEIVED, DossierStatus.PROCESSING, DossierStatus.AWAITING_FEE}
+)
+
+
+@dataclass(frozen=True)
+class AlertTruth:
+    """One alert the bus must emit: ``key`` as the worker names it, the instant it falls due."""
+
+    dossier_id: str
+    key: str
+    kind: str  # warning | overdue | apology | escalation
+    fire_at: datetime
+    due_at: datetime
+    responsible: str | None
+    step: int | None = None
+    handoff: tuple[str, str, str] | None = None  # handoff id, from, to
+    events: int = 0  # applied events known when it fell due (for the apology's slip)
+
+    @property
+    def id(self) -> str:
+        return str(alert_id(self.dossier_id, self.key))
+
+    @property
+    def scope(self) -> str:
+        return "dossier" if self.key.startswith("dossier:") else "step"
+
+
+# The same due instants come back in every stretch of a dossier (and across dossiers): the
+# calendar walks are cached, which keeps a province-year's truth affordable.
+@lru_cache(maxsize=1 << 16)
+def _before(due: datetime, lead: timedelta, cal: WorkingCalendar) -> datetime:
+    return subtract_working_time(due, lead, cal)
+
+
+@lru_cache(maxsize=1 << 16)
+def _after(start: datetime, span: timedelta, cal: WorkingCalendar) -> datetime:
+    return cal.add_working_time(start, span)
+
+
+@lru_cache(maxsize=1 << 16)
+def _extended(due: datetime, pauses: tuple[Pause, ...], cal: WorkingCalendar) -> datetime:
+    return extend_for_pauses(due, pauses, cal) if pauses else due
+
+
+def _candidates(
+    dossier_id: str, seg: Segment, rules: AlertRules, cal: WorkingCalendar
+) -> list[AlertTruth]:
+    """What the deadline rules hold pending for one stretch of a dossier's life.
+
+    Written from the rules of issue 5 (warning a lead before each due instant, overdue at it,
+    apology with the dossier's overdue notice, escalation when a handoff is not accepted in
+    time; due instants moved back by the supplement pauses), not from the stream worker.
+    """
+    st = seg.state
+    if st.status not in _ALERTING:
+        return []
+    out: list[AlertTruth] = []
+    n = seg.events
+    if st.due is not None and seg.holder:
+        due = _extended(st.due, seg.pauses, cal)
+        warn = _before(due, rules.warning_lead, cal)
+        for key, kind, at in (
+            ("dossier:warning", "warning", warn),
+            ("dossier:overdue", "overdue", due),
+            ("dossier:apology", "apology", due),
+        ):
+            out.append(AlertTruth(dossier_id, key, kind, at, due, seg.holder, events=n))
+    handoffs = {h[0]: h[1:] for h in seg.handoffs}
+    for step in st.steps:
+        if step.status is StepStatus.RETURNED or not step.agency:
+            continue
+        handoff = handoffs.get(step.step)
+        if step.status is StepStatus.SENT and handoff is not None:
+            accept_due = _after(step.sent_at, rules.accept_within, cal)
+            out.append(
+                AlertTruth(
+                    dossier_id,
+                    f"step:{step.step}:{handoff[0]}:escalation",
+                    "escalation",
+                    accept_due,
+                    accept_due,
+                    step.agency,
+                    step=step.step,
+                    handoff=handoff,
+                    events=n,
+                )
+            )
+        if step.due is not None:
+            # Only the part of a pause after the handover stops the step's clock.
+            after = tuple(
+                Pause(max(p.start, step.sent_at), p.end) for p in seg.pauses if p.end > step.sent_at
+            )
+            sdue = _extended(step.due, after, cal)
+            warn = _before(sdue, rules.warning_lead, cal)
+            for key, kind, at in (
+                (f"step:{step.step}:warning", "warning", warn),
+                (f"step:{step.step}:overdue", "overdue", sdue),
+            ):
+                out.append(
+                    AlertTruth(
+                        dossier_id, key, kind, at, sdue, step.agency, step=step.step, events=n
+                    )
+                )
+    return out
+
+
+def predict_alerts(
+    t: DossierTruth,
+    end_watermark: datetime | None,
+    rules: AlertRules | None = None,
+    calendar: WorkingCalendar | None = None,
+) -> list[AlertTruth]:
+    """Every alert the bus emits for this dossier, each once, as its event-time clock sees it.
+
+    In replay mode the bus's "now" is the watermark of the dossier's partition, and it fires an
+    alert whenever that watermark reaches the alert's instant while the alert is still
+    pending. Inside a stretch of the dossier's life the watermark ends at ``Segment.until``;
+    the last stretch ends at ``end_watermark`` (the partition's last instant). So an alert of
+    a stretch fires iff its instant is at or before that bound, with the stretch's content —
+    a finish, a return or a pause that comes first cancels or moves it.
+    """
+    rules = rules or AlertRules()
+    cal = calendar or default_calendar()
+    fired: dict[str, AlertTruth] = {}
+    for seg in t.segments:
+        bound = seg.until if seg.until is not None else end_watermark
+        if bound is None:
+            continue
+        for a in _candidates(t.dossier_id, seg, rules, cal):
+            if a.key not in fired and a.fire_at <= bound:
+                fired[a.key] = a
+    return sorted(fired.values(), key=lambda a: (a.fire_at, a.key))
+
+
+def apology_content(
+    t: DossierTruth,
+    alert: AlertTruth,
+    procedure: Procedure | None,
+    rules: AlertRules | None = None,
+    calendar: WorkingCalendar | None = None,
+) -> dict[str, Any]:
+    """Responsible agency and proposed new appointment (phiếu xin lỗi và hẹn lại) with the slip
+    rules, as of the overdue instant and the events applied by then."""
+    rules = rules or AlertRules()
+    events = t.applied[: alert.events]
+    slip = build_slip(events, procedure=procedure, calendar=calendar, now=alert.fire_at)
+    apology = build_apology(
+        slip,
+        now=alert.fire_at,
+        extension=rules.apology_extension,
+        procedure=procedure,
+        calendar=calendar,
+    )
+    responsible = apology.responsible_agencies[0] if apology.responsible_agencies else None
+    return {
+        "dossier": t.dossier_id,
+        "responsible": responsible or alert.responsible,
+        "new_appointment": apology.proposed_appointment.isoformat(),
+        "previous_appointment": alert.due_at.isoformat(),
+    }
+
+
+def partition_of(dossier_id: str, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2 of the key), as the simulator's producer uses."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(dossier_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def settings_defaults() -> tuple[AlertRules, int | None]:
+    """The alert rules and dossier-events partition count the bus runs with (configuration)."""
+    from lienthong.config import load_settings
+    from lienthong.runtime.topics import load_catalogue
+
+    settings = load_settings()
+    rules = AlertRules(
+        warning_lead=timedelta(hours=settings.streams.warning_lead_hours),
+        accept_within=timedelta(hours=settings.streams.handoff_accept_hours),
+    )
+    try:
+        partitions: int | None = (
+            load_catalogue(settings.topics_file).get("dossier-events").partitions
+        )
+    except Exception:  # no catalogue: one clock, the stream's last instant
+        partitions = None
+    return rules, partitions
 
 
 def _period_of(kind: str, d: date) -> str:
@@ -210,14 +486,37 @@ def periods_in(window: Period, kind: str) -> list[Period]:
 class TruthBuilder:
     """Accumulates dossier truths into the figures the bus must publish."""
 
-    def __init__(self, window: Period, period_kinds: Iterable[str] = ("month",)) -> None:
+    def __init__(
+        self,
+        window: Period,
+        period_kinds: Iterable[str] = ("month",),
+        *,
+        rules: AlertRules | None = None,
+        dossier_partitions: int | None = None,
+        procedures: ProcedureCatalogue | None = None,
+        from_settings: bool = True,
+    ) -> None:
+        """``rules`` and ``dossier_partitions`` must be what the bus runs with (the warning
+        lead, the handoff acceptance time, the partition count that decides which dossiers
+        share an event-time clock); missing ones come from the settings unless
+        ``from_settings`` is off (then: default rules, one clock for the whole stream)."""
+        if from_settings and (rules is None or dossier_partitions is None):
+            s_rules, s_parts = settings_defaults()
+            rules = rules or s_rules
+            dossier_partitions = dossier_partitions or s_parts
         self.window = window
         self.periods = [(k, p) for k in period_kinds for p in periods_in(window, k)]
         self.cal = default_calendar()
+        self.rules = rules or AlertRules()
+        self.dossier_partitions = dossier_partitions
+        self.procedures = procedures or load_procedures()
         self.counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNT_FIELDS, 0))
         self.outcomes: Counter[str] = Counter()
-        self.overdue_dossiers: list[str] = []
-        self.overdue_steps: list[str] = []
+        self.alerts: dict[str, dict[str, Any]] = {k: {} for k in ALERT_KINDS}
+        # Alerts of the dossiers' last stretch wait for their partition's final watermark.
+        self._pending: list[tuple[int, DossierTruth, list[AlertTruth]]] = []
+        self._watermarks: dict[int, datetime] = {}
+        self._resolved = False
         self.portal: dict[str, dict[str, Any]] = {}
         self.dead_letters: Counter[str] = Counter()
         self.absorbed: Counter[str] = Counter()
@@ -225,12 +524,66 @@ class TruthBuilder:
         self.dossiers = 0
         self.events = 0
 
+    def _partition(self, dossier_id: str) -> int:
+        if not self.dossier_partitions:
+            return 0
+        return partition_of(dossier_id, self.dossier_partitions)
+
+    def _record_alert(self, t: DossierTruth, a: AlertTruth) -> None:
+        if a.kind == "warning":
+            self.alerts["warnings"][a.id] = f"{a.dossier_id}|{a.key}"
+        elif a.kind == "overdue":
+            self.alerts["overdue"][a.id] = f"{a.dossier_id}|{a.key}"
+        elif a.kind == "apology":
+            proc = self.procedures.get(t.procedure or "")
+            self.alerts["apologies"][a.id] = apology_content(t, a, proc, self.rules, self.cal)
+        else:
+            assert a.handoff is not None
+            self.alerts["escalations"][a.id] = {
+                "dossier": a.dossier_id,
+                "step": a.step,
+                "handoff_id": a.handoff[0],
+                "from": a.handoff[1],
+                "to": a.handoff[2],
+            }
+
+    def _add_alerts(self, t: DossierTruth) -> None:
+        if t.watermark is None:
+            return
+        partition = self._partition(t.dossier_id)
+        wm = self._watermarks.get(partition)
+        if wm is None or t.watermark > wm:
+            self._watermarks[partition] = t.watermark
+        fired = predict_alerts(t, None, self.rules, self.cal)  # closed stretches only
+        for a in fired:
+            self._record_alert(t, a)
+        if t.segments:
+            done = {a.key for a in fired}
+            last = [
+                a
+                for a in _candidates(t.dossier_id, t.segments[-1], self.rules, self.cal)
+                if a.key not in done
+            ]
+            if last:
+                self._pending.append((partition, t, last))
+
+    def resolve_alerts(self) -> None:
+        """Fire the last stretches' alerts up to their partition's final watermark."""
+        if self._resolved:
+            return
+        self._resolved = True
+        for partition, t, candidates in self._pending:
+            bound = self._watermarks[partition]
+            for a in sorted(candidates, key=lambda a: (a.fire_at, a.key)):
+                if a.fire_at <= bound:
+                    self._record_alert(t, a)
+        self._pending = []
+
     def add(self, t: DossierTruth) -> None:
         self.dossiers += 1
         self.dead_letters.update(t.dead_letters)
         if t.state is None or t.agency is None:
             return
-        end = self.window.end
         outcome = None
         if t.finished_at is not None and t.received_at is not None and t.appointment:
             pauses = t.closed_pauses(t.finished_at)
@@ -243,16 +596,7 @@ class TruthBuilder:
                 calendar=self.cal,
             ).outcome.value
             self.outcomes[outcome] += 1
-        # Alerts: the dossier's (pause-extended) appointment passed before it ended.
-        if t.appointment is not None:
-            stop = min(x for x in (t.finished_at, t.refused_at, t.withdrawn_at, end) if x)
-            due = extend_for_pauses(t.appointment, t.closed_pauses(stop), self.cal)
-            waiting_since = t.pauses[-1][0] if t.pauses and t.pauses[-1][1] is None else None
-            if due < stop and not (waiting_since and waiting_since <= due):
-                self.overdue_dossiers.append(t.dossier_id)
-        for number, step in sorted(t.steps.items()):
-            if step["due"] < min(step["returned"] or end, end):
-                self.overdue_steps.append(f"{t.dossier_id}#{number}")
+        self._add_alerts(t)
         # Portal: the last status of each dossier.
         self.portal[t.dossier_id] = {
             "TrangThaiHoSo": t.transitions[-1][1],
@@ -306,6 +650,30 @@ class TruthBuilder:
             for name, value in c.items():
                 row[name] += value
 
+    def alerts_json(self) -> dict[str, Any]:
+        """Version-1 lists (overdue dossiers and steps) plus, from ``ALERTS_VERSION`` 2, every
+        alert by event id, per kind, and the assumptions it rests on."""
+        self.resolve_alerts()
+        overdue = sorted(self.alerts["overdue"].values())
+        dossiers = [k.split("|", 1)[0] for k in overdue if k.endswith("|dossier:overdue")]
+        steps = [
+            f"{d}#{key.split(':')[1]}"
+            for d, key in (k.split("|", 1) for k in overdue)
+            if key.startswith("step:")
+        ]
+        return {
+            "overdue_dossiers": sorted(dossiers),
+            "overdue_steps": sorted(steps),
+            "version": ALERTS_VERSION,
+            "rules": {
+                "warning_lead_hours": self.rules.warning_lead.total_seconds() / 3600,
+                "handoff_accept_hours": self.rules.accept_within.total_seconds() / 3600,
+                "dossier_partitions": self.dossier_partitions,
+                "clock": "replay (event-time watermark per dossier-events partition)",
+            },
+            **{kind: dict(sorted(v.items())) for kind, v in self.alerts.items()},
+        }
+
     def to_json(self, meta: dict[str, Any]) -> dict[str, Any]:
         return {
             "version": TRUTH_VERSION,
@@ -319,10 +687,7 @@ class TruthBuilder:
             "events": self.events,
             "counts": dict(sorted(self.counts.items())),
             "outcomes": dict(self.outcomes),
-            "alerts": {
-                "overdue_dossiers": sorted(self.overdue_dossiers),
-                "overdue_steps": sorted(self.overdue_steps),
-            },
+            "alerts": self.alerts_json(),
             "portal": self.portal,
             "dead_letters": dict(sorted(self.dead_letters.items())),
             "absorbed": dict(sorted(self.absorbed.items())),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from lienthong.simulators.truth import COUNT_FIELDS
@@ -48,7 +49,14 @@ def stats_totals(stats: dict[str, dict[str, int]], period: str) -> dict[str, int
 
 
 def compare(truth: dict[str, Any], actual: Actual) -> list[Row]:
+    """The table's rows (see :func:`compare_report` for the notes that go with them)."""
+    return compare_report(truth, actual)[0]
+
+
+def compare_report(truth: dict[str, Any], actual: Actual) -> tuple[list[Row], list[str]]:
+    """Rows (figure, expected, actual) and notes: rows skipped and examples of mismatches."""
     rows: list[Row] = []
+    notes: list[str] = []
     expected_stats: dict[str, dict[str, int]] = truth["counts"]
     actual_stats: dict[str, dict[str, int]] = actual.get("stats", {})
     periods = sorted({_period_of(k) for k in expected_stats})
@@ -76,6 +84,8 @@ def compare(truth: dict[str, Any], actual: Actual) -> list[Row]:
         Row("overdue dossiers not matching", 0, len(got_d ^ set(alerts["overdue_dossiers"])))
     )
     rows.append(Row("overdue steps (alerts)", len(alerts["overdue_steps"]), len(got_s)))
+    rows.append(Row("overdue steps not matching", 0, len(got_s ^ set(alerts["overdue_steps"]))))
+    rows.extend(_alert_rows(alerts, actual, notes))
     portal_exp: dict[str, dict[str, Any]] = truth["portal"]
     portal_got: dict[str, dict[str, Any]] = actual.get("portal", {})
     rows.append(Row("portal dossiers", len(portal_exp), len(portal_got)))
@@ -91,10 +101,90 @@ def compare(truth: dict[str, Any], actual: Actual) -> list[Row]:
     dl_got: dict[str, int] = actual.get("dead_letters", {})
     for cls in sorted(set(dl_exp) | set(dl_got)):
         rows.append(Row(f"dead letters {cls}", dl_exp.get(cls, 0), dl_got.get(cls, 0)))
+    return rows, notes
+
+
+_NEW_KINDS = ("warnings", "apologies", "escalations")
+
+
+def _same_instant(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a == b
+    return datetime.fromisoformat(a) == datetime.fromisoformat(b)
+
+
+def _examples(label: str, ids: set[str], names: dict[str, Any], notes: list[str]) -> None:
+    if not ids:
+        return
+    shown = []
+    for i in sorted(ids)[:5]:
+        name = names.get(i)
+        if isinstance(name, dict):
+            name = f"{name.get('dossier')} {name.get('key') or name.get('handoff_id') or ''}"
+        shown.append(f"{name or '?'} ({i})")
+    more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+    notes.append(f"{label}: " + "; ".join(shown) + more)
+
+
+def _alert_rows(alerts: dict[str, Any], actual: Actual, notes: list[str]) -> list[Row]:
+    """Warnings, apologies and escalations by alert id (truth alerts version 2)."""
+    if int(alerts.get("version", 1)) < 2 or any(k not in alerts for k in _NEW_KINDS):
+        notes.append(
+            "warnings, apologies and escalations not checked: the truth file predates them "
+            "(alerts version 1); run lienthong simulate again to write a truth that has them"
+        )
+        return []
+    if any(k not in actual for k in _NEW_KINDS):
+        notes.append(
+            "warnings, apologies and escalations not checked: the actual data has none "
+            "(an --actual dump written before they were collected)"
+        )
+        return []
+    rows: list[Row] = []
+    rules = alerts.get("rules", {})
+    parts = rules.get("dossier_partitions")
+    if parts is not None and actual.get("dossier_partitions") is not None:
+        # The truth's event-time clocks are per partition of dossier-events: it must have
+        # assumed the partition count the bus really has.
+        rows.append(Row("dossier-events partitions", parts, actual["dossier_partitions"]))
+    for kind, label in (
+        ("warnings", "warnings (dossier and step)"),
+        ("apologies", "apologies"),
+        ("escalations", "escalations (handoffs not accepted)"),
+    ):
+        exp: dict[str, Any] = alerts[kind]
+        got: dict[str, Any] = actual[kind]
+        rows.append(Row(label, len(exp), len(got)))
+        missing, extra = set(exp) - set(got), set(got) - set(exp)
+        rows.append(Row(f"{kind} not matching", 0, len(missing) + len(extra)))
+        _examples(f"{kind} expected, not on the bus", missing, exp, notes)
+        _examples(f"{kind} on the bus, not expected", extra, got, notes)
+        both = set(exp) & set(got)
+        if kind == "apologies":
+            wrong = {
+                i
+                for i in both
+                if exp[i]["responsible"] != got[i].get("responsible")
+                or not _same_instant(exp[i]["new_appointment"], got[i].get("new_appointment"))
+            }
+            rows.append(Row("apologies with wrong agency/new appointment", 0, len(wrong)))
+            for i in sorted(wrong)[:5]:
+                notes.append(
+                    f"apology {exp[i]['dossier']}: expected {exp[i]['responsible']} / "
+                    f"{exp[i]['new_appointment']}, bus {got[i].get('responsible')} / "
+                    f"{got[i].get('new_appointment')}"
+                )
+        elif kind == "escalations":
+            wrong = {
+                i
+                for i in both
+                if (exp[i]["from"], exp[i]["to"]) != (got[i].get("from"), got[i].get("to"))
+            }
+            rows.append(Row("escalations with wrong agencies", 0, len(wrong)))
     return rows
 
 
-def render(rows: list[Row]) -> str:
+def render(rows: list[Row], notes: list[str] | None = None) -> str:
     width = max([len(r.figure) for r in rows] + [6])
     lines = [f"{'figure':<{width}}  {'expected':>10}  {'actual':>10}  ok"]
     for r in rows:
@@ -104,6 +194,7 @@ def render(rows: list[Row]) -> str:
         )
     bad = sum(not r.ok for r in rows)
     lines.append(f"{len(rows) - bad} of {len(rows)} figures match")
+    lines.extend(f"note: {n}" for n in notes or ())
     return "\n".join(lines)
 
 
@@ -115,15 +206,26 @@ def collect_actual(settings: Any, timeout_s: float = 30.0) -> Actual:
         DLQ_SOURCE_PARTITION,
         DLQ_SOURCE_TOPIC,
     )
-    from lienthong.schemas import decode_or_reason
-    from lienthong.schemas.models import DeadlineOverdue, LiveStatsSnapshot, PortalStatusRecord
+    from lienthong.schemas import Event, decode_or_reason
+    from lienthong.schemas.models import (
+        ApologyIssued,
+        DeadlineOverdue,
+        DeadlineWarning,
+        HandoffEscalated,
+        LiveStatsSnapshot,
+        PortalStatusRecord,
+    )
 
     actual: Actual = {
         "stats": {},
         "overdue_dossiers": set(),
         "overdue_steps": set(),
+        "warnings": {},
+        "apologies": {},
+        "escalations": {},
         "portal": {},
         "dead_letters": {},
+        "dossier_partitions": topic_partitions(settings, "dossier-events"),
     }
     for record in read_topic(settings, "live-stats", timeout_s):
         event = decode_or_reason(record.value)
@@ -131,11 +233,33 @@ def collect_actual(settings: Any, timeout_s: float = 30.0) -> Actual:
             actual["stats"][event.key] = {f: getattr(event, f) for f in COUNT_FIELDS}
     for record in read_topic(settings, "deadline-alerts", timeout_s):
         event = decode_or_reason(record.value)
+        dossier = event.envelope.dossier_id if isinstance(event, Event) else None
+        # A repeated alert (re-emitted after a crash) has the same event id: counted once.
         if isinstance(event, DeadlineOverdue):
             if event.scope.value == "dossier":
-                actual["overdue_dossiers"].add(event.envelope.dossier_id)
+                actual["overdue_dossiers"].add(dossier)
             else:
-                actual["overdue_steps"].add(f"{event.envelope.dossier_id}#{event.step}")
+                actual["overdue_steps"].add(f"{dossier}#{event.step}")
+        elif isinstance(event, DeadlineWarning):
+            actual["warnings"][str(event.envelope.event_id)] = {
+                "dossier": dossier,
+                "key": f"{event.scope.value} warning"
+                + (f" step {event.step}" if event.step else ""),
+            }
+        elif isinstance(event, ApologyIssued):
+            actual["apologies"][str(event.envelope.event_id)] = {
+                "dossier": dossier,
+                "responsible": event.responsible_agency,
+                "new_appointment": event.new_appointment_at.isoformat(),
+            }
+        elif isinstance(event, HandoffEscalated):
+            actual["escalations"][str(event.envelope.event_id)] = {
+                "dossier": dossier,
+                "step": event.step,
+                "handoff_id": event.handoff_id,
+                "from": event.from_agency,
+                "to": event.to_agency,
+            }
     for record in read_topic(settings, "portal-status", timeout_s):
         event = decode_or_reason(record.value)
         if isinstance(event, PortalStatusRecord):
@@ -155,6 +279,20 @@ def collect_actual(settings: Any, timeout_s: float = 30.0) -> Actual:
         seen[source] = h.get(DLQ_ERROR_CLASS, b"?").decode()
     actual["dead_letters"] = dict(Counter(seen.values()))
     return actual
+
+
+def topic_partitions(settings: Any, name: str) -> int | None:
+    """How many partitions a catalogue topic has on the broker (None if it does not exist)."""
+    from kafka import KafkaConsumer
+
+    from lienthong.connectors.kafka import kafka_python_config
+
+    consumer = KafkaConsumer(**kafka_python_config(settings), group_id=None)
+    try:
+        parts = consumer.partitions_for_topic(settings.topic(name))
+        return len(parts) if parts else None
+    finally:
+        consumer.close()
 
 
 def read_topic(settings: Any, name: str, timeout_s: float) -> list[Any]:

@@ -12,7 +12,9 @@ from lienthong.logs import configure_logging
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("verify", help="compare live counts, alerts, portal records, DLQ")
+    p = subparsers.add_parser(
+        "verify", help="compare live counts, alerts (all kinds), portal records, DLQ with the truth"
+    )
     p.add_argument(
         "--truth", type=Path, default=None, help="default: <run_dir>/truth.json (simulate's)"
     )
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from lienthong.cli.main import UsageError
-    from lienthong.simulators.verify import collect_actual, compare, render
+    from lienthong.simulators.verify import collect_actual, compare_report, render
 
     if args.truth is None:
         args.truth = load_settings().run_dir / "truth.json"
@@ -41,11 +43,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
             settings = load_settings()
             configure_logging("cli", "WARNING")
             actual = collect_actual(settings, args.timeout)
-        rows = compare(truth, actual)
+        rows, notes = compare_report(truth, actual)
         if all(r.ok for r in rows) or time.monotonic() >= deadline:
             break
         time.sleep(2.0)
     if args.dump_actual is not None:
         args.dump_actual.write_text(json.dumps(actual, default=sorted, indent=1))
-    print(render(rows))
+    print(render(rows, notes))
     return 0 if all(r.ok for r in rows) else 1

@@ -1,0 +1,197 @@
+"""The verifier's alert rows: warnings, apologies and escalations by id, old truth files."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lienthong.domain.alerts import AlertRules
+from lienthong.schemas import AvroCodec, FileSchemaRegistry
+from lienthong.simulators.faults import FaultConfig
+from lienthong.simulators.province import Period, SimConfig
+from lienthong.simulators.run import Plan
+from lienthong.simulators.truth import TruthBuilder
+from lienthong.simulators.verify import compare, compare_report, render
+
+JAN = Period.parse("2026-01")
+
+
+@pytest.fixture(scope="module")
+def truth(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    codec = AvroCodec(FileSchemaRegistry(Path(tmp_path_factory.mktemp("reg")) / "r.json"))
+    plan = Plan(SimConfig(JAN, seed=7, dossiers=300), FaultConfig.all_on(0.05), codec.encode)
+    plan.truth = TruthBuilder(JAN, rules=AlertRules(), dossier_partitions=6, from_settings=False)
+    for _ in plan.records():
+        pass
+    data = json.loads(json.dumps(plan.truth_json()))
+    alerts = data["alerts"]
+    assert alerts["warnings"] and alerts["apologies"] and alerts["escalations"]
+    return data
+
+
+def actual_from(truth: dict[str, Any]) -> dict[str, Any]:
+    """What a bus in agreement with the truth would have published."""
+    a = truth["alerts"]
+    return {
+        "stats": copy.deepcopy(truth["counts"]),
+        "overdue_dossiers": list(a["overdue_dossiers"]),
+        "overdue_steps": list(a["overdue_steps"]),
+        "warnings": {i: {"dossier": k.split("|")[0]} for i, k in a["warnings"].items()},
+        "apologies": {
+            i: {
+                "dossier": v["dossier"],
+                "responsible": v["responsible"],
+                "new_appointment": v["new_appointment"],
+            }
+            for i, v in a["apologies"].items()
+        },
+        "escalations": copy.deepcopy(a["escalations"]),
+        "portal": copy.deepcopy(truth["portal"]),
+        "dead_letters": dict(truth["dead_letters"]),
+        "dossier_partitions": 6,
+    }
+
+
+def row(rows: list, figure: str) -> Any:
+    return next(r for r in rows if r.figure == figure)
+
+
+def test_agreeing_bus_passes_with_a_row_per_kind(truth: dict[str, Any]) -> None:
+    rows, notes = compare_report(truth, actual_from(truth))
+    assert all(r.ok for r in rows), render(rows, notes)
+    assert notes == []
+    a = truth["alerts"]
+    assert row(rows, "warnings (dossier and step)").expected == len(a["warnings"])
+    assert row(rows, "apologies").expected == len(a["apologies"])
+    assert row(rows, "escalations (handoffs not accepted)").expected == len(a["escalations"])
+    assert row(rows, "dossier-events partitions").actual == 6
+
+
+@pytest.mark.parametrize("kind", ["warnings", "apologies", "escalations"])
+def test_a_missing_and_an_unexpected_alert_are_two_not_matching(
+    truth: dict[str, Any], kind: str
+) -> None:
+    actual = actual_from(truth)
+    first = sorted(actual[kind])[0]
+    actual[kind]["00000000-0000-5000-8000-000000000000"] = actual[kind].pop(first)
+    rows, notes = compare_report(truth, actual)
+    assert row(rows, f"{kind} not matching").actual == 2
+    assert any(r.figure.startswith(kind[:5]) and r.ok for r in rows)  # same count
+    assert any(n.startswith(f"{kind} expected, not on the bus") for n in notes)
+    assert any(n.startswith(f"{kind} on the bus, not expected") for n in notes)
+
+
+def test_a_repeated_or_missing_warning_changes_the_count(truth: dict[str, Any]) -> None:
+    actual = actual_from(truth)
+    actual["warnings"].pop(sorted(actual["warnings"])[0])
+    rows = compare(truth, actual)
+    r = row(rows, "warnings (dossier and step)")
+    assert (r.expected - r.actual, r.ok) == (1, False)
+
+
+def test_apology_with_the_wrong_agency_or_appointment(truth: dict[str, Any]) -> None:
+    actual = actual_from(truth)
+    i = sorted(actual["apologies"])[0]
+    actual["apologies"][i]["responsible"] = "000.99.99.H10"
+    assert row(compare(truth, actual), "apologies with wrong agency/new appointment").actual == 1
+    actual = actual_from(truth)
+    actual["apologies"][i]["new_appointment"] = "2026-12-31T17:00:00+07:00"
+    rows, notes = compare_report(truth, actual)
+    assert row(rows, "apologies with wrong agency/new appointment").actual == 1
+    assert any(n.startswith("apology ") for n in notes)
+
+
+def test_same_instant_in_another_offset_is_the_same_appointment(truth: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    actual = actual_from(truth)
+    for v in actual["apologies"].values():
+        v["new_appointment"] = (
+            datetime.fromisoformat(v["new_appointment"]).astimezone(UTC).isoformat()
+        )
+    assert all(r.ok for r in compare(truth, actual))
+
+
+def test_escalation_naming_the_wrong_agencies(truth: dict[str, Any]) -> None:
+    actual = actual_from(truth)
+    i = sorted(actual["escalations"])[0]
+    actual["escalations"][i]["to"] = "000.99.99.H10"
+    assert row(compare(truth, actual), "escalations with wrong agencies").actual == 1
+
+
+def test_overdue_steps_are_compared_by_key_not_only_counted(truth: dict[str, Any]) -> None:
+    actual = actual_from(truth)
+    actual["overdue_steps"] = actual["overdue_steps"][1:] + ["H10.X#1"]
+    assert row(compare(truth, actual), "overdue steps not matching").actual == 2
+
+
+def test_partition_count_other_than_assumed_is_a_mismatch(truth: dict[str, Any]) -> None:
+    actual = actual_from(truth)
+    actual["dossier_partitions"] = 12
+    assert not row(compare(truth, actual), "dossier-events partitions").ok
+
+
+def old_truth(truth: dict[str, Any]) -> dict[str, Any]:
+    old = copy.deepcopy(truth)
+    old["alerts"] = {
+        "overdue_dossiers": truth["alerts"]["overdue_dossiers"],
+        "overdue_steps": truth["alerts"]["overdue_steps"],
+    }
+    return old
+
+
+def test_old_truth_file_verifies_its_rows_and_says_the_new_ones_were_skipped(
+    truth: dict[str, Any],
+) -> None:
+    rows, notes = compare_report(old_truth(truth), actual_from(truth))
+    assert all(r.ok for r in rows)
+    assert not any(r.figure.startswith(("warnings", "apologies", "escalations")) for r in rows)
+    assert len(notes) == 1 and "truth file predates them" in notes[0]
+    bad = actual_from(truth)
+    bad["overdue_dossiers"] = bad["overdue_dossiers"][1:]
+    assert not all(r.ok for r in compare(old_truth(truth), bad))
+
+
+def test_old_actual_dump_skips_the_new_rows_with_a_note(truth: dict[str, Any]) -> None:
+    actual = actual_from(truth)
+    for kind in ("warnings", "apologies", "escalations"):
+        del actual[kind]
+    rows, notes = compare_report(truth, actual)
+    assert all(r.ok for r in rows)
+    assert "actual data has none" in notes[0]
+
+
+def test_cli_prints_the_note_and_exits_by_the_rows(
+    truth: dict[str, Any], tmp_path: Path, capsys
+) -> None:
+    from lienthong.cli.main import main
+
+    (tmp_path / "old.json").write_text(json.dumps(old_truth(truth)))
+    (tmp_path / "new.json").write_text(json.dumps(truth))
+    actual = actual_from(truth)
+    (tmp_path / "good.json").write_text(json.dumps(actual))
+    args = ["verify", "--actual", str(tmp_path / "good.json"), "--truth"]
+    assert main([*args, str(tmp_path / "old.json")]) == 0
+    assert "note: warnings, apologies and escalations not checked" in capsys.readouterr().out
+    assert main([*args, str(tmp_path / "new.json")]) == 0
+    out = capsys.readouterr().out
+    assert "escalations (handoffs not accepted)" in out and "note:" not in out
+    actual["escalations"] = {}
+    (tmp_path / "bad.json").write_text(json.dumps(actual))
+    assert (
+        main(
+            [
+                "verify",
+                "--actual",
+                str(tmp_path / "bad.json"),
+                "--truth",
+                str(tmp_path / "new.json"),
+            ]
+        )
+        == 1
+    )
+    assert "MISMATCH" in capsys.readouterr().out
