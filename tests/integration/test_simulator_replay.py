@@ -69,7 +69,7 @@ def test_replay_produces_the_planned_records(
         schemas.set_default_codec(None)
 
 
-def test_live_mode_is_paced_and_ends_now(bus_env, catalogue_topics, tmp_path: Path) -> None:
+def test_paced_mode_is_paced_and_ends_now(bus_env, catalogue_topics, tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
@@ -88,7 +88,7 @@ def test_live_mode_is_paced_and_ends_now(bus_env, catalogue_topics, tmp_path: Pa
             "lienthong",
             "simulate",
             "--mode",
-            "live",
+            "paced",
             "--live-days",
             "7",
             "--dossiers",
@@ -112,3 +112,74 @@ def test_live_mode_is_paced_and_ends_now(bus_env, catalogue_topics, tmp_path: Pa
     assert len(got) > 50
     now = datetime.now(UTC)
     assert all(codec.decode(r.value).envelope.occurred_at <= now for r in got)
+
+
+def test_replay_into_a_worker_verifies_every_alert_kind(
+    bus_env, catalogue_topics, start_worker, tmp_path: Path
+) -> None:
+    """A replay-clock worker emits exactly the warnings, overdue notices, apologies (agency,
+    new appointment) and escalations the truth predicts, faults included."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**bus_env, "LIENTHONG_STREAMS__CLOCK": "replay"}
+    start_worker(env)
+    truth_file = tmp_path / "truth.json"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "lienthong", *args],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    sim = cli(
+        "simulate",
+        "--mode",
+        "replay",
+        "--period",
+        "2026-01",
+        "--seed",
+        "7",
+        "--dossiers",
+        "300",
+        "--all-faults",
+        "0.05",
+        "--truth",
+        str(truth_file),
+    )
+    assert sim.returncode == 0, sim.stderr[-2000:]
+    alerts = json.loads(truth_file.read_text())["alerts"]
+    assert alerts["version"] >= 2
+    # Enough of each kind that a wrong rule shows: every kind is present in the truth.
+    assert len(alerts["warnings"]) > 100
+    assert alerts["apologies"] and alerts["overdue_dossiers"] and alerts["overdue_steps"]
+    assert alerts["escalations"]  # out-of-order accepts leave handoffs unaccepted
+    result = cli("verify", "--truth", str(truth_file), "--wait", "120", "--timeout", "5")
+    out = result.stdout
+    assert result.returncode == 0, out
+    assert "MISMATCH" not in out and "note:" not in out
+
+    def row(figure: str) -> tuple[int, int]:
+        m = re.search(rf"^{re.escape(figure)}\s+(\d+)\s+(\d+)\s+ok$", out, re.MULTILINE)
+        assert m, f"no ok row {figure!r} in:\n{out}"
+        return int(m.group(1)), int(m.group(2))
+
+    assert row("warnings (dossier and step)") == (len(alerts["warnings"]),) * 2
+    assert row("apologies") == (len(alerts["apologies"]),) * 2
+    assert row("escalations (handoffs not accepted)") == (len(alerts["escalations"]),) * 2
+    for figure in (
+        "warnings not matching",
+        "apologies not matching",
+        "apologies with wrong agency/new appointment",
+        "escalations not matching",
+        "escalations with wrong agencies",
+        "overdue dossiers not matching",
+        "overdue steps not matching",
+    ):
+        assert row(figure) == (0, 0)
+    assert row("dossier-events partitions")[0] == alerts["rules"]["dossier_partitions"]
