@@ -142,6 +142,18 @@ def _alert_rows(alerts: dict[str, Any], actual: Actual, notes: list[str]) -> lis
         return []
     rows: list[Row] = []
     rules = alerts.get("rules", {})
+    here = actual.get("rules") or {}
+    for name in ("warning_lead_hours", "handoff_accept_hours"):
+        if name in rules and name in here and float(rules[name]) != float(here[name]):
+            notes.append(
+                f"the truth assumed streams.{name} = {rules[name]:g}, this environment's "
+                f"settings say {here[name]:g}: the workers must run with the truth's value"
+            )
+    if actual.get("alerts_repeated"):
+        notes.append(
+            f"{actual['alerts_repeated']} alert records repeat an earlier one's event id "
+            "(re-emitted after a worker restart; counted once, consumers drop them by id)"
+        )
     parts = rules.get("dossier_partitions")
     if parts is not None and actual.get("dossier_partitions") is not None:
         # The truth's event-time clocks are per partition of dossier-events: it must have
@@ -231,9 +243,13 @@ def collect_actual(settings: Any, timeout_s: float = 30.0) -> Actual:
         event = decode_or_reason(record.value)
         if isinstance(event, LiveStatsSnapshot):
             actual["stats"][event.key] = {f: getattr(event, f) for f in COUNT_FIELDS}
+    alert_records: Counter[str] = Counter()
     for record in read_topic(settings, "deadline-alerts", timeout_s):
         event = decode_or_reason(record.value)
-        dossier = event.envelope.dossier_id if isinstance(event, Event) else None
+        if not isinstance(event, Event):
+            continue
+        alert_records[str(event.envelope.event_id)] += 1
+        dossier = event.envelope.dossier_id
         # A repeated alert (re-emitted after a crash) has the same event id: counted once.
         if isinstance(event, DeadlineOverdue):
             if event.scope.value == "dossier":
@@ -260,6 +276,11 @@ def collect_actual(settings: Any, timeout_s: float = 30.0) -> Actual:
                 "from": event.from_agency,
                 "to": event.to_agency,
             }
+    actual["alerts_repeated"] = sum(n - 1 for n in alert_records.values())
+    actual["rules"] = {
+        "warning_lead_hours": settings.streams.warning_lead_hours,
+        "handoff_accept_hours": settings.streams.handoff_accept_hours,
+    }
     for record in read_topic(settings, "portal-status", timeout_s):
         event = decode_or_reason(record.value)
         if isinstance(event, PortalStatusRecord):

@@ -195,3 +195,14 @@ def test_cli_prints_the_note_and_exits_by_the_rows(
         == 1
     )
     assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_notes_for_repeated_alert_records_and_other_rules(truth: dict[str, Any]) -> None:
+    actual = actual_from(truth)
+    actual["alerts_repeated"] = 3
+    actual["rules"] = {"warning_lead_hours": 4.0, "handoff_accept_hours": 4.0}
+    rows, notes = compare_report(truth, actual)
+    assert all(r.ok for r in rows)  # repeats carry the same id: exactly once in effect
+    assert any(n.startswith("3 alert records repeat") for n in notes)
+    assert any("streams.warning_lead_hours = 8" in n for n in notes)
+    assert not any("handoff_accept_hours" in n for n in notes)
