@@ -206,3 +206,13 @@ def test_notes_for_repeated_alert_records_and_other_rules(truth: dict[str, Any])
     assert any(n.startswith("3 alert records repeat") for n in notes)
     assert any("streams.warning_lead_hours = 8" in n for n in notes)
     assert not any("handoff_accept_hours" in n for n in notes)
+
+
+def test_live_mode_truth_skips_the_new_rows_with_a_note(truth: dict[str, Any]) -> None:
+    live = copy.deepcopy(truth)
+    live["meta"]["mode"] = "live"
+    actual = actual_from(truth)
+    actual["warnings"] = {}
+    rows, notes = compare_report(live, actual)
+    assert all(r.ok for r in rows)
+    assert "live-mode truth" in notes[0]
