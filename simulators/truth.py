@@ -318,9 +318,14 @@ def _extended(due: datetime, pauses: tuple[Pause, ...], cal: WorkingCalendar) ->
 
 
 def _candidates(
-    dossier_id: str, seg: Segment, rules: AlertRules, cal: WorkingCalendar
+    dossier_id: str,
+    seg: Segment,
+    rules: AlertRules,
+    cal: WorkingCalendar,
+    bound: datetime | None = None,
 ) -> list[AlertTruth]:
-    """What the deadline rules hold pending for one stretch of a dossier's life.
+    """What the deadline rules hold pending for one stretch of a dossier's life (only those
+    due by ``bound`` when given: the others cannot fire in it).
 
     Written from the rules of issue 5 (warning a lead before each due instant, overdue at it,
     apology with the dossier's overdue notice, escalation when a handoff is not accepted in
@@ -339,14 +344,21 @@ def _candidates(
             ("dossier:overdue", "overdue", due),
             ("dossier:apology", "apology", due),
         ):
-            out.append(AlertTruth(dossier_id, key, kind, at, due, seg.holder, events=n))
+            if bound is None or at <= bound:
+                out.append(AlertTruth(dossier_id, key, kind, at, due, seg.holder, events=n))
     handoffs = {h[0]: h[1:] for h in seg.handoffs}
     for step in st.steps:
         if step.status is StepStatus.RETURNED or not step.agency:
             continue
         handoff = handoffs.get(step.step)
+        accept_due = None
         if step.status is StepStatus.SENT and handoff is not None:
             accept_due = _after(step.sent_at, rules.accept_within, cal)
+        if (
+            accept_due is not None
+            and handoff is not None
+            and (bound is None or accept_due <= bound)
+        ):
             out.append(
                 AlertTruth(
                     dossier_id,
@@ -371,6 +383,8 @@ def _candidates(
                 (f"step:{step.step}:warning", "warning", warn),
                 (f"step:{step.step}:overdue", "overdue", sdue),
             ):
+                if bound is not None and at > bound:
+                    continue
                 out.append(
                     AlertTruth(
                         dossier_id, key, kind, at, sdue, step.agency, step=step.step, events=n
@@ -401,8 +415,8 @@ def predict_alerts(
         bound = seg.until if seg.until is not None else end_watermark
         if bound is None:
             continue
-        for a in _candidates(t.dossier_id, seg, rules, cal):
-            if a.key not in fired and a.fire_at <= bound:
+        for a in _candidates(t.dossier_id, seg, rules, cal, bound):
+            if a.key not in fired:
                 fired[a.key] = a
     return sorted(fired.values(), key=lambda a: (a.fire_at, a.key))
 
