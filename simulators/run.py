@@ -20,7 +20,7 @@ from typing import Any
 from lienthong.schemas.models import VN_TZ, Event
 from lienthong.simulators.faults import Delivery, FaultConfig, inject
 from lienthong.simulators.province import ProvinceSimulator, SimConfig
-from lienthong.simulators.truth import TruthBuilder, fold_dossier
+from lienthong.simulators.truth import DossierTruth, TruthBuilder, fold_dossier
 
 GATE_CLASSES = frozenset(
     {
@@ -70,14 +70,11 @@ class Plan:
             injected = inject(dossier, self.faults, self.config.seed)
             if injected.fault:
                 self.fault_counts[injected.fault] += 1
-            self._account(dossier.dossier_id, injected.deliveries, injected)
-            last_at: datetime | None = None
-            for d in injected.deliveries:
-                at = d.event.envelope.occurred_at if d.event is not None else last_at
-                if at is None or (last_at is not None and at < last_at) or d.fault == "future":
-                    at = last_at or at
-                assert at is not None
-                last_at = at
+            add_folded(
+                self.truth, fold_delivered(dossier.dossier_id, injected.deliveries, injected)
+            )
+            times = delivery_times(injected.deliveries)
+            for d, at in zip(injected.deliveries, times, strict=True):
                 value = d.raw if d.raw is not None else self.encoder(d.event)  # type: ignore[arg-type]
                 seq += 1
                 heapq.heappush(heap, Record(at, seq, d.topic, d.key, value, d.fault))
@@ -90,21 +87,6 @@ class Plan:
         while heap:
             yield heapq.heappop(heap)
 
-    def _account(self, dossier_id: str, deliveries: list[Delivery], injected: Any) -> None:
-        life = [
-            d.event
-            for d in deliveries
-            if d.topic == "dossier-events" and d.event is not None and d.expect not in GATE_CLASSES
-        ]
-        t = fold_dossier(dossier_id, life)  # type: ignore[arg-type]
-        self.truth.add(t)
-        self.truth.events += len(deliveries)
-        for d in deliveries:
-            if d.expect in GATE_CLASSES:
-                self.truth.dead_letters[d.expect] += 1
-        self.truth.absorbed.update(injected.absorbed)
-        self.truth.flagged.update(injected.flagged)
-
     def truth_json(self) -> dict[str, Any]:
         cfg = self.config
         meta = {
@@ -116,6 +98,62 @@ class Plan:
             "period_kinds": list(self.period_kinds),
         }
         return self.truth.to_json(meta)
+
+
+def delivery_times(deliveries: list[Delivery]) -> list[datetime]:
+    """When each record may be sent: its event time, never before the previous record's.
+
+    Raw bytes and the deliberately future-dated copy have no usable time of their own and
+    travel right after the record before them, which keeps each dossier's delivery order.
+    """
+    times: list[datetime] = []
+    last_at: datetime | None = None
+    for d in deliveries:
+        at = d.event.envelope.occurred_at if d.event is not None else last_at
+        if at is None or (last_at is not None and at < last_at) or d.fault == "future":
+            at = last_at or at
+        if at is None:  # raw bytes first: take the first event's time
+            at = next(x.event.envelope.occurred_at for x in deliveries if x.event is not None)
+        times.append(at)
+        last_at = at
+    return times
+
+
+@dataclass
+class Folded:
+    """One dossier's share of the ground truth, kept compact until the truth is written."""
+
+    truth: DossierTruth
+    records: int
+    gate_dead_letters: Counter[str]
+    absorbed: dict[str, int]
+    flagged: dict[str, int]
+
+
+def fold_delivered(dossier_id: str, deliveries: list[Delivery], injected: Any) -> Folded:
+    """Fold what was delivered for one dossier: lifecycle events the gate lets through, with
+    the rules (``fold_dossier``); gate rejections counted by expected class."""
+    life = [
+        d.event
+        for d in deliveries
+        if d.topic == "dossier-events" and d.event is not None and d.expect not in GATE_CLASSES
+    ]
+    gate: Counter[str] = Counter(d.expect for d in deliveries if d.expect in GATE_CLASSES)
+    return Folded(
+        fold_dossier(dossier_id, life),  # type: ignore[arg-type]
+        len(deliveries),
+        gate,
+        dict(injected.absorbed),
+        dict(injected.flagged),
+    )
+
+
+def add_folded(truth: TruthBuilder, folded: Folded) -> None:
+    truth.add(folded.truth)
+    truth.events += folded.records
+    truth.dead_letters.update(folded.gate_dead_letters)
+    truth.absorbed.update(folded.absorbed)
+    truth.flagged.update(folded.flagged)
 
 
 def produce(

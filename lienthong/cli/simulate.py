@@ -1,4 +1,10 @@
-"""``lienthong simulate``: produce a province's dossiers (replay or live) and the ground truth."""
+"""``lienthong simulate``: produce a province's dossiers and the ground truth.
+
+Modes: ``replay`` (simulated clock over a period, as fast as the broker takes it), ``live``
+(real time: records leave when the wall clock reaches their event time, until Ctrl-C or
+SIGTERM; see ``lienthong.simulators.live``) and ``paced`` (a window of the past ending now,
+sent at ``--rate`` records/s: event times are in the past).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from lienthong.simulators.province import SimConfig
 
     p = subparsers.add_parser("simulate", help="produce simulated dossiers and a ground truth")
-    p.add_argument("--mode", choices=("replay", "live"), default="replay")
+    p.add_argument("--mode", choices=("replay", "live", "paced"), default="replay")
     p.add_argument("--period", default=None, help="YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
@@ -69,8 +75,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--truth", type=Path, default=None, help="ground truth JSON (default <run_dir>/truth.json)"
     )
     p.add_argument("--truth-periods", default="month", help="e.g. day,month,quarter,year")
-    p.add_argument("--rate", type=float, default=None, help="records/s (live default 50)")
-    p.add_argument("--live-days", type=int, default=30, help="live: window ending now")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="records/s: live = steady state in working time; paced = send rate (default 50)",
+    )
+    p.add_argument(
+        "--warmup-days",
+        type=float,
+        default=1.0,
+        help="live: recent past produced at once at the province volume (default 1 day)",
+    )
+    p.add_argument(
+        "--around-the-clock",
+        action="store_true",
+        help="live: counters and officers work 24/7 (demo at night); due times stay legal",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="live: stop by itself after this long (default: until Ctrl-C / SIGTERM)",
+    )
+    p.add_argument(
+        "--paced-days",
+        "--live-days",
+        dest="paced_days",
+        type=int,
+        default=30,
+        help="paced: window of the past ending now",
+    )
     p.add_argument("--dry-run", action="store_true", help="do not produce; truth only")
     for fault in FAULTS:
         p.add_argument(
@@ -107,9 +143,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     configure_logging("simulator", settings.log_level)
     log = get_logger("lienthong.simulate")
     try:
-        if args.mode == "live" and args.period is None:
-            now = datetime.now(VN_TZ).replace(second=0, microsecond=0)
-            period = Period(f"live:{now:%Y%m%d%H%M}", now - timedelta(days=args.live_days), now)
+        now = datetime.now(VN_TZ).replace(second=0, microsecond=0)
+        if args.mode == "live":
+            if args.period is not None:
+                raise ValueError("--period is for replay/paced; live runs from now")
+            if args.warmup_days < 0 or (args.rate is not None and args.rate <= 0):
+                raise ValueError("--warmup-days must be >= 0 and --rate > 0")
+            period = Period("live", now - timedelta(days=args.warmup_days), now)
+        elif args.mode == "paced" and args.period is None:
+            period = Period(f"paced:{now:%Y%m%d%H%M}", now - timedelta(days=args.paced_days), now)
         else:
             period = Period.parse(args.period or "2026-01")
         kinds = tuple(k.strip() for k in args.truth_periods.split(",") if k.strip())
@@ -132,6 +174,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     faults = FaultConfig(
         {f: (args.all_faults if args.all_faults is not None else getattr(args, f)) for f in FAULTS}
     )
+    args.truth = args.truth or settings.run_dir / "truth.json"
+    if args.mode == "live":
+        if args.dry_run:
+            raise UsageError("--dry-run has no meaning in live mode")
+        try:
+            return _live(settings, args, config, faults, kinds, log)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     try:
         plan = Plan(config, faults, encode, kinds)
     except ValueError as exc:  # e.g. more procedures asked than the catalogue has
@@ -140,11 +190,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.dry_run:
         n = sum(1 for _ in plan.records())
     else:
-        n = _produce(settings, plan, rate=args.rate or (50.0 if args.mode == "live" else None))
+        n = _produce(settings, plan, rate=args.rate or (50.0 if args.mode == "paced" else None))
     elapsed = time.monotonic() - started
     truth = plan.truth_json()
     truth["meta"]["mode"] = args.mode
-    args.truth = args.truth or settings.run_dir / "truth.json"
     write_truth(args.truth, truth)
     log.info("simulation_done", records=n, seconds=round(elapsed, 2))
     print(
@@ -154,6 +203,94 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 "dossiers": truth["dossiers"],
                 "seconds": round(elapsed, 2),
                 "records_per_s": round(n / elapsed, 1) if elapsed else None,
+                "outcomes": truth["outcomes"],
+                "dead_letters": truth["dead_letters"],
+                "truth": str(args.truth),
+            }
+        )
+    )
+    return 0
+
+
+def _live(
+    settings: object,
+    args: argparse.Namespace,
+    config: object,
+    faults: object,
+    kinds: tuple[str, ...],
+    log: object,
+) -> int:
+    """Real-time mode: run until Ctrl-C/SIGTERM (or --duration), then write the truth."""
+    from lienthong.connectors.sdk import BusProducer
+    from lienthong.schemas import encode
+    from lienthong.simulators.live import LiveConfig, LiveSimulation, WallClock, run_with_signals
+    from lienthong.simulators.truth import write_truth
+
+    clock = WallClock()
+    live = LiveConfig(
+        rate=args.rate or 50.0,
+        warmup_days=args.warmup_days,
+        around_the_clock=args.around_the_clock,
+        duration_s=args.duration,
+    )
+    # Connect first: t0 (the start of real time) is taken once the producer is ready.
+    producer = BusProducer(settings, linger_ms=5, batch_size=262_144)  # type: ignore[arg-type]
+    try:
+        sim = LiveSimulation(config, live, faults, encode, clock, kinds)  # type: ignore[arg-type]
+    except BaseException:
+        producer.close()
+        raise
+    log.info(  # type: ignore[attr-defined]
+        "live_started",
+        t0=sim.t0.isoformat(),
+        warmup_from=sim.warm_start.isoformat(),
+        rate=live.rate,
+        records_per_dossier=round(sim.records_per_dossier, 2),
+        dossiers_per_s=round(sim.live_intensity, 3),
+        around_the_clock=live.around_the_clock,
+    )
+    # (Short linger: in live mode a record is due now, and latency tests measure from here.)
+    started = time.monotonic()
+    try:
+
+        def send(record: object) -> None:
+            producer.send_raw(
+                record.topic,  # type: ignore[attr-defined]
+                record.key,  # type: ignore[attr-defined]
+                record.value,  # type: ignore[attr-defined]
+            )
+
+        n, why = run_with_signals(sim, send, clock)
+        producer.flush()
+    finally:
+        producer.close()
+    elapsed = time.monotonic() - started
+    truth = sim.truth_json()
+    write_truth(args.truth, truth)
+    log.info(  # type: ignore[attr-defined]
+        "simulation_done",
+        mode="live",
+        stopped_by=why,
+        records=n,
+        warmup_records=sim.stats.warmup_records,
+        dossiers=sim.stats.arrivals,
+        open_dossiers=sim.open_dossiers,
+        dropped_out_of_hours=sim.stats.dropped_out_of_hours,
+        seconds=round(elapsed, 2),
+    )
+    print(
+        json.dumps(
+            {
+                "mode": "live",
+                "stopped_by": why,
+                "records": n,
+                "warmup_records": sim.stats.warmup_records,
+                "by_topic": dict(sim.stats.by_topic),
+                "dossiers": truth["dossiers"],
+                "open_dossiers": sim.open_dossiers,
+                "seconds": round(elapsed, 2),
+                "t0": sim.t0.isoformat(),
+                "stopped_at": truth["meta"]["stopped_at"],
                 "outcomes": truth["outcomes"],
                 "dead_letters": truth["dead_letters"],
                 "truth": str(args.truth),

@@ -1,0 +1,331 @@
+"""Live mode: a province acting in real time, for the demo and latency tests.
+
+Why a scheduler and not a paced replay: the bus judges deadlines on the wall clock in live
+mode and dead-letters events from the future, so a record may only leave when the wall clock
+has reached its event time. Each dossier's whole lifecycle is generated when it arrives (its
+later steps are known in advance, as in replay), and its records wait in a heap keyed by
+event time; the heap holds one entry per *open* dossier (its next record), so memory grows
+with the number of open dossiers (arrival rate × lifetime), not with the session length.
+
+Arrivals form a Poisson process. Before the session start ``t0`` (warm-up, ``warmup_days``)
+the intensity is the calibrated province volume (``dossiers_per_year`` spread over the working
+seconds of a year), and those records are sent as fast as the broker takes them so a demo has
+something to show at once; from ``t0`` on it is ``rate`` / (mean records per dossier), so the
+record rate approaches ``rate`` once dossiers started now reach their later steps (steady
+state: after the longest lifetimes, days to weeks of working time).
+
+Working calendar: counter and postal dossiers only arrive during working hours (an arrival
+drawn outside them is dropped), online submissions arrive 24/7, and officers act in working
+time only — at night and at weekends only online submissions appear. ``around_the_clock``
+makes every instant working time for arrivals and actions (appointments and step due times
+stay on the official calendar), so a demo at night still shows the whole lifecycle moving.
+
+Ground truth: the dossiers delivered so far are folded with the same rules as in replay
+(``simulators.truth``); at stop the open ones are folded from the records actually sent, and
+the window ends at the stop instant.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from lienthong.schemas.models import VN_TZ
+from lienthong.simulators.faults import Delivery, FaultConfig, inject
+from lienthong.simulators.province import (
+    AroundTheClock,
+    Period,
+    ProvinceSimulator,
+    SimConfig,
+)
+from lienthong.simulators.run import (
+    Encoder,
+    Folded,
+    Record,
+    add_folded,
+    delivery_times,
+    fold_delivered,
+)
+from lienthong.simulators.truth import TruthBuilder, periods_in
+
+WORKING_SECONDS_PER_YEAR = 250 * 8 * 3600  # ~250 working days of 8 h (BRIEF §2)
+
+
+class Clock(Protocol):
+    """Where live mode reads time; tests inject a fake one."""
+
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    """The real clock; ``sleep`` returns early when ``wake`` is set (SIGTERM, Ctrl-C)."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+
+    def now(self) -> datetime:
+        return datetime.now(VN_TZ)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.wake.wait(seconds)
+
+
+@dataclass
+class LiveConfig:
+    """The live-mode figures; each is a ``lienthong simulate --mode live`` option."""
+
+    rate: float = 50.0  # records/s in steady state, in working time
+    warmup_days: float = 1.0  # recent past produced at once (province volume)
+    around_the_clock: bool = False  # arrivals and actions at night/weekends too
+    duration_s: float | None = None  # stop by itself after this many seconds
+    max_sleep_s: float = 0.5  # how often a stop request is noticed while idle
+    sample_dossiers: int = 400  # dossiers simulated up front to learn records per dossier
+
+
+@dataclass(order=True)
+class _Open:
+    """An open dossier in the heap: ordered by its next record's time."""
+
+    at: datetime
+    seq: int
+    dossier_id: str = field(compare=False)
+    deliveries: list[Delivery] = field(compare=False)
+    times: list[datetime] = field(compare=False)
+    injected: Any = field(compare=False)
+    pos: int = field(compare=False, default=0)
+
+
+@dataclass
+class LiveStats:
+    arrivals: int = 0  # dossiers admitted (warm-up included)
+    warmup_dossiers: int = 0
+    dropped_out_of_hours: int = 0  # counter/postal arrivals drawn outside working hours
+    records: int = 0
+    warmup_records: int = 0  # records sent whose event time was before t0
+    by_topic: Counter[str] = field(default_factory=Counter)
+
+
+class LiveSimulation:
+    """Admits arrivals and sends every record when the clock reaches its event time."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        live: LiveConfig,
+        faults: FaultConfig,
+        encoder: Encoder,
+        clock: Clock,
+        period_kinds: tuple[str, ...] = ("month",),
+    ) -> None:
+        self.config = config
+        self.live = live
+        self.faults = faults
+        self.encoder = encoder
+        self.clock = clock
+        self.period_kinds = period_kinds
+        self.activity = AroundTheClock() if live.around_the_clock else None
+        self.sim = ProvinceSimulator(config, activity=self.activity)
+        self.records_per_dossier = self._records_per_dossier(clock.now())
+        # The session starts after the set-up, so the first live second is a full one.
+        self.t0 = clock.now().replace(microsecond=0)
+        self.warm_start = self.t0 - timedelta(days=live.warmup_days)
+        self.tag = f"L{self.t0:%y%m%d%H%M%S}"
+        self.stats = LiveStats()
+        self.fault_counts: Counter[str] = Counter()
+        self._heap: list[_Open] = []
+        self._seq = 0
+        self._index = 0
+        self._closed: list[Folded] = []
+        self._arrivals = random.Random(f"{config.seed}:{self.tag}:arrivals")
+        per_year = WORKING_SECONDS_PER_YEAR if not live.around_the_clock else 365 * 86400
+        self.warmup_intensity = config.dossiers_per_year / per_year  # dossiers / s
+        self.live_intensity = live.rate / self.records_per_dossier
+        self.stopped_at: datetime | None = None
+        self._next_arrival = self._draw(self.warm_start)
+
+    # -- arrivals ---------------------------------------------------------------------------
+    def _records_per_dossier(self, at: datetime) -> float:
+        """Mean records a dossier sends over its life (faults included), from a sample."""
+        n = self.live.sample_dossiers
+        total = 0
+        at = at.replace(microsecond=0)
+        for i in range(n):
+            d = self.sim.dossier(i, arrival=at, dossier_id=f"SAMPLE.{i}", rng_key=f"sample:{i}")
+            total += len(inject(d, self.faults, self.config.seed).deliveries)
+        return max(1.0, total / max(1, n))
+
+    def _draw(self, after: datetime) -> datetime:
+        """The next candidate arrival after ``after`` (intensity switches at t0)."""
+        intensity = self.warmup_intensity if after < self.t0 else self.live_intensity
+        gap = self._arrivals.expovariate(intensity) if intensity > 0 else 365 * 86400.0
+        at = after + timedelta(seconds=gap)
+        if after < self.t0 <= at:  # memoryless: restart the draw at t0 with the new intensity
+            return self._draw(self.t0)
+        return at
+
+    def _admit(self, arrival: datetime) -> None:
+        index = self._index
+        self._index += 1
+        dossier = self.sim.dossier(
+            index,
+            arrival=arrival.replace(microsecond=0),
+            dossier_id=f"H10.{self.tag}.{index:07d}",
+            rng_key=f"{self.config.seed}:live:{index}",
+        )
+        working = self.activity or self.sim.calendar
+        if dossier.channel != "online" and not working.is_working_instant(arrival):
+            self.stats.dropped_out_of_hours += 1  # nobody at the counter now
+            return
+        injected = inject(dossier, self.faults, self.config.seed)
+        if injected.fault:
+            self.fault_counts[injected.fault] += 1
+        times = delivery_times(injected.deliveries)
+        if not times:
+            return
+        self.stats.arrivals += 1
+        if arrival < self.t0:
+            self.stats.warmup_dossiers += 1
+        self._seq += 1
+        entry = _Open(times[0], self._seq, dossier.dossier_id, injected.deliveries, times, injected)
+        heapq.heappush(self._heap, entry)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, send: Callable[[Record], None], stop: Callable[[], bool]) -> int:
+        """Send records until ``stop()`` (or ``duration_s``); returns the number sent."""
+        deadline = (
+            self.t0 + timedelta(seconds=self.live.duration_s)
+            if self.live.duration_s is not None
+            else None
+        )
+        while not stop():
+            now = self.clock.now()
+            if deadline is not None and now >= deadline:
+                break
+            while self._next_arrival <= now:
+                self._admit(self._next_arrival)
+                self._next_arrival = self._draw(self._next_arrival)
+            sent_in_round = 0
+            while self._heap and self._heap[0].at <= now:
+                self._send_next(send)
+                sent_in_round += 1
+                if sent_in_round % 1000 == 0 and stop():
+                    break
+            wake = min(self._next_arrival, self._heap[0].at) if self._heap else self._next_arrival
+            if deadline is not None:
+                wake = min(wake, deadline)
+            self.clock.sleep(min(self.live.max_sleep_s, max(0.0, (wake - now).total_seconds())))
+        self.stopped_at = self.clock.now()
+        return self.stats.records
+
+    def _send_next(self, send: Callable[[Record], None]) -> None:
+        entry = heapq.heappop(self._heap)
+        d = entry.deliveries[entry.pos]
+        at = entry.times[entry.pos]
+        value = d.raw if d.raw is not None else self.encoder(d.event)  # type: ignore[arg-type]
+        self._seq += 1
+        send(Record(at, self._seq, d.topic, d.key, value, d.fault))
+        self.stats.records += 1
+        self.stats.by_topic[d.topic] += 1
+        if at < self.t0:
+            self.stats.warmup_records += 1
+        entry.pos += 1
+        if entry.pos < len(entry.deliveries):
+            entry.at = entry.times[entry.pos]
+            heapq.heappush(self._heap, entry)
+        else:  # closed: keep only its folded truth
+            self._keep_truth(entry.dossier_id, entry.deliveries, entry.injected)
+
+    def _keep_truth(self, dossier_id: str, delivered: list[Delivery], injected: Any) -> None:
+        """Fold a closed dossier now so only its compact truth stays in memory."""
+        self._closed.append(fold_delivered(dossier_id, delivered, injected))
+
+    @property
+    def open_dossiers(self) -> int:
+        return len(self._heap)
+
+    # -- ground truth ----------------------------------------------------------------------
+    def truth_json(self) -> dict[str, Any]:
+        """What the bus must show for the records sent (open dossiers: their sent prefix)."""
+        end = self.stopped_at or self.clock.now()
+        window = Period(f"live:{self.tag}", self.warm_start, max(end, self.t0))
+        truth = TruthBuilder(window, self.period_kinds)
+        # periods_in() lists the periods of the days *before* the window's end date (replay
+        # windows end at midnight); a live window ends mid-day, and today's periods count too.
+        through_today = Period(
+            window.key,
+            window.start,
+            datetime.combine(end.date() + timedelta(days=1), datetime.min.time(), VN_TZ),
+        )
+        truth.periods = [(k, p) for k in self.period_kinds for p in periods_in(through_today, k)]
+        for folded in self._closed:
+            add_folded(truth, folded)
+        for entry in sorted(self._heap):
+            if entry.pos:
+                sent = entry.deliveries[: entry.pos]
+                add_folded(
+                    truth,
+                    fold_delivered(entry.dossier_id, sent, _sent_part(entry.injected, sent)),
+                )
+        meta = {
+            "seed": self.config.seed,
+            "period": window.key,
+            "mode": "live",
+            "dossiers": truth.dossiers,
+            "t0": self.t0.isoformat(),
+            "stopped_at": end.isoformat(),
+            "rate": self.live.rate,
+            "records_per_dossier": round(self.records_per_dossier, 2),
+            "warmup_days": self.live.warmup_days,
+            "around_the_clock": self.live.around_the_clock,
+            "open_dossiers": self.open_dossiers,
+            "records": self.stats.records,
+            "faults": {k: v for k, v in self.faults.rates.items() if v},
+            "faults_injected": dict(self.fault_counts),
+            "period_kinds": list(self.period_kinds),
+        }
+        return truth.to_json(meta)
+
+
+@dataclass
+class _Part:
+    absorbed: dict[str, int]
+    flagged: dict[str, int]
+
+
+def _sent_part(injected: Any, sent: list[Delivery]) -> _Part:
+    """Absorbed/flagged only for the fault records that were actually sent."""
+    faulted = {d.fault for d in sent if d.fault}
+    return _Part(
+        {k: v for k, v in injected.absorbed.items() if k in faulted},
+        {k: v for k, v in injected.flagged.items() if k in faulted},
+    )
+
+
+def run_with_signals(
+    sim: LiveSimulation, send: Callable[[Record], None], clock: WallClock
+) -> tuple[int, str]:
+    """Run until Ctrl-C or SIGTERM (or ``duration_s``); returns (records, why it stopped)."""
+    import signal
+
+    stopping: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.append(signal.Signals(signum).name)
+        clock.wake.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        n = sim.run(send, lambda: bool(stopping))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return n, stopping[0] if stopping else "duration"
