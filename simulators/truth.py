@@ -14,6 +14,15 @@ the receipt; ``carried_over`` = received before the start and still open at the 
 ``in_progress_*`` / ``waiting_supplement`` = open at the end of the period (or at the end of the
 replay window when that is earlier); ``refused`` / ``withdrawn`` / ``returned_by_post`` = those
 events inside the period. The agency is the dossier's ``receiving_agency``.
+
+Deadline alerts (issue 5 §3), as a replay-mode worker must emit them: its "now" is the
+event-time watermark of each ``dossier-events`` partition, so the truth cuts every dossier's
+life into stretches between applied events, lists what the rules hold pending in each
+(warning, overdue, apology, escalation; due instants moved by closed supplement pauses) and
+fires those whose instant the partition's watermark reaches before the stretch ends — at the
+next applied event of the dossier, or, for the last stretch, at the partition's last record
+(partition = Kafka's default partitioner on the dossier id). Ids are the worker's uuid5 of
+dossier and alert key, so the verifier compares them one by one.
 """
 
 from __future__ import annotations
@@ -422,8 +431,8 @@ def predict_alerts(
 
 
 def apology_content(
-    t: DossierTruth,
     alert: AlertTruth,
+    applied: list[DossierEvent],
     procedure: Procedure | None,
     rules: AlertRules | None = None,
     calendar: WorkingCalendar | None = None,
@@ -431,7 +440,7 @@ def apology_content(
     """Responsible agency and proposed new appointment (phiếu xin lỗi và hẹn lại) with the slip
     rules, as of the overdue instant and the events applied by then."""
     rules = rules or AlertRules()
-    events = t.applied[: alert.events]
+    events = applied[: alert.events]
     slip = build_slip(events, procedure=procedure, calendar=calendar, now=alert.fire_at)
     apology = build_apology(
         slip,
@@ -442,7 +451,7 @@ def apology_content(
     )
     responsible = apology.responsible_agencies[0] if apology.responsible_agencies else None
     return {
-        "dossier": t.dossier_id,
+        "dossier": alert.dossier_id,
         "responsible": responsible or alert.responsible,
         "new_appointment": apology.proposed_appointment.isoformat(),
         "previous_appointment": alert.due_at.isoformat(),
@@ -528,7 +537,11 @@ class TruthBuilder:
         self.outcomes: Counter[str] = Counter()
         self.alerts: dict[str, dict[str, Any]] = {k: {} for k in ALERT_KINDS}
         # Alerts of the dossiers' last stretch wait for their partition's final watermark.
-        self._pending: list[tuple[int, DossierTruth, list[AlertTruth]]] = []
+        # (partition, applied events if an apology is among them, procedure, alerts): kept
+        # slim, a province-year has tens of thousands of dossiers open at the end.
+        self._pending: list[
+            tuple[int, list[DossierEvent] | None, str | None, list[AlertTruth]]
+        ] = []
         self._watermarks: dict[int, datetime] = {}
         self._resolved = False
         self.portal: dict[str, dict[str, Any]] = {}
@@ -543,14 +556,17 @@ class TruthBuilder:
             return 0
         return partition_of(dossier_id, self.dossier_partitions)
 
-    def _record_alert(self, t: DossierTruth, a: AlertTruth) -> None:
+    def _record_alert(
+        self, a: AlertTruth, applied: list[DossierEvent] | None, procedure: str | None
+    ) -> None:
         if a.kind == "warning":
             self.alerts["warnings"][a.id] = f"{a.dossier_id}|{a.key}"
         elif a.kind == "overdue":
             self.alerts["overdue"][a.id] = f"{a.dossier_id}|{a.key}"
         elif a.kind == "apology":
-            proc = self.procedures.get(t.procedure or "")
-            self.alerts["apologies"][a.id] = apology_content(t, a, proc, self.rules, self.cal)
+            assert applied is not None
+            proc = self.procedures.get(procedure or "")
+            self.alerts["apologies"][a.id] = apology_content(a, applied, proc, self.rules, self.cal)
         else:
             assert a.handoff is not None
             self.alerts["escalations"][a.id] = {
@@ -561,16 +577,19 @@ class TruthBuilder:
                 "to": a.handoff[2],
             }
 
-    def _add_alerts(self, t: DossierTruth) -> None:
-        if t.watermark is None:
-            return
+    def _observe(self, t: DossierTruth) -> int:
+        """Note the dossier's records on its partition's clock (rejected ones move it too)."""
         partition = self._partition(t.dossier_id)
-        wm = self._watermarks.get(partition)
-        if wm is None or t.watermark > wm:
-            self._watermarks[partition] = t.watermark
+        if t.watermark is not None:
+            wm = self._watermarks.get(partition)
+            if wm is None or t.watermark > wm:
+                self._watermarks[partition] = t.watermark
+        return partition
+
+    def _add_alerts(self, t: DossierTruth, partition: int) -> None:
         fired = predict_alerts(t, None, self.rules, self.cal)  # closed stretches only
         for a in fired:
-            self._record_alert(t, a)
+            self._record_alert(a, t.applied, t.procedure)
         if t.segments:
             done = {a.key for a in fired}
             last = [
@@ -579,23 +598,25 @@ class TruthBuilder:
                 if a.key not in done
             ]
             if last:
-                self._pending.append((partition, t, last))
+                apology = any(a.kind == "apology" for a in last)
+                self._pending.append((partition, t.applied if apology else None, t.procedure, last))
 
     def resolve_alerts(self) -> None:
         """Fire the last stretches' alerts up to their partition's final watermark."""
         if self._resolved:
             return
         self._resolved = True
-        for partition, t, candidates in self._pending:
+        for partition, applied, procedure, candidates in self._pending:
             bound = self._watermarks[partition]
             for a in sorted(candidates, key=lambda a: (a.fire_at, a.key)):
                 if a.fire_at <= bound:
-                    self._record_alert(t, a)
+                    self._record_alert(a, applied, procedure)
         self._pending = []
 
     def add(self, t: DossierTruth) -> None:
         self.dossiers += 1
         self.dead_letters.update(t.dead_letters)
+        partition = self._observe(t)
         if t.state is None or t.agency is None:
             return
         outcome = None
@@ -610,7 +631,7 @@ class TruthBuilder:
                 calendar=self.cal,
             ).outcome.value
             self.outcomes[outcome] += 1
-        self._add_alerts(t)
+        self._add_alerts(t, partition)
         # Portal: the last status of each dossier.
         self.portal[t.dossier_id] = {
             "TrangThaiHoSo": t.transitions[-1][1],
