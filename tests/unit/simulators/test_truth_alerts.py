@@ -411,3 +411,26 @@ def test_truth_matches_a_worker_like_replay_of_a_month(codec: AvroCodec, faults:
         assert datetime.fromisoformat(apology["new_appointment"]) == alert.new_appointment
     for i, esc in truth["escalations"].items():
         assert (esc["handoff_id"], esc["from"], esc["to"]) == bus[i]["alert"].handoff
+
+
+def test_a_dossier_whose_events_are_all_rejected_still_moves_the_clock() -> None:
+    a = Script("H10.TEST.A").received(at(5, 9), at(8, 10))
+    b = Script("H10.TEST.B").sent(at(9, 9), 1, DEPT, at(12, 9))  # never received: rejected
+    builder = TruthBuilder(JAN, rules=RULES, from_settings=False)
+    builder.add(a.truth())
+    builder.add(b.truth())
+    assert builder.dead_letters == {"UnknownDossier": 1}
+    alerts = builder.alerts_json()
+    assert str(alert_id(a.id, "dossier:warning")) in alerts["warnings"]
+    assert alerts["overdue_dossiers"] == [a.id]
+
+
+def test_rules_and_partitions_default_to_the_settings(monkeypatch) -> None:
+    monkeypatch.setenv("LIENTHONG_STREAMS__WARNING_LEAD_HOURS", "2")
+    monkeypatch.setenv("LIENTHONG_STREAMS__HANDOFF_ACCEPT_HOURS", "6")
+    builder = TruthBuilder(JAN)
+    assert builder.rules.warning_lead == timedelta(hours=2)
+    assert builder.rules.accept_within == timedelta(hours=6)
+    assert builder.dossier_partitions == 6  # deploy/topics.toml
+    rules = builder.alerts_json()["rules"]
+    assert (rules["warning_lead_hours"], rules["handoff_accept_hours"]) == (2.0, 6.0)
