@@ -114,17 +114,31 @@ def test_paced_mode_is_paced_and_ends_now(bus_env, catalogue_topics, tmp_path: P
     assert all(codec.decode(r.value).envelope.occurred_at <= now for r in got)
 
 
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {},
+        # A short warning lead, and a quarter of a working hour to accept a handoff: the
+        # simulated agencies accept within 1-30 minutes, so some are late and escalated.
+        {
+            "LIENTHONG_STREAMS__WARNING_LEAD_HOURS": "3",
+            "LIENTHONG_STREAMS__HANDOFF_ACCEPT_HOURS": "0.25",
+        },
+    ],
+    ids=["default-rules", "short-lead-and-accept"],
+)
 def test_replay_into_a_worker_verifies_every_alert_kind(
-    bus_env, catalogue_topics, start_worker, tmp_path: Path
+    bus_env, catalogue_topics, start_worker, tmp_path: Path, rules: dict[str, str]
 ) -> None:
     """A replay-clock worker emits exactly the warnings, overdue notices, apologies (agency,
-    new appointment) and escalations the truth predicts, faults included."""
+    new appointment) and escalations the truth predicts, faults included, with the rules the
+    worker is configured with (the simulator reads the same settings)."""
     import os
     import re
     import subprocess
     import sys
 
-    env = {**bus_env, "LIENTHONG_STREAMS__CLOCK": "replay"}
+    env = {**bus_env, "LIENTHONG_STREAMS__CLOCK": "replay", **rules}
     start_worker(env)
     truth_file = tmp_path / "truth.json"
 
@@ -156,9 +170,12 @@ def test_replay_into_a_worker_verifies_every_alert_kind(
     alerts = json.loads(truth_file.read_text())["alerts"]
     assert alerts["version"] >= 2
     # Enough of each kind that a wrong rule shows: every kind is present in the truth.
-    assert len(alerts["warnings"]) > 100
+    assert len(alerts["warnings"]) > 20
     assert alerts["apologies"] and alerts["overdue_dossiers"] and alerts["overdue_steps"]
     assert alerts["escalations"]  # out-of-order accepts leave handoffs unaccepted
+    if rules:
+        assert alerts["rules"]["warning_lead_hours"] == 3.0
+        assert len(alerts["escalations"]) > 50  # late accepts, not only the faults
     result = cli("verify", "--truth", str(truth_file), "--wait", "120", "--timeout", "5")
     out = result.stdout
     assert result.returncode == 0, out
