@@ -1,10 +1,12 @@
 """Live counts (BRIEF §6) in two stages, exact under redelivery, crashes and rebalances.
 
 Stage 1 (in the tracker's worker, per source partition): an in-memory index of the tracker
-records by ``agency|procedure|channel``; every ``stats_flush_s`` the figures of each changed
-key and period are *recomputed* from the records (:func:`lienthong.domain.stats.figures`) and
-published on ``stats-partials`` as absolute values with the partition and a version (the
-highest source offset seen). The index is rebuilt from the restored table after a rebalance.
+records by ``agency|procedure|channel`` (:class:`lienthong.domain.stats.KeyFigures`, which
+keeps each key's figures up to date record change by record change, equal to
+:func:`lienthong.domain.stats.figures` over the records); every ``stats_flush_s`` the figures
+of each changed key and period are read from it and published on ``stats-partials`` as
+absolute values with the partition and a version (the highest source offset seen). The index
+is rebuilt from the restored table after a rebalance.
 
 Stage 2 (``stats-partials``, one partition): a table per ``key|period`` holding the latest
 partial of each source partition; the sum is published as a ``LiveStatsSnapshot`` on the
@@ -39,8 +41,8 @@ live_stats = topic("live-stats")
 stats_table = app.Table("stats-totals", default=None, partitions=partitions_of("stats-partials"))
 SNAPSHOT_NAMESPACE = uuid.UUID("7d1e2b7a-9c4f-5d39-8a21-6c6976657374")
 
-_members: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-_records: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+_index: dict[int, dict[str, rules.KeyFigures]] = defaultdict(lambda: defaultdict(rules.KeyFigures))
+_key_of: dict[int, dict[str, str]] = defaultdict(dict)  # record id -> key it is indexed under
 _dirty: dict[tuple[int, str], set[str]] = defaultdict(set)
 _as_of: dict[int, datetime] = {}
 _offsets: dict[int, int] = {}
@@ -48,8 +50,8 @@ _epochs: dict[int, float] = {}
 
 
 def reset() -> None:
-    _members.clear()
-    _records.clear()
+    _index.clear()
+    _key_of.clear()
     _dirty.clear()
 
 
@@ -68,26 +70,46 @@ def index(partition: int, record: dict[str, Any], rebuilt_at: datetime | None = 
     it has figures in for republication: partials published before a crash may not reflect
     records saved just before it, and their offsets may already be committed."""
     key = rules.stats_key(record)
+    _reindex(partition, record, key)
     if key is None:
         return
-    _members[partition][key].add(record["id"])
-    _records[partition][record["id"]] = record
     if rebuilt_at is not None:
         if partition not in _as_of or rebuilt_at > _as_of[partition]:
             _as_of[partition] = rebuilt_at
         _dirty[(partition, key)] |= rules.periods_of_record(record, _as_of[partition])
 
 
+def _reindex(partition: int, record: dict[str, Any], key: str | None) -> str | None:
+    """Put the record's latest summary under its key; returns the key it left, if it moved."""
+    keys = _key_of[partition]
+    record_id = record["id"]
+    old = keys.get(record_id)
+    moved = None
+    if old is not None and old != key:
+        _index[partition][old].update(record_id, None)
+        del keys[record_id]
+        moved = old
+    if key is not None:
+        _index[partition][key].update(record_id, rules.summarise(record))
+        keys[record_id] = key
+    return moved
+
+
 def touch(partition: int, record: dict[str, Any], at: datetime, now: datetime) -> None:
-    """A record changed: re-index it and mark its key's periods for recomputation."""
+    """A record changed: re-index it and mark its key's periods for republication."""
     key = rules.stats_key(record)
-    if key is None:
+    moved = _reindex(partition, record, key)
+    if key is None and moved is None:
         return
-    index(partition, record)
     current = _as_of.get(partition)
     if current is None or now > current:
         _as_of[partition] = now
-    _dirty[(partition, key)] |= rules.periods_changed(at, _as_of[partition])
+    changed = rules.periods_changed(at, _as_of[partition])
+    if key is not None:
+        _dirty[(partition, key)] |= changed
+    if moved is not None:
+        # The record left a key: that key's figures changed in every period it counted in.
+        _dirty[(partition, moved)] |= rules.periods_of_record(record, _as_of[partition])
 
 
 @app.timer(settings.streams.stats_flush_s)
@@ -98,8 +120,9 @@ async def flush_partials() -> None:
     _dirty.clear()
     for (partition, key), labels in batch:
         as_of = _as_of.get(partition) or datetime.now(UTC)
-        records = [_records[partition][i] for i in _members[partition][key]]
-        for label in labels:
+        key_figures = _index[partition][key]
+        shared: dict[datetime, dict[str, int]] = {}
+        for label in sorted(labels):
             period = rules.parse_period(label)
             value = {
                 "partition": partition,
@@ -107,7 +130,7 @@ async def flush_partials() -> None:
                 # restarted worker) outranks partials still in flight from the previous one.
                 "version": [_epochs.get(partition, 0.0), _offsets.get(partition, -1)],
                 "as_of": as_of.isoformat(),
-                "figures": rules.figures(records, period, as_of),
+                "figures": key_figures.figures(period, as_of, shared),
             }
             await stats_partials.send(
                 key=f"{key}|{label}".encode(), value=json.dumps(value).encode()

@@ -197,12 +197,12 @@ def _build(partition: int, now: datetime) -> None:
     _built.add(partition)
 
 
-async def _fire_due(partition: int, now: datetime | None, save: Any) -> None:
-    """Emit every alert due by ``now`` in this partition, then note them in the records.
+async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
+    """Emit every alert due by ``now`` in this partition and note them in the records.
 
-    All sends of one round go out together and are awaited together (one broker round trip,
-    not one per alert); only when every one is acknowledged are the records saved, so a crash
-    in between repeats alerts (same ids), never loses one.
+    The sends are not awaited here: the batch awaits every alert of the batch together (one
+    broker round trip, not one per alert) before any record noting them reaches the
+    changelog, so a crash in between repeats alerts (same ids), never loses one.
     """
     heap = _heaps[partition]
     fired: dict[str, tuple[Record, list[Alert]]] = {}
@@ -218,28 +218,83 @@ async def _fire_due(partition: int, now: datetime | None, save: Any) -> None:
         fired[dossier_id] = (record, alerts)
     if not fired:
         return
-    pending = []
     for dossier_id, (record, alerts) in fired.items():
         for alert in alerts:
             if alert.kind == "apology":
                 alert = apology_for(alert, record, procedures.get(record["procedure"] or ""), rules)
             model = _alert_model(record, alert)
-            pending.append(
+            batch.alerts.append(
                 await deadline_alerts.send(key=dossier_id.encode(), value=encode(model), force=True)
             )
             log.info("deadline_alert", dossier_id=dossier_id, alert=alert.key)
-    await asyncio.gather(*pending)
     for dossier_id, (record, alerts) in fired.items():
         record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in alerts)]}
-        save(dossier_id, record)
+        batch.save(dossier_id, record)
         stats_stage.touch(partition, record, min(a.fire_at for a in alerts), now)
         _schedule(partition, record)
+
+
+# Records taken from the stream at a time, and how long to wait for a batch to fill. A batch
+# is applied record by record, in offset order, exactly as one record at a time would be; only
+# the table writes and the alert acknowledgements are collected and done once per batch.
+BATCH_MAX = 500
+BATCH_WITHIN_S = 0.02
+
+
+class Batch:
+    """Table writes and alert sends collected while one batch of records is applied.
+
+    Why: a changelog record per event (plus one ``tracker-progress`` record per event) and a
+    broker round trip per alert round cost more than the domain work itself. Records are
+    updated in the in-memory store at once (later records of the batch see them); their
+    changelog records, and the progress offset of each partition, are sent once at
+    :meth:`finish`, *after* every alert of the batch is acknowledged, so the changelog never
+    notes an alert the broker has not got. Faust acknowledges the batch's input records only
+    after :meth:`finish` and flushes the producer before it commits their offsets, so a crash
+    anywhere in between redelivers the batch onto the last saved records.
+    """
+
+    def __init__(self) -> None:
+        self.dirty: dict[str, int] = {}
+        self.progress: dict[int, int] = {}
+        self.alerts: list[Any] = []
+
+    def save(self, key: str, value: Record) -> None:
+        dossiers.data[key] = value
+        self.dirty[key] = value["partition"]
+
+    def applied_offset(self, partition: int) -> int:
+        offset = self.progress.get(partition)
+        return offset if offset is not None else tracker_progress[str(partition)]
+
+    async def finish(self) -> None:
+        if self.alerts:
+            await asyncio.gather(*self.alerts)
+        data = dossiers.data
+        for key, partition in self.dirty.items():
+            dossiers.send_changelog(partition, key, data[key])
+        for partition, offset in self.progress.items():
+            if offset > tracker_progress[str(partition)]:
+                tracker_progress.send_changelog(partition, str(partition), offset)
+                tracker_progress.data[str(partition)] = offset
+
+
+# Held while a batch is applied and by the live alert timer: the timer must not save a record
+# carrying alerts a batch has noted but not yet had acknowledged (see Batch).
+_processing = asyncio.Lock()
+_current: Batch | None = None
+
+
+def _applied_offset(partition: int) -> int:
+    if _current is not None:
+        return _current.applied_offset(partition)
+    return tracker_progress[str(partition)]
 
 
 gap_guard = GapGuard(
     app,
     dossier_events.get_topic_name(),
-    lambda partition: tracker_progress[str(partition)],
+    _applied_offset,
     skip_redelivered=False,  # track() recognises repeats and re-emits lost outputs itself
 )
 
@@ -251,17 +306,26 @@ async def repair_dossier_event_tail_gaps() -> None:
 
 @app.agent(dossier_events)
 async def track_dossiers(stream: faust.StreamT) -> None:
-    async for event in stream.events():
-        if not await gap_guard.admit(event.message):
-            continue
-        await _handle(event)
-        # After the record's effects: a crash in between only makes the guard re-read it.
-        message = event.message
-        if message.offset > tracker_progress[str(message.partition)]:
-            tracker_progress[str(message.partition)] = message.offset
+    global _current
+    async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+        async with _processing:
+            batch = _current = Batch()
+            try:
+                for event in events:
+                    message = event.message
+                    if not await gap_guard.admit(message):
+                        continue
+                    await _handle(event, batch)
+                    # After the record's effects: a crash in between only makes the guard
+                    # re-read it.
+                    if message.offset > batch.applied_offset(message.partition):
+                        batch.progress[message.partition] = message.offset
+                await batch.finish()
+            finally:
+                _current = None
 
 
-async def _handle(event: Any) -> None:
+async def _handle(event: Any, batch: Batch) -> None:
     """Apply one dossier-events record: decode, track, emit outputs (or dead-letter it)."""
     message = event.message
     partition = message.partition
@@ -278,10 +342,7 @@ async def _handle(event: Any) -> None:
     if partition not in _built:
         _build(partition, clock.now(partition) or facts.at)
 
-    def save(key: str, value: Record) -> None:
-        dossiers[key] = value
-
-    await _fire_due(partition, clock.now(partition), save)
+    await _fire_due(partition, clock.now(partition), batch)
     record = dossiers.get(facts.dossier_id)
     proc = procedures.get(facts.procedure or (record or {}).get("procedure") or "")
     result = track(
@@ -306,12 +367,12 @@ async def _handle(event: Any) -> None:
             reason=result.detail,
         )
         return
-    dossiers[facts.dossier_id] = result.record
+    batch.save(facts.dossier_id, result.record)
     await _emit_outputs(result.record, result.history_index, raw, facts)
     stats_stage.touch(partition, result.record, facts.at, clock.now(partition) or facts.at)
     _schedule(partition, result.record)
     # An event may itself make an alert due (e.g. a handoff sent long after its due).
-    await _fire_due(partition, clock.now(partition), save)
+    await _fire_due(partition, clock.now(partition), batch)
 
 
 @app.timer(settings.streams.tick_s)
@@ -319,13 +380,11 @@ async def live_tick() -> None:
     """Live mode: fire alerts by the wall clock for partitions this worker owns."""
     if clock.replay:
         return
-    for partition in list(_built):
-
-        def save(key: str, value: Record, p: int = partition) -> None:
-            dossiers.send_changelog(p, key, value)
-            dossiers.data[key] = value
-
-        await _fire_due(partition, clock.now(partition), save)
+    async with _processing:
+        for partition in list(_built):
+            batch = Batch()
+            await _fire_due(partition, clock.now(partition), batch)
+            await batch.finish()
 
 
 @app.on_rebalance_complete.connect
