@@ -518,16 +518,20 @@ class TruthBuilder:
         dossier_partitions: int | None = None,
         procedures: ProcedureCatalogue | None = None,
         from_settings: bool = True,
+        live: bool | None = None,
     ) -> None:
         """``rules`` and ``dossier_partitions`` must be what the bus runs with (the warning
         lead, the handoff acceptance time, the partition count that decides which dossiers
         share an event-time clock); missing ones come from the settings unless
-        ``from_settings`` is off (then: default rules, one clock for the whole stream)."""
+        ``from_settings`` is off (then: default rules, one clock for the whole stream).
+        ``live`` (default: a ``live:`` window) means the workers run on the wall clock, which
+        reaches the window's end whatever the partition: last stretches run to it."""
         if from_settings and (rules is None or dossier_partitions is None):
             s_rules, s_parts = settings_defaults()
             rules = rules or s_rules
             dossier_partitions = dossier_partitions or s_parts
         self.window = window
+        self.live = window.key.startswith("live:") if live is None else live
         self.periods = [(k, p) for k in period_kinds for p in periods_in(window, k)]
         self.cal = default_calendar()
         self.rules = rules or AlertRules()
@@ -607,7 +611,7 @@ class TruthBuilder:
             return
         self._resolved = True
         for partition, applied, procedure, candidates in self._pending:
-            bound = self._watermarks[partition]
+            bound = self.window.end if self.live else self._watermarks[partition]
             for a in sorted(candidates, key=lambda a: (a.fire_at, a.key)):
                 if a.fire_at <= bound:
                     self._record_alert(a, applied, procedure)
@@ -704,7 +708,11 @@ class TruthBuilder:
                 "warning_lead_hours": self.rules.warning_lead.total_seconds() / 3600,
                 "handoff_accept_hours": self.rules.accept_within.total_seconds() / 3600,
                 "dossier_partitions": self.dossier_partitions,
-                "clock": "replay (event-time watermark per dossier-events partition)",
+                "clock": (
+                    "live (wall clock, to the window's end)"
+                    if self.live
+                    else "replay (event-time watermark per dossier-events partition)"
+                ),
             },
             **{kind: dict(sorted(v.items())) for kind, v in self.alerts.items()},
         }

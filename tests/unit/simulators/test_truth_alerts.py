@@ -434,3 +434,15 @@ def test_rules_and_partitions_default_to_the_settings(monkeypatch) -> None:
     assert builder.dossier_partitions == 6  # deploy/topics.toml
     rules = builder.alerts_json()["rules"]
     assert (rules["warning_lead_hours"], rules["handoff_accept_hours"]) == (2.0, 6.0)
+
+
+def test_a_live_window_runs_the_last_stretches_to_its_end() -> None:
+    """Live workers fire by the wall clock, which reaches the window's end everywhere."""
+    a = Script("H10.TEST.A").received(at(5, 9), at(8, 10))
+    live = Period("live:202601091200", JAN.start, at(9, 12))
+    builder = TruthBuilder(live, rules=RULES, dossier_partitions=6, from_settings=False)
+    assert builder.live
+    builder.add(a.truth())
+    alerts = builder.alerts_json()
+    assert alerts["overdue_dossiers"] == [a.id]
+    assert alerts["rules"]["clock"].startswith("live")
