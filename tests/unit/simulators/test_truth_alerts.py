@@ -229,8 +229,9 @@ def test_apology_names_the_late_step_agency_and_a_new_appointment() -> None:
     apology = alerts["apologies"][str(alert_id(s.id, "dossier:apology"))]
     assert apology["responsible"] == DEPT  # step 1 overran its due (7 Jan 17:00)
     assert apology["previous_appointment"] == at(9, 17).isoformat()
-    new = datetime.fromisoformat(apology["new_appointment"])
-    assert new > at(9, 17)
+    # New appointment: from the overdue instant, the working time of the steps not yet
+    # handed on (here the procedure's only step, 10 working days) → Fri 23 Jan 17:00.
+    assert datetime.fromisoformat(apology["new_appointment"]) == at(23, 17)
     assert str(alert_id(s.id, "step:1:overdue")) in alerts["overdue"]
     assert alerts["overdue_dossiers"] == [s.id]
     assert alerts["overdue_steps"] == [f"{s.id}#1"]
@@ -446,3 +447,14 @@ def test_a_live_window_runs_the_last_stretches_to_its_end() -> None:
     alerts = builder.alerts_json()
     assert alerts["overdue_dossiers"] == [a.id]
     assert alerts["rules"]["clock"].startswith("live")
+
+
+def test_apology_without_a_late_step_names_the_agency_holding_the_dossier() -> None:
+    s = Script().received(at(5, 9), at(8, 10))
+    clock = Script("H10.TEST.CLOCK").received(at(9, 9), at(20, 9))
+    b = TruthBuilder(JAN, rules=RULES, from_settings=False)
+    b.add(s.truth())
+    b.add(clock.truth())
+    apology = b.alerts_json()["apologies"][str(alert_id(s.id, "dossier:apology"))]
+    assert apology["responsible"] == CENTER  # nobody else ever had it
+    assert datetime.fromisoformat(apology["new_appointment"]) == at(22, 10)  # + 10 working days
