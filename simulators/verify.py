@@ -85,6 +85,12 @@ def compare_report(truth: dict[str, Any], actual: Actual) -> tuple[list[Row], li
     )
     rows.append(Row("overdue steps (alerts)", len(alerts["overdue_steps"]), len(got_s)))
     rows.append(Row("overdue steps not matching", 0, len(got_s ^ set(alerts["overdue_steps"]))))
+    for label, exp_set, got_set in (
+        ("overdue", set(alerts["overdue_dossiers"]), got_d),
+        ("overdue steps", set(alerts["overdue_steps"]), got_s),
+    ):
+        _examples(f"{label} expected, not on the bus", exp_set - got_set, {}, notes)
+        _examples(f"{label} on the bus, not expected", got_set - exp_set, {}, notes)
     rows.extend(_alert_rows(alerts, actual, notes, (truth.get("meta") or {}).get("mode")))
     portal_exp: dict[str, dict[str, Any]] = truth["portal"]
     portal_got: dict[str, dict[str, Any]] = actual.get("portal", {})
@@ -121,7 +127,7 @@ def _examples(label: str, ids: set[str], names: dict[str, Any], notes: list[str]
         name = names.get(i)
         if isinstance(name, dict):
             name = f"{name.get('dossier')} {name.get('key') or name.get('handoff_id') or ''}"
-        shown.append(f"{name or '?'} ({i})")
+        shown.append(f"{name} ({i})" if name else i)
     more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
     notes.append(f"{label}: " + "; ".join(shown) + more)
 

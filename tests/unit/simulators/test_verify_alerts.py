@@ -126,7 +126,9 @@ def test_escalation_naming_the_wrong_agencies(truth: dict[str, Any]) -> None:
 def test_overdue_steps_are_compared_by_key_not_only_counted(truth: dict[str, Any]) -> None:
     actual = actual_from(truth)
     actual["overdue_steps"] = actual["overdue_steps"][1:] + ["H10.X#1"]
-    assert row(compare(truth, actual), "overdue steps not matching").actual == 2
+    rows, notes = compare_report(truth, actual)
+    assert row(rows, "overdue steps not matching").actual == 2
+    assert "overdue steps on the bus, not expected: H10.X#1" in notes
 
 
 def test_partition_count_other_than_assumed_is_a_mismatch(truth: dict[str, Any]) -> None:
