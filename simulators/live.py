@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from lienthong.schemas.models import VN_TZ
+from lienthong.schemas.models import VN_TZ, Event
 from lienthong.simulators.faults import Delivery, FaultConfig, inject
 from lienthong.simulators.province import (
     AroundTheClock,
@@ -45,6 +45,7 @@ from lienthong.simulators.province import (
     SimConfig,
 )
 from lienthong.simulators.run import (
+    GATE_CLASSES,
     Encoder,
     Folded,
     Record,
@@ -54,6 +55,7 @@ from lienthong.simulators.run import (
 )
 from lienthong.simulators.truth import TruthBuilder, periods_in
 
+Decoder = Callable[[bytes], Event]
 WORKING_SECONDS_PER_YEAR = 250 * 8 * 3600  # ~250 working days of 8 h (BRIEF §2)
 
 
@@ -91,17 +93,64 @@ class LiveConfig:
     sample_dossiers: int = 400  # dossiers simulated up front to learn records per dossier
 
 
-@dataclass(order=True)
 class _Open:
-    """An open dossier in the heap: ordered by its next record's time."""
+    """An open dossier: its records already encoded, their send times, how many were sent.
 
-    at: datetime
-    seq: int
-    dossier_id: str = field(compare=False)
-    deliveries: list[Delivery] = field(compare=False)
-    times: list[datetime] = field(compare=False)
-    injected: Any = field(compare=False)
-    pos: int = field(compare=False, default=0)
+    Compact on purpose (bytes and float timestamps, no event objects): the heap holds one
+    per open dossier, so this is what live-mode memory is made of. Events are decoded again
+    only to fold the truth, when the dossier closes or the session stops.
+    """
+
+    __slots__ = ("absorbed", "dossier_id", "expects", "faults", "flagged", "pos", "times")
+    __slots__ += ("topics", "values")
+
+    def __init__(
+        self,
+        dossier_id: str,
+        deliveries: list[Delivery],
+        times: list[datetime],
+        injected: Any,
+        encoder: Encoder,
+    ) -> None:
+        self.dossier_id = dossier_id
+        self.topics = [d.topic for d in deliveries]
+        self.values = [
+            d.raw if d.raw is not None else encoder(d.event)  # type: ignore[arg-type]
+            for d in deliveries
+        ]
+        self.times = [t.timestamp() for t in times]
+        faulty = any(d.fault for d in deliveries)
+        self.faults = [d.fault for d in deliveries] if faulty else None
+        self.expects = [d.expect for d in deliveries] if faulty else None
+        self.absorbed = dict(injected.absorbed) or None
+        self.flagged = dict(injected.flagged) or None
+        self.pos = 0
+
+    def fault(self, i: int) -> str | None:
+        return self.faults[i] if self.faults else None
+
+    def expect(self, i: int) -> str | None:
+        return self.expects[i] if self.expects else None
+
+    def folded(self, upto: int, decoder: Decoder) -> Folded:
+        """The truth of the first ``upto`` records (all of them once the dossier closed)."""
+        sent: list[Delivery] = []
+        for i in range(upto):
+            topic, expect = self.topics[i], self.expect(i)
+            event = (
+                decoder(self.values[i])
+                if topic == "dossier-events" and expect not in GATE_CLASSES
+                else None
+            )
+            sent.append(
+                Delivery(topic, self.dossier_id, event=event, fault=self.fault(i), expect=expect)
+            )
+        faulted = {d.fault for d in sent if d.fault}
+        part = _Part(
+            {k: v for k, v in (self.absorbed or {}).items() if k in faulted},
+            {k: v for k, v in (self.flagged or {}).items() if k in faulted},
+        )
+        return fold_delivered(self.dossier_id, sent, part)
 
 
 @dataclass
@@ -123,6 +172,7 @@ class LiveSimulation:
         live: LiveConfig,
         faults: FaultConfig,
         encoder: Encoder,
+        decoder: Decoder,
         clock: Clock,
         period_kinds: tuple[str, ...] = ("month",),
     ) -> None:
@@ -130,6 +180,7 @@ class LiveSimulation:
         self.live = live
         self.faults = faults
         self.encoder = encoder
+        self.decoder = decoder
         self.clock = clock
         self.period_kinds = period_kinds
         self.activity = AroundTheClock() if live.around_the_clock else None
@@ -141,10 +192,22 @@ class LiveSimulation:
         self.tag = f"L{self.t0:%y%m%d%H%M%S}"
         self.stats = LiveStats()
         self.fault_counts: Counter[str] = Counter()
-        self._heap: list[_Open] = []
+        self._heap: list[tuple[float, int, _Open]] = []  # (next send time, seq, dossier)
         self._seq = 0
         self._index = 0
-        self._closed: list[Folded] = []
+        # Closed dossiers go straight into the truth (a few hundred bytes each: portal row,
+        # alert ids), so nothing of theirs stays in the heap. The builder's window ends at the
+        # stop, unknown yet: until then a closed dossier's figures do not depend on it (its
+        # status is final), and the periods are extended as the clock enters new days.
+        key = f"live:{self.tag}"
+        self.truth = TruthBuilder(
+            Period(key, self.warm_start, self.t0 + timedelta(days=1)), self.period_kinds
+        )
+        self.truth.window = Period(key, self.warm_start, self.t0 + timedelta(days=36_500))
+        self._periods_through: datetime | None = None
+        self._extend_periods(self.t0)
+        self._truth_json: dict[str, Any] | None = None
+        self.closed_dossiers = 0
         self._arrivals = random.Random(f"{config.seed}:{self.tag}:arrivals")
         per_year = WORKING_SECONDS_PER_YEAR if not live.around_the_clock else 365 * 86400
         self.warmup_intensity = config.dossiers_per_year / per_year  # dossiers / s
@@ -195,8 +258,8 @@ class LiveSimulation:
         if arrival < self.t0:
             self.stats.warmup_dossiers += 1
         self._seq += 1
-        entry = _Open(times[0], self._seq, dossier.dossier_id, injected.deliveries, times, injected)
-        heapq.heappush(self._heap, entry)
+        entry = _Open(dossier.dossier_id, injected.deliveries, times, injected, self.encoder)
+        heapq.heappush(self._heap, (entry.times[0], self._seq, entry))
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, send: Callable[[Record], None], stop: Callable[[], bool]) -> int:
@@ -214,12 +277,15 @@ class LiveSimulation:
                 self._admit(self._next_arrival)
                 self._next_arrival = self._draw(self._next_arrival)
             sent_in_round = 0
-            while self._heap and self._heap[0].at <= now:
+            now_ts = now.timestamp()
+            while self._heap and self._heap[0][0] <= now_ts:
                 self._send_next(send)
                 sent_in_round += 1
                 if sent_in_round % 1000 == 0 and stop():
                     break
-            wake = min(self._next_arrival, self._heap[0].at) if self._heap else self._next_arrival
+            wake = self._next_arrival
+            if self._heap:
+                wake = min(wake, datetime.fromtimestamp(self._heap[0][0], VN_TZ))
             if deadline is not None:
                 wake = min(wake, deadline)
             self.clock.sleep(min(self.live.max_sleep_s, max(0.0, (wake - now).total_seconds())))
@@ -227,26 +293,38 @@ class LiveSimulation:
         return self.stats.records
 
     def _send_next(self, send: Callable[[Record], None]) -> None:
-        entry = heapq.heappop(self._heap)
-        d = entry.deliveries[entry.pos]
-        at = entry.times[entry.pos]
-        value = d.raw if d.raw is not None else self.encoder(d.event)  # type: ignore[arg-type]
-        self._seq += 1
-        send(Record(at, self._seq, d.topic, d.key, value, d.fault))
+        _, seq, entry = heapq.heappop(self._heap)
+        i = entry.pos
+        at = datetime.fromtimestamp(entry.times[i], VN_TZ)
+        topic = entry.topics[i]
+        send(Record(at, seq, topic, entry.dossier_id, entry.values[i], entry.fault(i)))
         self.stats.records += 1
-        self.stats.by_topic[d.topic] += 1
+        self.stats.by_topic[topic] += 1
         if at < self.t0:
             self.stats.warmup_records += 1
         entry.pos += 1
-        if entry.pos < len(entry.deliveries):
-            entry.at = entry.times[entry.pos]
-            heapq.heappush(self._heap, entry)
-        else:  # closed: keep only its folded truth
-            self._keep_truth(entry.dossier_id, entry.deliveries, entry.injected)
+        if entry.pos < len(entry.values):
+            self._seq += 1
+            heapq.heappush(self._heap, (entry.times[entry.pos], self._seq, entry))
+        else:  # closed: only its folded truth stays in memory
+            self._extend_periods(at)
+            add_folded(self.truth, entry.folded(entry.pos, self.decoder))
+            self.closed_dossiers += 1
 
-    def _keep_truth(self, dossier_id: str, delivered: list[Delivery], injected: Any) -> None:
-        """Fold a closed dossier now so only its compact truth stays in memory."""
-        self._closed.append(fold_delivered(dossier_id, delivered, injected))
+    def _extend_periods(self, instant: datetime) -> None:
+        """Count periods from the warm-up start through the end of ``instant``'s day.
+
+        (``truth.periods_in`` stops before the window's end date, which suits replay windows
+        ending at midnight; a live window ends mid-day and today's periods count too.)
+        """
+        through = datetime.combine(
+            instant.astimezone(VN_TZ).date() + timedelta(days=1), datetime.min.time(), VN_TZ
+        )
+        if self._periods_through is not None and through <= self._periods_through:
+            return
+        self._periods_through = through
+        span = Period("live", self.warm_start, through)
+        self.truth.periods = [(k, p) for k in self.period_kinds for p in periods_in(span, k)]
 
     @property
     def open_dossiers(self) -> int:
@@ -255,26 +333,16 @@ class LiveSimulation:
     # -- ground truth ----------------------------------------------------------------------
     def truth_json(self) -> dict[str, Any]:
         """What the bus must show for the records sent (open dossiers: their sent prefix)."""
+        if self._truth_json is not None:
+            return self._truth_json
         end = self.stopped_at or self.clock.now()
-        window = Period(f"live:{self.tag}", self.warm_start, max(end, self.t0))
-        truth = TruthBuilder(window, self.period_kinds)
-        # periods_in() lists the periods of the days *before* the window's end date (replay
-        # windows end at midnight); a live window ends mid-day, and today's periods count too.
-        through_today = Period(
-            window.key,
-            window.start,
-            datetime.combine(end.date() + timedelta(days=1), datetime.min.time(), VN_TZ),
-        )
-        truth.periods = [(k, p) for k in self.period_kinds for p in periods_in(through_today, k)]
-        for folded in self._closed:
-            add_folded(truth, folded)
-        for entry in sorted(self._heap):
+        truth = self.truth
+        window = Period(truth.window.key, self.warm_start, max(end, self.t0))
+        truth.window = window  # open dossiers are cut here: in progress at the stop
+        self._extend_periods(window.end)
+        for _, _, entry in sorted(self._heap, key=lambda x: x[:2]):
             if entry.pos:
-                sent = entry.deliveries[: entry.pos]
-                add_folded(
-                    truth,
-                    fold_delivered(entry.dossier_id, sent, _sent_part(entry.injected, sent)),
-                )
+                add_folded(truth, entry.folded(entry.pos, self.decoder))
         meta = {
             "seed": self.config.seed,
             "period": window.key,
@@ -292,22 +360,16 @@ class LiveSimulation:
             "faults_injected": dict(self.fault_counts),
             "period_kinds": list(self.period_kinds),
         }
-        return truth.to_json(meta)
+        self._truth_json = truth.to_json(meta)
+        return self._truth_json
 
 
 @dataclass
 class _Part:
+    """The fault bookkeeping of the records actually sent (absorbed / flagged)."""
+
     absorbed: dict[str, int]
     flagged: dict[str, int]
-
-
-def _sent_part(injected: Any, sent: list[Delivery]) -> _Part:
-    """Absorbed/flagged only for the fault records that were actually sent."""
-    faulted = {d.fault for d in sent if d.fault}
-    return _Part(
-        {k: v for k, v in injected.absorbed.items() if k in faulted},
-        {k: v for k, v in injected.flagged.items() if k in faulted},
-    )
 
 
 def run_with_signals(

@@ -222,7 +222,7 @@ def _live(
 ) -> int:
     """Real-time mode: run until Ctrl-C/SIGTERM (or --duration), then write the truth."""
     from lienthong.connectors.sdk import BusProducer
-    from lienthong.schemas import encode
+    from lienthong.schemas import decode, encode
     from lienthong.simulators.live import LiveConfig, LiveSimulation, WallClock, run_with_signals
     from lienthong.simulators.truth import write_truth
 
@@ -236,7 +236,15 @@ def _live(
     # Connect first: t0 (the start of real time) is taken once the producer is ready.
     producer = BusProducer(settings, linger_ms=5, batch_size=262_144)  # type: ignore[arg-type]
     try:
-        sim = LiveSimulation(config, live, faults, encode, clock, kinds)  # type: ignore[arg-type]
+        sim = LiveSimulation(
+            config,  # type: ignore[arg-type]
+            live,
+            faults,  # type: ignore[arg-type]
+            encode,
+            decode,
+            clock,
+            kinds,
+        )
     except BaseException:
         producer.close()
         raise

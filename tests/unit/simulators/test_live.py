@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from lienthong.schemas.models import VN_TZ, Event
-from lienthong.simulators.faults import FaultConfig
+from lienthong.simulators.faults import Delivery, FaultConfig
 from lienthong.simulators.live import LiveConfig, LiveSimulation
 from lienthong.simulators.province import Period, SimConfig
-from lienthong.simulators.run import Record
+from lienthong.simulators.run import Record, add_folded, fold_delivered
+from lienthong.simulators.truth import TruthBuilder, periods_in
 
 MONDAY_9 = datetime(2026, 11, 23, 9, 0, tzinfo=VN_TZ)
 SUNDAY_22 = datetime(2026, 11, 22, 22, 0, tzinfo=VN_TZ)
@@ -66,7 +67,7 @@ def _live(
         around_the_clock=around_the_clock,
         sample_dossiers=200,
     )
-    sim = LiveSimulation(cfg, live, faults or FaultConfig(), encode, clock)
+    sim = LiveSimulation(cfg, live, faults or FaultConfig(), encode, seen.__getitem__, clock)
     sent: list[tuple[datetime, Record]] = []
     sim.run(lambda r: sent.append((clock.now(), r)), lambda: False)
     return sim, clock, sent, seen
@@ -115,10 +116,11 @@ def test_arrival_rate_follows_the_record_rate(monday) -> None:
 
 def test_memory_holds_open_dossiers_only(monday) -> None:
     sim, _, sent, _ = monday
-    closed = len(sim._closed)
+    closed = sim.closed_dossiers
     assert sim.open_dossiers + closed == sim.stats.arrivals
     assert closed > 0  # quick dossiers (refusals, 4-hour procedures) closed and left the heap
-    assert all(e.pos < len(e.deliveries) for e in sim._heap)
+    assert all(e.pos < len(e.values) for _, _, e in sim._heap)
+    assert all(isinstance(v, bytes) for _, _, e in sim._heap for v in e.values)  # compact
 
 
 def test_stop_writes_the_truth_of_what_was_delivered(monday) -> None:
@@ -136,10 +138,15 @@ def test_stop_writes_the_truth_of_what_was_delivered(monday) -> None:
 
 def test_stop_request_is_honoured_and_open_dossiers_are_cut() -> None:
     clock = FakeClock(MONDAY_9)
-    _, encode = _events_by_value()
+    seen, encode = _events_by_value()
     cfg = SimConfig(Period("live", MONDAY_9 - timedelta(days=0.2), MONDAY_9), seed=3)
     sim = LiveSimulation(
-        cfg, LiveConfig(rate=50, warmup_days=0.2, sample_dossiers=100), FaultConfig(), encode, clock
+        cfg,
+        LiveConfig(rate=50, warmup_days=0.2, sample_dossiers=100),
+        FaultConfig(),
+        encode,
+        seen.__getitem__,
+        clock,
     )
     sent: list[Record] = []
     sim.run(sent.append, lambda: clock.now() >= MONDAY_9 + timedelta(minutes=5))
@@ -180,3 +187,42 @@ def test_same_seed_and_start_same_records() -> None:
     a = _live(MONDAY_9, warmup_days=0.1, duration_s=300)[2]
     b = _live(MONDAY_9, warmup_days=0.1, duration_s=300)[2]
     assert [(r.key, r.at) for _, r in a] == [(r.key, r.at) for _, r in b]
+
+
+def test_incremental_truth_equals_the_truth_of_the_sent_records_over_days() -> None:
+    """Closed dossiers are folded as they close, the rest at the stop: the result must be
+    the truth of exactly the records sent, computed in one go afterwards."""
+    start = datetime(2026, 11, 27, 15, 0, tzinfo=VN_TZ)  # Friday: the session crosses a month
+    clock = FakeClock(start)
+    seen, encode = _events_by_value()
+    cfg = SimConfig(Period("live", start - timedelta(days=1), start), seed=5, procedures=120)
+    live = LiveConfig(
+        rate=0.2, warmup_days=1, around_the_clock=True, sample_dossiers=100, max_sleep_s=3600
+    )
+    kinds = ("day", "month")
+    sim = LiveSimulation(cfg, live, FaultConfig(), encode, seen.__getitem__, clock, kinds)
+    sent: list[Record] = []
+    sim.run(sent.append, lambda: clock.now() >= start + timedelta(days=4))
+    live_truth = sim.truth_json()
+    assert sim.closed_dossiers > 100 and sim.open_dossiers > 100
+
+    by_dossier: dict[str, list[Delivery]] = {}
+    for r in sent:
+        event = seen[r.value] if r.topic == "dossier-events" else None
+        by_dossier.setdefault(r.key, []).append(Delivery(r.topic, r.key, event=event))
+    end = sim.stopped_at
+    assert end is not None
+    batch = TruthBuilder(Period(f"live:{sim.tag}", sim.warm_start, end), kinds)
+    through = Period("x", sim.warm_start, datetime(2026, 12, 2, tzinfo=VN_TZ))
+    batch.periods = [(k, p) for k in kinds for p in periods_in(through, k)]
+    for dossier_id, deliveries in sorted(by_dossier.items()):
+        add_folded(batch, fold_delivered(dossier_id, deliveries, _NoFaults()))
+    expected = batch.to_json({})
+    assert {k for k in live_truth["counts"] if "month:2026-12" in k}  # a new month began
+    for section in ("counts", "outcomes", "portal", "alerts", "dead_letters", "events"):
+        assert live_truth[section] == expected[section], section
+
+
+class _NoFaults:
+    absorbed: dict[str, int] = {}
+    flagged: dict[str, int] = {}
