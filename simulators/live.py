@@ -240,7 +240,7 @@ class LiveSimulation:
         self._index += 1
         dossier = self.sim.dossier(
             index,
-            arrival=arrival.replace(microsecond=0),
+            arrival=arrival.replace(microsecond=arrival.microsecond // 1000 * 1000),
             dossier_id=f"H10.{self.tag}.{index:07d}",
             rng_key=f"{self.config.seed}:live:{index}",
         )
