@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -9,7 +13,7 @@ import pytest
 
 from lienthong.schemas.models import VN_TZ, Event
 from lienthong.simulators.faults import Delivery, FaultConfig
-from lienthong.simulators.live import LiveConfig, LiveSimulation
+from lienthong.simulators.live import LiveConfig, LiveSimulation, WallClock, run_with_signals
 from lienthong.simulators.province import Period, SimConfig
 from lienthong.simulators.run import Record, add_folded, fold_delivered
 from lienthong.simulators.truth import TruthBuilder, periods_in
@@ -226,3 +230,25 @@ def test_incremental_truth_equals_the_truth_of_the_sent_records_over_days() -> N
 class _NoFaults:
     absorbed: dict[str, int] = {}
     flagged: dict[str, int] = {}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_the_wall_clock_loop(signum: int) -> None:
+    clock = WallClock()
+    seen, encode = _events_by_value()
+    now = clock.now()
+    cfg = SimConfig(Period("live", now - timedelta(days=0.01), now), seed=2)
+    live = LiveConfig(rate=5, warmup_days=0.01, sample_dossiers=50, max_sleep_s=5)
+    sim = LiveSimulation(cfg, live, FaultConfig(), encode, seen.__getitem__, clock)
+    before = signal.getsignal(signum)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signum))
+    timer.start()
+    started = time.monotonic()
+    try:
+        _, why = run_with_signals(sim, lambda r: None, clock)
+    finally:
+        timer.cancel()
+    assert why == signal.Signals(signum).name
+    assert time.monotonic() - started < 3  # the sleep is cut short, not waited out
+    assert signal.getsignal(signum) is before  # handlers restored
+    assert sim.truth_json()["meta"]["stopped_at"]
