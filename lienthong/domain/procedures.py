@@ -33,6 +33,7 @@ __all__ = [
     "ProcedureDataError",
     "Step",
     "load_procedures",
+    "merge_procedures",
 ]
 
 # National TTHC code: a digit, a dot, six digits (1.004227, 2.000881).
@@ -283,9 +284,17 @@ def _packaged(agencies: AgencyRegistry | None, include_generated: bool) -> Proce
         return real
     path = f"lienthong/domain/data/{GENERATED_FILE}"
     extra = parse_procedures(generated.read_text(encoding="utf-8"), path, agencies)
-    merged = {p.code: p for p in real}
-    for p in extra:
-        _need(p.code not in merged, path, p.code, "code", "also defined in procedures.toml")
+    return merge_procedures(real, extra, path)
+
+
+def merge_procedures(
+    first: ProcedureCatalogue, second: ProcedureCatalogue, second_path: str
+) -> ProcedureCatalogue:
+    """``first`` then ``second`` in one catalogue; a code in both is an error naming the file
+    (a generated procedure must never shadow a real one)."""
+    merged = {p.code: p for p in first}
+    for p in second:
+        _need(p.code not in merged, second_path, p.code, "code", "already defined earlier")
         merged[p.code] = p
     return ProcedureCatalogue(merged)
 
