@@ -1,4 +1,6 @@
-"""Turn the simulation into records on the bus: replay (simulated clock) or live (paced).
+"""Turn the simulation into records on the bus: replay (simulated clock) or paced (a past window
+sent at a fixed rate). Real-time live mode is ``simulators/live.py``; it shares the delivery
+times and the truth folding defined here.
 
 Both modes merge all dossiers into one stream ordered by event time, so the deadline
 processors see time move forward (event time), while each dossier's records keep their

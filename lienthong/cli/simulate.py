@@ -48,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="CODE",
         help="simulate no procedure routed through this agency (a real connector drives it)",
     )
-    p.add_argument("--dossiers", type=int, default=None, help="override the derived count")
+    p.add_argument(
+        "--dossiers", type=int, default=None, help="replay/paced: override the derived count"
+    )
     p.add_argument("--dossiers-per-year", type=int, default=430_000)
     p.add_argument(
         "--procedures",
@@ -147,6 +149,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.mode == "live":
             if args.period is not None:
                 raise ValueError("--period is for replay/paced; live runs from now")
+            if args.dossiers is not None:
+                raise ValueError("--dossiers is for replay/paced; live arrivals follow --rate")
             if args.warmup_days < 0 or (args.rate is not None and args.rate <= 0):
                 raise ValueError("--warmup-days must be >= 0 and --rate > 0")
             period = Period("live", now - timedelta(days=args.warmup_days), now)

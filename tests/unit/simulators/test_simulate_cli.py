@@ -12,6 +12,7 @@ from lienthong.cli.main import main
     [
         (["--mode", "live", "--period", "2026-01"], "live runs from now"),
         (["--mode", "live", "--rate", "0"], "--rate"),
+        (["--mode", "live", "--dossiers", "40"], "live arrivals follow --rate"),
         (["--mode", "live", "--dry-run"], "--dry-run"),
         (["--dry-run", "--procedures", "5000"], "cannot simulate 5000"),
         (["--dry-run", "--procedures", "1300", "--inter-agency", "200"], "single-agency"),
