@@ -16,6 +16,7 @@ idempotent, so duplicated or replayed inputs and repeated partials can never cou
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -32,12 +33,13 @@ from lienthong.domain import stats as rules
 from lienthong.logs import get_logger
 from lienthong.schemas import encode
 from lienthong.schemas.models import LiveStatsSnapshot
-from lienthong.streams.app import app, partitions_of, settings, topic
+from lienthong.streams.app import app, partitions_of, produce, settings, topic
 
 log = get_logger(__name__)
 
 stats_partials = topic("stats-partials")
-live_stats = topic("live-stats")
+PARTIALS = settings.topic("stats-partials")
+LIVE_STATS = settings.topic("live-stats")
 stats_table = app.Table("stats-totals", default=None, partitions=partitions_of("stats-partials"))
 SNAPSHOT_NAMESPACE = uuid.UUID("7d1e2b7a-9c4f-5d39-8a21-6c6976657374")
 
@@ -118,6 +120,7 @@ async def flush_partials() -> None:
         return
     batch = list(_dirty.items())
     _dirty.clear()
+    sent: list[asyncio.Future[Any]] = []
     for (partition, key), labels in batch:
         as_of = _as_of.get(partition) or datetime.now(UTC)
         key_figures = _index[partition][key]
@@ -132,9 +135,17 @@ async def flush_partials() -> None:
                 "as_of": as_of.isoformat(),
                 "figures": key_figures.figures(period, as_of, shared),
             }
-            await stats_partials.send(
-                key=f"{key}|{label}".encode(), value=json.dumps(value).encode()
+            sent.append(
+                await produce(PARTIALS, f"{key}|{label}".encode(), json.dumps(value).encode())
             )
+    if sent:
+        # A partial the broker refused must not vanish with the dirty marks: fail loudly.
+        await asyncio.gather(*sent)
+
+
+def _log_failure(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("live_stats_send_failed", error=repr(done.exception()))
 
 
 @app.agent(stats_partials)
@@ -149,7 +160,8 @@ async def sum_partials(stream: faust.StreamT) -> None:
             continue  # a stale partial from a previous owner of that partition
         parts = {**current["parts"], part: partial}
         stats_table[full_key] = {"parts": parts}
-        await live_stats.send(key=full_key.encode(), value=encode(_snapshot(full_key, parts)))
+        future = await produce(LIVE_STATS, full_key.encode(), encode(_snapshot(full_key, parts)))
+        future.add_done_callback(_log_failure)
 
 
 def _sum(parts: dict[str, Any]) -> dict[str, int]:

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import faust
+from faust.types import TP
 from faust.web import Request, Response, View
 
 from lienthong.connectors.deadletter import FaustDeadLetterPublisher
@@ -60,7 +61,7 @@ from lienthong.schemas.models import (
 )
 from lienthong.schemas.validate import Validator
 from lienthong.streams import stats as stats_stage
-from lienthong.streams.app import app, partitions_of, settings, topic
+from lienthong.streams.app import app, partitions_of, produce, settings, topic
 from lienthong.streams.clock import Clock
 from lienthong.streams.facts import facts_of
 from lienthong.streams.gaps import GapGuard
@@ -68,9 +69,9 @@ from lienthong.streams.gaps import GapGuard
 log = get_logger(__name__)
 
 dossier_events = topic("dossier-events")
-portal_status = topic("portal-status")
-agency_inbox = topic("agency-inbox")
-deadline_alerts = topic("deadline-alerts")
+PORTAL_STATUS = settings.topic("portal-status")
+AGENCY_INBOX = settings.topic("agency-inbox")
+DEADLINE_ALERTS = settings.topic("deadline-alerts")
 dead_letter_publisher = FaustDeadLetterPublisher(topic("dead-letters"), "streams.tracker")
 
 dossiers = app.Table("dossiers", default=None, partitions=partitions_of("dossier-events"))
@@ -101,13 +102,26 @@ class Rejection(Exception):
         self.error_class = error_class
 
 
+# Portal dates by ISO instant: every portal record repeats the whole processing log, so the
+# same instants are rendered again and again (bounded: cleared when it grows large).
+_PORTAL_DATES: dict[str, str] = {}
+
+
+def _portal_date(value: str | None) -> str | None:
+    if value is None:
+        return None
+    rendered = _PORTAL_DATES.get(value)
+    if rendered is None:
+        if len(_PORTAL_DATES) >= 100_000:
+            _PORTAL_DATES.clear()
+        rendered = _PORTAL_DATES[value] = to_portal_date(datetime.fromisoformat(value))
+    return rendered
+
+
 def _portal_record(record: Record, index: int) -> PortalStatusRecord:
     v = portal_view(record, index)
     at = datetime.fromisoformat(v["at"])
-
-    def pd(value: str | None) -> str | None:
-        return to_portal_date(datetime.fromisoformat(value)) if value else None
-
+    pd = _portal_date
     return PortalStatusRecord.create(
         event_id=uuid.uuid5(PORTAL_NAMESPACE, v["event_id"]),
         dossier_id=record["id"],
@@ -127,11 +141,12 @@ def _portal_record(record: Record, index: int) -> PortalStatusRecord:
     )
 
 
-async def _emit_outputs(record: Record, index: int, raw: bytes, facts: Facts) -> None:
+async def _emit_outputs(record: Record, index: int, raw: bytes, facts: Facts, batch: Batch) -> None:
     key = record["id"].encode()
-    await portal_status.send(key=key, value=encode(_portal_record(record, index)))
+    value = encode(_portal_record(record, index))
+    batch.sent.append(await produce(PORTAL_STATUS, key, value))
     if facts.kind is EventKind.HANDOFF_SENT and facts.to_agency:
-        await agency_inbox.send(key=facts.to_agency.encode(), value=raw)
+        batch.sent.append(await produce(AGENCY_INBOX, facts.to_agency.encode(), raw))
 
 
 def _alert_model(record: Record, alert: Alert) -> Event:
@@ -223,9 +238,7 @@ async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
             if alert.kind == "apology":
                 alert = apology_for(alert, record, procedures.get(record["procedure"] or ""), rules)
             model = _alert_model(record, alert)
-            batch.alerts.append(
-                await deadline_alerts.send(key=dossier_id.encode(), value=encode(model), force=True)
-            )
+            batch.alerts.append(await produce(DEADLINE_ALERTS, dossier_id.encode(), encode(model)))
             log.info("deadline_alert", dossier_id=dossier_id, alert=alert.key)
     for dossier_id, (record, alerts) in fired.items():
         record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in alerts)]}
@@ -242,22 +255,25 @@ BATCH_WITHIN_S = 0.02
 
 
 class Batch:
-    """Table writes and alert sends collected while one batch of records is applied.
+    """Sends and table writes collected while one batch of records is applied.
 
     Why: a changelog record per event (plus one ``tracker-progress`` record per event) and a
     broker round trip per alert round cost more than the domain work itself. Records are
     updated in the in-memory store at once (later records of the batch see them); their
     changelog records, and the progress offset of each partition, are sent once at
     :meth:`finish`, *after* every alert of the batch is acknowledged, so the changelog never
-    notes an alert the broker has not got. Faust acknowledges the batch's input records only
-    after :meth:`finish` and flushes the producer before it commits their offsets, so a crash
-    anywhere in between redelivers the batch onto the last saved records.
+    notes an alert the broker has not got. :meth:`finish` then waits until every record of
+    the batch is acknowledged; only after that does Faust acknowledge the batch's input
+    records (and it flushes the producer before committing their offsets anyway), so a crash
+    anywhere in between redelivers the batch onto the last saved records, and a failed send
+    stops the agent instead of being committed past.
     """
 
     def __init__(self) -> None:
         self.dirty: dict[str, int] = {}
         self.progress: dict[int, int] = {}
-        self.alerts: list[Any] = []
+        self.alerts: list[asyncio.Future[Any]] = []
+        self.sent: list[asyncio.Future[Any]] = []
 
     def save(self, key: str, value: Record) -> None:
         dossiers.data[key] = value
@@ -272,11 +288,30 @@ class Batch:
             await asyncio.gather(*self.alerts)
         data = dossiers.data
         for key, partition in self.dirty.items():
-            dossiers.send_changelog(partition, key, data[key])
+            await self._changelog(dossiers, partition, key, data[key])
         for partition, offset in self.progress.items():
             if offset > tracker_progress[str(partition)]:
-                tracker_progress.send_changelog(partition, str(partition), offset)
                 tracker_progress.data[str(partition)] = offset
+                await self._changelog(tracker_progress, partition, str(partition), offset)
+        if self.sent:
+            await asyncio.gather(*self.sent)
+
+    async def _changelog(self, table: Any, partition: int, key: str, value: Any) -> None:
+        """What ``Table.send_changelog`` sends (same topic, partition, key and value bytes),
+        through the producer directly; the store still learns the offset it persisted."""
+        changelog = table.changelog_topic
+        name = changelog.get_topic_name()
+        raw_key, _ = changelog.prepare_key(key, None)
+        raw_value, _ = changelog.prepare_value(value, None)
+        future = await produce(name, raw_key, raw_value, partition)
+        tp = TP(name, partition)
+
+        def persisted(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                table.data.set_persisted_offset(tp, done.result().offset)
+
+        future.add_done_callback(persisted)
+        self.sent.append(future)
 
 
 # Held while a batch is applied and by the live alert timer: the timer must not save a record
@@ -355,7 +390,7 @@ async def _handle(event: Any, batch: Batch) -> None:
     )
     if isinstance(result, Duplicate):
         if result.same_record and record is not None and result.history_index >= 0:
-            await _emit_outputs(record, result.history_index, raw, facts)
+            await _emit_outputs(record, result.history_index, raw, facts, batch)
             stats_stage.touch(partition, record, facts.at, clock.now(partition) or facts.at)
         return
     if not isinstance(result, Applied):
@@ -368,7 +403,7 @@ async def _handle(event: Any, batch: Batch) -> None:
         )
         return
     batch.save(facts.dossier_id, result.record)
-    await _emit_outputs(result.record, result.history_index, raw, facts)
+    await _emit_outputs(result.record, result.history_index, raw, facts, batch)
     stats_stage.touch(partition, result.record, facts.at, clock.now(partition) or facts.at)
     _schedule(partition, result.record)
     # An event may itself make an alert due (e.g. a handoff sent long after its due).

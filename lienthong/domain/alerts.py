@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from lienthong.domain.calendar import VN_TZ, WorkingCalendar, default_calendar
 from lienthong.domain.deadlines import Pause, extend_for_pauses
@@ -97,7 +98,40 @@ def subtract_working_time(
     raise RuntimeError(f"no working time found in ten years before {end.isoformat()}")
 
 
+# Pending alerts (before leaving out those already sent) by dossier, valid while the record's
+# ``state``, ``pauses`` and ``handoffs`` are the very same objects: records are never changed
+# in place, and noting alerts as sent copies the record but keeps those three, so the
+# scheduler, the firing round and the reschedule after it compute the candidates once.
+_CANDIDATES: dict[str, tuple[tuple[Any, ...], list[Alert]]] = {}
+_MEMO_LIMIT = 50_000
+
+
 def _candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> list[Alert]:
+    identity = (
+        record["state"],
+        record["pauses"],
+        record["handoffs"],
+        record["holder"],
+        record["receiving_agency"],
+        rules,
+        cal,
+    )
+    hit = _CANDIDATES.get(record["id"])
+    if hit is not None and all(a is b for a, b in zip(hit[0], identity, strict=True)):
+        out = hit[1]
+    else:
+        out = _all_candidates(record, rules, cal)
+        if len(_CANDIDATES) >= _MEMO_LIMIT:
+            _CANDIDATES.clear()
+        _CANDIDATES[record["id"]] = (identity, out)
+    sent = record["sent_alerts"]
+    if not sent:
+        return out
+    sent_keys = set(sent)
+    return [a for a in out if a.key not in sent_keys]
+
+
+def _all_candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> list[Alert]:
     state = state_of(record)
     out: list[Alert] = []
     if state.status not in _OPEN:
@@ -152,8 +186,7 @@ def _candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> list
                     step=step.step,
                 )
             )
-    sent = set(record["sent_alerts"])
-    return [a for a in out if a.key not in sent]
+    return out
 
 
 def _step_due(record: Record, due: datetime, sent_at: datetime) -> datetime:

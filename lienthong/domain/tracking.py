@@ -154,11 +154,34 @@ def _state_dict(state: DossierState) -> dict[str, Any]:
     }
 
 
+# Parsed states by identity of the record's ``state`` dict (kept alive here, so the id cannot
+# be reused while the entry exists). A record is never changed in place (track() builds a new
+# one), so the same dict object always means the same state: parsing it again for the alert
+# scheduler, the next event and the counts was a visible share of the per-event work.
+_STATES: dict[int, tuple[dict[str, Any], DossierState]] = {}
+_MEMO_LIMIT = 50_000
+
+
+def _remember(s: dict[str, Any], state: DossierState) -> None:
+    if len(_STATES) >= _MEMO_LIMIT:
+        _STATES.clear()
+    _STATES[id(s)] = (s, state)
+
+
 def state_of(record: Record) -> DossierState:
     """The lifecycle state stored in a tracker record."""
     s = record["state"]
+    hit = _STATES.get(id(s))
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    state = _parse_state(record["id"], s)
+    _remember(s, state)
+    return state
+
+
+def _parse_state(dossier_id: str, s: dict[str, Any]) -> DossierState:
     return DossierState(
-        dossier_id=record["id"],
+        dossier_id=dossier_id,
         status=DossierStatus(s["status"]),
         channel=Channel(s["channel"]) if s["channel"] is not None else None,
         resume_status=DossierStatus(s["resume"]) if s["resume"] else None,
@@ -288,6 +311,7 @@ def track(
 
     new = dict(record)
     new["state"] = _state_dict(state)
+    _remember(new["state"], state)
     new["last_at"] = facts.at.isoformat()
     kind = facts.kind
     if kind in (EventKind.DOSSIER_RECEIVED, EventKind.DOSSIER_SUBMITTED):
