@@ -188,7 +188,9 @@ def component_specs(
         )
 
     if demo.enabled:
-        # The live simulator: a province replaying its recent weeks at demo.simulator_rate.
+        # The live simulator: a province in real time (a day of warm-up, then new dossiers now)
+        # at demo.simulator_rate; around the clock so a demo at night or on a weekend still
+        # shows receipts and steps (appointments keep the official working calendar).
         specs.append(
             ComponentSpec(
                 name="simulator",
@@ -204,6 +206,7 @@ def component_specs(
                     str(demo.simulator_rate),
                     "--seed",
                     str(demo.simulator_seed),
+                    "--around-the-clock",
                     # The demo's central agency is played by fake-central via the adapter.
                     *(["--leave-out-agency", DEMO_CENTRAL_AGENCY] if demo_central else []),
                 ],
