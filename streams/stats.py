@@ -92,7 +92,7 @@ def _reindex(partition: int, record: dict[str, Any], key: str | None) -> str | N
         del keys[record_id]
         moved = old
     if key is not None:
-        _index[partition][key].update(record_id, rules.summarise(record))
+        _index[partition][key].put(record)
         keys[record_id] = key
     return moved
 

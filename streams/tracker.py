@@ -57,6 +57,7 @@ from lienthong.schemas.models import (
     Event,
     HandoffEscalated,
     PortalStatusRecord,
+    ProgressEntry,
     to_portal_date,
 )
 from lienthong.schemas.validate import Validator
@@ -118,8 +119,30 @@ def _portal_date(value: str | None) -> str | None:
     return rendered
 
 
+# Validated QuaTrinhXuLy lines by content: each portal record repeats every earlier line of
+# the dossier, and validating them again (portal date checks included) was most of the cost
+# of building the record. The models are frozen, so one instance can serve many records.
+_PROGRESS: dict[tuple[str, str, str, int], ProgressEntry] = {}
+
+
+def _progress_entry(agency: str, at: str, note: str, status: int) -> ProgressEntry:
+    key = (agency, at, note, status)
+    entry = _PROGRESS.get(key)
+    if entry is None:
+        if len(_PROGRESS) >= 100_000:
+            _PROGRESS.clear()
+        entry = _PROGRESS[key] = ProgressEntry(
+            NguoiXuLy=agency,
+            DonViXuLy=agency,
+            ThoiDiemXuLy=_portal_date(at),
+            NoiDungXuLy=note,
+            TrangThaiHoSo=status,
+        )
+    return entry
+
+
 def _portal_record(record: Record, index: int) -> PortalStatusRecord:
-    v = portal_view(record, index)
+    v = portal_view(record, index, progress=False)
     at = datetime.fromisoformat(v["at"])
     pd = _portal_date
     return PortalStatusRecord.create(
@@ -137,7 +160,10 @@ def _portal_record(record: Record, index: int) -> PortalStatusRecord:
         NgayKetThucXuLy=pd(v["NgayKetThucXuLy"]),
         NgayTra=pd(v["NgayTra"]),
         DonViXuLy=v["DonViXuLy"],
-        QuaTrinhXuLy=[{**e, "ThoiDiemXuLy": pd(e["ThoiDiemXuLy"])} for e in v["QuaTrinhXuLy"]],
+        QuaTrinhXuLy=[
+            _progress_entry(e["agency"], e["at"], e["note"], e["status"])
+            for e in record["history"][: index + 1]
+        ],
     )
 
 

@@ -107,28 +107,36 @@ _MEMO_LIMIT = 50_000
 
 
 def _candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> list[Alert]:
-    identity = (
-        record["state"],
-        record["pauses"],
-        record["handoffs"],
-        record["holder"],
-        record["receiving_agency"],
-        rules,
-        cal,
-    )
     hit = _CANDIDATES.get(record["id"])
-    if hit is not None and all(a is b for a, b in zip(hit[0], identity, strict=True)):
+    if (
+        hit is not None
+        and hit[0][0] is record["state"]
+        and hit[0][1] is record["pauses"]
+        and hit[0][2] is record["handoffs"]
+        and hit[0][3] == record["holder"]
+        and hit[0][4] == record["receiving_agency"]
+        and hit[0][5] is rules
+        and hit[0][6] is cal
+    ):
         out = hit[1]
     else:
         out = _all_candidates(record, rules, cal)
         if len(_CANDIDATES) >= _MEMO_LIMIT:
             _CANDIDATES.clear()
+        identity = (
+            record["state"],
+            record["pauses"],
+            record["handoffs"],
+            record["holder"],
+            record["receiving_agency"],
+            rules,
+            cal,
+        )
         _CANDIDATES[record["id"]] = (identity, out)
     sent = record["sent_alerts"]
     if not sent:
         return out
-    sent_keys = set(sent)
-    return [a for a in out if a.key not in sent_keys]
+    return [a for a in out if a.key not in sent]
 
 
 def _all_candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> list[Alert]:

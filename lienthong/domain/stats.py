@@ -242,6 +242,23 @@ class Summary:
     due: datetime | None
 
 
+def _signature(record: Record) -> tuple[object, ...]:
+    """Everything :func:`summarise` reads, unparsed: most events (handoffs, fees, alerts noted)
+    change none of it, and then the summary need not be rebuilt."""
+    state = record["state"]
+    return (
+        state["received_at"],
+        state["channel"],
+        state["ended_at"],
+        state["due"],
+        record.get("outcome"),
+        record["refused_at"],
+        record["withdrawn_at"],
+        record["returned_by_post_at"],
+        tuple(tuple(p) for p in record["pauses"]),
+    )
+
+
 def summarise(record: Record) -> Summary:
     state = record["state"]
     return Summary(
@@ -312,6 +329,7 @@ class KeyFigures:
 
     def __init__(self) -> None:
         self.members: dict[str, Summary] = {}
+        self.signatures: dict[str, tuple[object, ...]] = {}
         self.counts: dict[str, dict[str, int]] = {}
         self.received: list[tuple[datetime, str]] = []
         self.closed: list[tuple[datetime, str]] = []  # (max(closed, received), id)
@@ -320,8 +338,19 @@ class KeyFigures:
     def __len__(self) -> int:
         return len(self.members)
 
+    def put(self, record: Record) -> None:
+        """Index the latest version of a record of this key (cheap when nothing it counts in
+        has changed)."""
+        record_id = record["id"]
+        signature = _signature(record)
+        if record_id in self.members and self.signatures.get(record_id) == signature:
+            return
+        self.update(record_id, summarise(record))
+        self.signatures[record_id] = signature
+
     def update(self, record_id: str, summary: Summary | None) -> None:
         """Replace a member's summary (``None``: the record left this key)."""
+        self.signatures.pop(record_id, None)
         old = self.members.pop(record_id, None)
         if old is not None:
             self._count(old, -1)

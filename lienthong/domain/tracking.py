@@ -420,9 +420,11 @@ class PortalView:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def portal_view(record: Record, index: int) -> dict[str, Any]:
+def portal_view(record: Record, index: int, *, progress: bool = True) -> dict[str, Any]:
     """The portal record for history entry ``index``: deterministic, so a re-emission after a
-    crash carries exactly the same content as the first emission."""
+    crash carries exactly the same content as the first emission. ``progress=False`` leaves
+    out QuaTrinhXuLy (the history entries up to ``index``) for a caller that builds its lines
+    from ``record["history"]`` itself."""
     entry = record["history"][index]
     state = record["state"]
     received = state["received_at"] or record["history"][0]["at"]
@@ -445,7 +447,9 @@ def portal_view(record: Record, index: int) -> dict[str, Any]:
                 "TrangThaiHoSo": e["status"],
             }
             for e in record["history"][: index + 1]
-        ],
+        ]
+        if progress
+        else [],
         "event_id": entry["event_id"],
         "at": entry["at"],
     }

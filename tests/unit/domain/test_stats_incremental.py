@@ -59,8 +59,9 @@ def test_key_figures_equal_figures_over_the_records_after_every_change() -> None
         if old is not None and old != key:
             index[old].update(record["id"], None)
         if key is not None:
-            index[key].update(record["id"], summarise(record))
+            index[key].put(record)
             keys[record["id"]] = key
+            assert index[key].members[record["id"]] == summarise(record)
 
     def check(as_of: datetime) -> int:
         per_key: dict[str, list] = defaultdict(list)
