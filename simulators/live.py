@@ -20,6 +20,14 @@ time only — at night and at weekends only online submissions appear. ``around_
 makes every instant working time for arrivals and actions (appointments and step due times
 stay on the official calendar), so a demo at night still shows the whole lifecycle moving.
 
+Postal counterpart (``SimConfig.postal``): ``simulated`` writes the post's scans and the
+by-post ``result_returned`` from the generator (as replay does); ``connector`` sends
+``postal_order_requested`` instead — a pickup order a day before a postal dossier's receipt, a
+delivery order when the center hands a result to the post — so the postal connector and the
+(fake) post produce the scans and the return on their own schedule. The truth then says
+``postal: connector`` and lists the dossiers given to the post for delivery: their return is
+not the simulator's to know.
+
 Ground truth: the dossiers delivered so far are folded with the same rules as in replay
 (``simulators.truth``); at stop the open ones are folded from the records actually sent, and
 the window ends at the stop instant.
@@ -32,11 +40,11 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from lienthong.schemas.models import VN_TZ, Event
+from lienthong.schemas.models import VN_TZ, Event, PostalOrderRequested
 from lienthong.simulators.faults import Delivery, FaultConfig, inject
 from lienthong.simulators.province import (
     AroundTheClock,
@@ -204,6 +212,7 @@ class LiveSimulation:
             Period(key, self.warm_start, self.t0 + timedelta(days=1)), self.period_kinds
         )
         self.truth.window = Period(key, self.warm_start, self.t0 + timedelta(days=36_500))
+        self.truth.postal = config.postal
         self._periods_through: datetime | None = None
         self._extend_periods(self.t0)
         self._truth_json: dict[str, Any] | None = None
@@ -217,12 +226,22 @@ class LiveSimulation:
 
     # -- arrivals ---------------------------------------------------------------------------
     def _records_per_dossier(self, at: datetime) -> float:
-        """Mean records a dossier sends over its life (faults included), from a sample."""
+        """Mean records a dossier sends over its life (faults included), from a sample.
+
+        With ``postal: connector`` the sample is still taken as if the simulator wrote the
+        post's records (the connector writes them now): the same ``--rate`` then gives the
+        same arrivals, so both modes simulate the same dossiers.
+        """
         n = self.live.sample_dossiers
         total = 0
         at = at.replace(microsecond=0)
+        sim = self.sim
+        if self.config.postal != "simulated":
+            sim = ProvinceSimulator(
+                replace(self.config, postal="simulated"), activity=self.activity
+            )
         for i in range(n):
-            d = self.sim.dossier(i, arrival=at, dossier_id=f"SAMPLE.{i}", rng_key=f"sample:{i}")
+            d = sim.dossier(i, arrival=at, dossier_id=f"SAMPLE.{i}", rng_key=f"sample:{i}")
             total += len(inject(d, self.faults, self.config.seed).deliveries)
         return max(1.0, total / max(1, n))
 
@@ -298,6 +317,10 @@ class LiveSimulation:
         at = datetime.fromtimestamp(entry.times[i], VN_TZ)
         topic = entry.topics[i]
         send(Record(at, seq, topic, entry.dossier_id, entry.values[i], entry.fault(i)))
+        if topic == PostalOrderRequested.TOPIC:  # the truth notes what the post was asked
+            order = self.decoder(entry.values[i])
+            if isinstance(order, PostalOrderRequested):
+                self.truth.postal_orders[order.kind.value].add(entry.dossier_id)
         self.stats.records += 1
         self.stats.by_topic[topic] += 1
         if at < self.t0:
@@ -360,6 +383,8 @@ class LiveSimulation:
             "faults_injected": dict(self.fault_counts),
             "period_kinds": list(self.period_kinds),
         }
+        if self.config.postal != "simulated":
+            meta["postal"] = self.config.postal
         self._truth_json = truth.to_json(meta)
         return self._truth_json
 

@@ -18,7 +18,10 @@ weights by catalogue rank inside each level, so a few procedures dominate as in 
 
 Live mode (``simulators/live.py``) asks for one dossier at an explicit arrival instant and may
 run the officers on an around-the-clock ``activity`` calendar; legal figures (appointments,
-step due times) always come from the official working calendar.
+step due times) always come from the official working calendar. With ``postal="connector"``
+(live only) the post is not simulated: postal dossiers carry ``postal_order_requested``
+commands (pickup before the receipt, delivery instead of the by-post ``result_returned``) and
+the postal connector with the (fake) post produces the scans and the return.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from lienthong.schemas.models import (
     HandoffReturned,
     HandoffSent,
     IntakeRefused,
+    PostalOrderRequested,
     PostalTracking,
     ProcessingFinished,
     ResultReturned,
@@ -64,6 +68,13 @@ SUBJECT_SALT = "lienthong-simulator-salt-not-secret"
 
 # Lào Cai, first 4 months of 2019 (BRIEF §6): dossiers by level.
 LEVEL_WEIGHTS = {"province": 57_813, "district": 9_631, "commune": 76_567}
+POSTAL_MODES = ("simulated", "connector")
+# The post's commitment for a result delivery (the connector's default watch, 72 h).
+DELIVERY_DUE = timedelta(hours=72)
+# Synthetic recipients of postal orders: never a real person (postal-orders keeps 90 days).
+_FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Huỳnh", "Võ", "Đặng", "Bùi")
+_GIVEN = ("Văn An", "Thị Bình", "Minh Châu", "Quốc Dũng", "Thị Hoa", "Hữu Phước")
+_WARDS = ("phường An Hội", "phường Phú Khương", "xã Sơn Đông", "xã Mỹ Thạnh An")
 
 
 class ActivityCalendar(Protocol):
@@ -186,6 +197,10 @@ class SimConfig:
     # Agencies whose steps a real connector drives (the demo's central adapter): procedures
     # routed through them are not simulated, so the two never answer the same handoff.
     leave_out_agencies: frozenset[str] = frozenset()
+    # "simulated": the simulator writes the post's scans and the by-post result_returned
+    # itself (replay, deterministic). "connector" (live only): it orders pickups and
+    # deliveries on postal-orders and the postal connector + the post produce those.
+    postal: str = "simulated"
 
     def dossier_count(self) -> int:
         if self.dossiers is not None:
@@ -219,6 +234,8 @@ class ProvinceSimulator:
         calendar: WorkingCalendar | None = None,
         activity: ActivityCalendar | None = None,
     ) -> None:
+        if config.postal not in POSTAL_MODES:
+            raise ValueError(f"postal must be one of {', '.join(POSTAL_MODES)}")
         self.config = config
         self.catalogue = catalogue or load_procedures()
         self.calendar = calendar or default_calendar()
@@ -377,6 +394,28 @@ class _Builder:
             PostalTracking, at, CENTER, tracking_code=code, kind=kind, place=place, scanned_at=at
         )
 
+    def order(self, at: datetime, kind: str) -> None:
+        """A pickup or delivery order for the postal connector (``postal: connector``).
+
+        Recipient, address and phone are derived from the dossier id, never drawn from the
+        dossier's random stream: the rest of the dossier stays what ``simulated`` makes.
+        """
+        h = dossier_uuid(self.cfg.seed, self.dossier_id, "recipient").int
+        name = f"{_FAMILY[h % len(_FAMILY)]} {_GIVEN[(h >> 8) % len(_GIVEN)]}"
+        street = f"{(h >> 16) % 200 + 1} đường {(h >> 24) % 30 + 1}"
+        self.emit(
+            PostalOrderRequested,
+            at,
+            CENTER,
+            order_id=f"{self.dossier_id}:{kind}",
+            kind=kind,
+            requesting_agency=CENTER,
+            recipient_name=name,
+            address=f"{street}, {_WARDS[(h >> 32) % len(_WARDS)]}, tỉnh H10",
+            phone=f"09{(h >> 40) % 10**8:08d}",
+            deliver_by=at + DELIVERY_DUE if kind == "delivery" else None,
+        )
+
     # lifecycle
     def run(self) -> None:
         rng, cfg, proc = self.rng, self.cfg, self.proc
@@ -388,9 +427,15 @@ class _Builder:
         if self.channel == "postal":  # collected at home, brought to the counter
             code = f"EP{dossier_uuid(cfg.seed, self.dossier_id, 'in').int % 10**9:09d}VN"
             t0 = received - timedelta(hours=rng.randint(20, 30))
-            self.tracking(t0, "pickup_ordered", code, "Cổng dịch vụ bưu chính")
-            self.tracking(t0 + timedelta(hours=3), "collected", code, "Nhà công dân")
-            self.tracking(received - timedelta(minutes=10), "delivered_to_center", code, CENTER)
+            if cfg.postal == "connector":
+                # The post collects on its own schedule; the receipt below does not wait for
+                # it (the dossier is at the counter at ``received`` as in simulated mode).
+                self.order(t0, "pickup")
+                self.n += 2  # the lifecycle keeps the event ids it has in simulated mode
+            else:
+                self.tracking(t0, "pickup_ordered", code, "Cổng dịch vụ bưu chính")
+                self.tracking(t0 + timedelta(hours=3), "collected", code, "Nhà công dân")
+                self.tracking(received - timedelta(minutes=10), "delivered_to_center", code, CENTER)
         if self.channel == "online":
             self.emit(
                 DossierSubmitted,
@@ -552,7 +597,11 @@ class _Builder:
             0.85 if self.channel == "postal" else self.cfg.postal_return_rate * 0.5
         )
         returned = self.work(finished, rng.uniform(0.5, 16))
-        if by_post:
+        if by_post and cfg.postal == "connector":
+            # The connector emits result_returned (method post) when the post delivers: the
+            # dossier stays finished (TrangThaiHoSo 9) until then, as the lifecycle requires.
+            self.order(returned, "delivery")
+        elif by_post:
             code = f"EP{dossier_uuid(cfg.seed, self.dossier_id, 'out').int % 10**9:09d}VN"
             self.emit(
                 ResultReturned,

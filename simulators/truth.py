@@ -554,6 +554,11 @@ class TruthBuilder:
         self.flagged: Counter[str] = Counter()
         self.dossiers = 0
         self.events = 0
+        # "connector": the post's delays and failures are not the simulator's to know; the
+        # dossiers given to the post for delivery are listed so the verifier leaves their
+        # return (returned_by_post, TrangThaiHoSo 10) unchecked.
+        self.postal = "simulated"
+        self.postal_orders: dict[str, set[str]] = {"pickup": set(), "delivery": set()}
 
     def _partition(self, dossier_id: str) -> int:
         if not self.dossier_partitions:
@@ -717,7 +722,21 @@ class TruthBuilder:
             **{kind: dict(sorted(v.items())) for kind, v in self.alerts.items()},
         }
 
+    def postal_json(self) -> dict[str, Any]:
+        """What a ``postal: connector`` truth cannot know, and the dossiers it concerns."""
+        return {
+            "mode": self.postal,
+            "pickup_orders": len(self.postal_orders["pickup"]),
+            "delivery_orders": sorted(self.postal_orders["delivery"]),
+            "unknown": (
+                "the post's delays and failures: result_returned by post, returned_by_post "
+                "counts and TrangThaiHoSo 10 of the delivery_orders dossiers come from the "
+                "postal connector, not from this truth"
+            ),
+        }
+
     def to_json(self, meta: dict[str, Any]) -> dict[str, Any]:
+        postal = {"postal": self.postal_json()} if self.postal != "simulated" else {}
         return {
             "version": TRUTH_VERSION,
             "meta": meta,
@@ -735,6 +754,7 @@ class TruthBuilder:
             "dead_letters": dict(sorted(self.dead_letters.items())),
             "absorbed": dict(sorted(self.absorbed.items())),
             "flagged": dict(sorted(self.flagged.items())),
+            **postal,
         }
 
 

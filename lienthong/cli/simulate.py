@@ -95,6 +95,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="live: counters and officers work 24/7 (demo at night); due times stay legal",
     )
     p.add_argument(
+        "--postal",
+        choices=("simulated", "connector"),
+        default="simulated",
+        help="live: 'connector' orders pickups/deliveries on postal-orders and leaves the "
+        "scans and the by-post return to the postal connector and the post (default: the "
+        "simulator writes them itself)",
+    )
+    p.add_argument(
         "--duration",
         type=float,
         default=None,
@@ -154,6 +162,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             if args.warmup_days < 0 or (args.rate is not None and args.rate <= 0):
                 raise ValueError("--warmup-days must be >= 0 and --rate > 0")
             period = Period("live", now - timedelta(days=args.warmup_days), now)
+        elif args.postal != "simulated":
+            raise ValueError(
+                "--postal connector is for live mode: a replay cannot wait for the post"
+            )
         elif args.mode == "paced" and args.period is None:
             period = Period(f"paced:{now:%Y%m%d%H%M}", now - timedelta(days=args.paced_days), now)
         else:
@@ -173,6 +185,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         procedures=args.procedures,
         inter_agency=args.inter_agency,
         zipf_exponent=args.zipf_exponent,
+        postal=args.postal,
         **rates,
     )
     faults = FaultConfig(
@@ -260,6 +273,7 @@ def _live(
         records_per_dossier=round(sim.records_per_dossier, 2),
         dossiers_per_s=round(sim.live_intensity, 3),
         around_the_clock=live.around_the_clock,
+        postal=config.postal,  # type: ignore[attr-defined]
     )
     # (Short linger: in live mode a record is due now, and latency tests measure from here.)
     started = time.monotonic()
