@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -81,6 +82,11 @@ dossiers = app.Table("dossiers", default=None, partitions=partitions_of("dossier
 tracker_progress = app.Table(
     "tracker-progress", default=lambda: -1, partitions=partitions_of("dossier-events")
 )
+
+# Batch._changelog writes these tables' changelog records itself, as Faust's json serializer.
+for _table in (dossiers, tracker_progress):
+    if (_table.key_serializer, _table.value_serializer) != ("json", "json"):
+        raise RuntimeError(f"table {_table.name}: changelog writes assume json serializers")
 
 clock = Clock(settings.streams.clock)
 rules = AlertRules(
@@ -327,8 +333,9 @@ class Batch:
         through the producer directly; the store still learns the offset it persisted."""
         changelog = table.changelog_topic
         name = changelog.get_topic_name()
-        raw_key, _ = changelog.prepare_key(key, None)
-        raw_value, _ = changelog.prepare_value(value, None)
+        # The bytes Faust's "json" serializer gives (compact, ASCII): restored by Faust itself.
+        raw_key = json.dumps(key, separators=(",", ":")).encode()
+        raw_value = json.dumps(value, separators=(",", ":")).encode()
         future = await produce(name, raw_key, raw_value, partition)
         tp = TP(name, partition)
 

@@ -199,6 +199,8 @@ def _all_candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> 
 
 def _step_due(record: Record, due: datetime, sent_at: datetime) -> datetime:
     """A step's due pushed back by the pauses after it was handed over (as on the slip)."""
+    if not record["pauses"]:
+        return due.astimezone(VN_TZ)  # what extend_for_pauses gives without pauses
     pauses = [Pause(max(p.start, sent_at), p.end) for p in pauses_of(record) if p.end > sent_at]
     return extend_for_pauses(due, pauses)
 
