@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
 from lienthong.config import load_settings  # noqa: E402
 from lienthong.runtime.topics import TopicAdmin  # noqa: E402
@@ -84,6 +84,35 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def output_counts(bootstrap: str, env: dict[str, str], events: int) -> str:
+    """Records the worker wrote per input event, per topic: the per-record cost of the Kafka
+    client dominates the worker's CPU, so this says where it goes."""
+    prefix = env["LIENTHONG_TOPIC_PREFIX"]
+    app_id = env["LIENTHONG_WORKER__APP_ID"]
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        names = [
+            prefix + "portal-status",
+            prefix + "deadline-alerts",
+            prefix + "agency-inbox",
+            prefix + "stats-partials",
+            prefix + "live-stats",
+            f"{app_id}-dossiers-changelog",
+            f"{app_id}-tracker-progress-changelog",
+            f"{app_id}-stats-totals-changelog",
+        ]
+        parts = []
+        for name in names:
+            partitions = consumer.partitions_for_topic(name) or set()
+            tps = [TopicPartition(name, p) for p in partitions]
+            total = sum(consumer.end_offsets(tps).values()) if tps else 0
+            short = name.removeprefix(prefix).removeprefix(app_id + "-")
+            parts.append(f"{short} {total / events:.2f}")
+        return ", ".join(parts)
+    finally:
+        consumer.close()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -163,6 +192,8 @@ def main(argv: list[str]) -> int:
                 f"worker CPU once ready: {cpu - cpu_ready:.1f} s for {after_ready} events = "
                 f"{steady * 1e6:,.0f} µs/event → ≈ {1 / steady:,.0f} events/s per core"
             )
+
+        print("records written per input event: " + output_counts(bootstrap, env, n), flush=True)
 
         # -- phase 2: latency at a fixed rate --------------------------------------------
         total = int(rate * seconds)
