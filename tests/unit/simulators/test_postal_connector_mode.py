@@ -204,6 +204,35 @@ def test_live_simulated_mode_keeps_its_post_and_truth_shape(live_pair) -> None:
     assert receipts(sent, seen) == receipts(con_sent, con_seen)
 
 
+def test_live_connector_mode_with_every_fault() -> None:
+    """Faults hit the lifecycle only: orders always leave whole and are noted in the truth."""
+    clock = FakeClock(FRIDAY_15)
+    seen: dict[bytes, Event] = {}
+
+    def encode(event: Event) -> bytes:
+        key = f"{event.envelope.event_id}:{len(seen)}".encode()
+        seen[key] = event
+        return key
+
+    cfg = SimConfig(
+        Period("live", FRIDAY_15 - timedelta(days=1), FRIDAY_15), seed=9, postal="connector"
+    )
+    live = LiveConfig(rate=2, warmup_days=1, around_the_clock=True, sample_dossiers=100)
+    sim = LiveSimulation(cfg, live, FaultConfig.all_on(0.1), encode, seen.__getitem__, clock)
+    sent: list[Record] = []
+    sim.run(sent.append, lambda: clock.now() >= FRIDAY_15 + timedelta(hours=12))
+    truth = sim.truth_json()
+    assert sum(sim.fault_counts.values()) > 0
+    assert truth["events"] == len(sent)
+    orders = [r for r in sent if r.topic == "postal-orders"]
+    assert orders and all(r.fault is None and r.value in seen for r in orders)
+    kinds = {(r.key, seen[r.value].kind.value) for r in orders}  # type: ignore[attr-defined]
+    delivered = sorted(d for d, kind in kinds if kind == "delivery")
+    assert delivered and truth["postal"]["delivery_orders"] == delivered
+    assert truth["postal"]["pickup_orders"] == sum(1 for _, kind in kinds if kind == "pickup")
+    assert all(truth["portal"][d]["TrangThaiHoSo"] == 9 for d in delivered)
+
+
 # -- verify ------------------------------------------------------------------------------------
 
 
