@@ -133,7 +133,8 @@ def component_specs(
     # Postal service: a configured postal API or the fake post calling the connector's webhook.
     postal_url = conn.postal.url
     postal_env: dict[str, str] = {}
-    if postal_url is None and demo.enabled:
+    demo_post = postal_url is None and demo.enabled
+    if demo_post:
         webhook = f"{local}:{conn.postal.port}/webhooks/tracking"
         fake_args = ["--port", str(demo.postal_port), "--time-scale", str(demo.postal_time_scale)]
         fake_args += ["--webhook-url", webhook]
@@ -207,6 +208,9 @@ def component_specs(
                     "--seed",
                     str(demo.simulator_seed),
                     "--around-the-clock",
+                    # Postal dossiers order at the fake post through the connector; never send
+                    # synthetic orders to a real post.
+                    *(["--postal", "connector"] if demo_post else []),
                     # The demo's central agency is played by fake-central via the adapter.
                     *(["--leave-out-agency", DEMO_CENTRAL_AGENCY] if demo_central else []),
                 ],

@@ -185,6 +185,13 @@ def test_demo_feeds_the_fake_portal_and_stops_cleanly(tmp_path):
                 received = json.loads(response.read())["count"]
             time.sleep(1)
         assert received > 0, "the fake portal received no status record from the bus"
+        # The province's postal dossiers order pickups at the fake post via the connector.
+        orders = 0
+        while time.monotonic() < deadline + 30 and orders == 0:
+            with urllib.request.urlopen(f"http://127.0.0.1:{postal_port}/stats") as response:
+                orders = json.loads(response.read())["orders"]
+            time.sleep(1)
+        assert orders > 0, "the fake post received no order from the demo province"
         _walk_a_dossier_through_gateway_and_central_agency(env, tmp_path, web_port)
     finally:
         down = _run(["down"], env)
