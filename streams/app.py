@@ -16,9 +16,11 @@ broker or a production cluster by configuration alone. Choices that matter for c
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from lienthong.config import Settings, load_settings
 from lienthong.connectors.kafka import faust_broker_credentials
@@ -97,3 +99,32 @@ async def produce(
     the record (or fails); callers that must know await it.
     """
     return await app.producer.send(name, key, value, partition, None, None)
+
+
+def json_changelog_table(table: Any) -> Any:
+    """Check that :func:`write_changelog` may write this table's changelog (json serializers);
+    returns the table so the check sits where the table is declared."""
+    if (table.key_serializer, table.value_serializer) != ("json", "json"):
+        raise RuntimeError(f"table {table.name}: changelog writes assume json serializers")
+    return table
+
+
+async def write_changelog(table: Any, partition: int, key: str, value: Any) -> asyncio.Future[Any]:
+    """What ``Table.send_changelog`` sends (same topic, partition, key and value bytes: Faust's
+    json serializer is compact ASCII ``json.dumps``), through :func:`produce`; the store still
+    learns the changelog offset it holds when the broker acknowledges the record. The caller
+    sets ``table.data[key]`` itself and awaits the returned future before its input is
+    acknowledged."""
+    changelog = table.changelog_topic
+    name = changelog.get_topic_name()
+    raw_key = json.dumps(key, separators=(",", ":")).encode()
+    raw_value = json.dumps(value, separators=(",", ":")).encode()
+    future = await produce(name, raw_key, raw_value, partition)
+    tp = TP(name, partition)
+
+    def persisted(done: asyncio.Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            table.data.set_persisted_offset(tp, done.result().offset)
+
+    future.add_done_callback(persisted)
+    return future

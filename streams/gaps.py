@@ -110,6 +110,19 @@ class GapGuard:
                 return
         log.error("record_gap_seek_failed", partition=tp.partition, offset=offset)
 
+    def busy(self) -> None:
+        """The agent is working through what it was given: no partition is idle.
+
+        An agent that applies records in batches, and waits for the broker to acknowledge a
+        batch's outputs, can leave a partition without a new record for longer than
+        ``idle_seconds`` while it is simply behind (its next records are fetched or on their
+        way). Seeking back then would only make it read them twice. A dropped tail is still
+        found once the stream really goes idle.
+        """
+        now = time.monotonic()
+        for partition in self._last_activity:
+            self._last_activity[partition] = now
+
     async def check_idle_partitions(self) -> None:
         """Seek back partitions whose tail was dropped (no later record reveals the gap)."""
         consumer = self.app.consumer

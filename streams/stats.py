@@ -33,19 +33,31 @@ from lienthong.domain import stats as rules
 from lienthong.logs import get_logger
 from lienthong.schemas import encode
 from lienthong.schemas.models import LiveStatsSnapshot
-from lienthong.streams.app import app, partitions_of, produce, settings, topic
+from lienthong.streams.app import (
+    app,
+    json_changelog_table,
+    partitions_of,
+    produce,
+    settings,
+    topic,
+    write_changelog,
+)
 
 log = get_logger(__name__)
 
 stats_partials = topic("stats-partials")
 PARTIALS = settings.topic("stats-partials")
 LIVE_STATS = settings.topic("live-stats")
-stats_table = app.Table("stats-totals", default=None, partitions=partitions_of("stats-partials"))
+stats_table = json_changelog_table(
+    app.Table("stats-totals", default=None, partitions=partitions_of("stats-partials"))
+)
 SNAPSHOT_NAMESPACE = uuid.UUID("7d1e2b7a-9c4f-5d39-8a21-6c6976657374")
 
 _index: dict[int, dict[str, rules.KeyFigures]] = defaultdict(lambda: defaultdict(rules.KeyFigures))
 _key_of: dict[int, dict[str, str]] = defaultdict(dict)  # record id -> key it is indexed under
 _dirty: dict[tuple[int, str], set[str]] = defaultdict(set)
+_marked: dict[tuple[int, str], datetime] = {}  # as_of of each key's latest marking
+_swept: dict[int, str] = {}  # per partition: the day label of the last open-key sweep
 _as_of: dict[int, datetime] = {}
 _offsets: dict[int, int] = {}
 _epochs: dict[int, float] = {}
@@ -55,6 +67,8 @@ def reset() -> None:
     _index.clear()
     _key_of.clear()
     _dirty.clear()
+    _marked.clear()
+    _swept.clear()
 
 
 def owned_since(partition: int) -> None:
@@ -79,6 +93,7 @@ def index(partition: int, record: dict[str, Any], rebuilt_at: datetime | None = 
         if partition not in _as_of or rebuilt_at > _as_of[partition]:
             _as_of[partition] = rebuilt_at
         _dirty[(partition, key)] |= rules.periods_of_record(record, _as_of[partition])
+        _marked[(partition, key)] = _as_of[partition]
 
 
 def _reindex(partition: int, record: dict[str, Any], key: str | None) -> str | None:
@@ -106,16 +121,44 @@ def touch(partition: int, record: dict[str, Any], at: datetime, now: datetime) -
     current = _as_of.get(partition)
     if current is None or now > current:
         _as_of[partition] = now
-    changed = rules.periods_changed(at, _as_of[partition])
+    as_of = _as_of[partition]
+    changed = rules.periods_changed(at, as_of)
     if key is not None:
+        # Every period since the key was last marked: its open dossiers were carried over
+        # into them and in progress in them even if nothing happened to the key meanwhile.
+        last = _marked.get((partition, key))
+        if last is not None and last < as_of:
+            changed |= rules.periods_between(last, as_of)
+        if last is None or last < as_of:
+            _marked[(partition, key)] = as_of
         _dirty[(partition, key)] |= changed
     if moved is not None:
         # The record left a key: that key's figures changed in every period it counted in.
         _dirty[(partition, moved)] |= rules.periods_of_record(record, _as_of[partition])
 
 
+def _sweep_open_keys() -> None:
+    """When a partition's clock enters a new day, mark the periods since their last marking of
+    every key with open dossiers: those are carried over into the new periods and in progress
+    in them although nothing happened to the key (a key with nothing open has no figures in a
+    period without events of its own, and a dossier closing is an event)."""
+    for partition, as_of in list(_as_of.items()):
+        day = rules.labels_of(as_of)[0]
+        if _swept.get(partition) == day:
+            continue
+        _swept[partition] = day
+        for key, key_figures in _index[partition].items():
+            if not key_figures.open:
+                continue
+            last = _marked.get((partition, key))
+            if last is None or last < as_of:
+                _dirty[(partition, key)] |= rules.periods_between(last or as_of, as_of)
+                _marked[(partition, key)] = as_of
+
+
 @app.timer(settings.streams.stats_flush_s)
 async def flush_partials() -> None:
+    _sweep_open_keys()
     if not _dirty:
         return
     batch = list(_dirty.items())
@@ -143,25 +186,37 @@ async def flush_partials() -> None:
         await asyncio.gather(*sent)
 
 
-def _log_failure(done: asyncio.Future[Any]) -> None:
-    if not done.cancelled() and done.exception() is not None:
-        log.error("live_stats_send_failed", error=repr(done.exception()))
-
-
 @app.agent(stats_partials)
 async def sum_partials(stream: faust.StreamT) -> None:
-    async for event in stream.events():
-        full_key = event.key.decode()
-        partial = json.loads(event.value)
-        current = stats_table.get(full_key) or {"parts": {}}
-        part = str(partial["partition"])
-        old = current["parts"].get(part)
-        if old is not None and old["version"] > partial["version"]:
-            continue  # a stale partial from a previous owner of that partition
-        parts = {**current["parts"], part: partial}
-        stats_table[full_key] = {"parts": parts}
-        future = await produce(LIVE_STATS, full_key.encode(), encode(_snapshot(full_key, parts)))
-        future.add_done_callback(_log_failure)
+    """Stage 2, a batch of partials at a time.
+
+    Each partial replaces its source partition's part of a ``key|period`` in order, as one at
+    a time would; per batch, each changed ``key|period`` then gets one changelog record and one
+    ``live-stats`` snapshot (the latest: ``live-stats`` is compacted by that key, and the six
+    source partitions' partials of one flush usually arrive together). Everything is awaited
+    before Faust acknowledges the batch, so a crash redelivers partials onto the saved table,
+    where replacing them again is idempotent.
+    """
+    async for events in stream.take_events(500, 0.05):
+        changed: dict[str, int] = {}
+        for event in events:
+            full_key = event.key.decode()
+            partial = json.loads(event.value)
+            current = stats_table.get(full_key) or {"parts": {}}
+            part = str(partial["partition"])
+            old = current["parts"].get(part)
+            if old is not None and old["version"] > partial["version"]:
+                continue  # a stale partial from a previous owner of that partition
+            stats_table.data[full_key] = {"parts": {**current["parts"], part: partial}}
+            changed[full_key] = event.message.partition
+        sent: list[asyncio.Future[Any]] = []
+        for full_key, partition in changed.items():
+            value = stats_table.data[full_key]
+            sent.append(await write_changelog(stats_table, partition, full_key, value))
+            snapshot = encode(_snapshot(full_key, value["parts"]))
+            sent.append(await produce(LIVE_STATS, full_key.encode(), snapshot))
+        if sent:
+            await asyncio.gather(*sent)
 
 
 def _sum(parts: dict[str, Any]) -> dict[str, int]:

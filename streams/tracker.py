@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
 import faust
-from faust.types import TP
 from faust.web import Request, Response, View
 
 from lienthong.connectors.deadletter import FaustDeadLetterPublisher
@@ -63,7 +61,15 @@ from lienthong.schemas.models import (
 )
 from lienthong.schemas.validate import Validator
 from lienthong.streams import stats as stats_stage
-from lienthong.streams.app import app, partitions_of, produce, settings, topic
+from lienthong.streams.app import (
+    app,
+    json_changelog_table,
+    partitions_of,
+    produce,
+    settings,
+    topic,
+    write_changelog,
+)
 from lienthong.streams.clock import Clock
 from lienthong.streams.facts import facts_of
 from lienthong.streams.gaps import GapGuard
@@ -83,10 +89,9 @@ tracker_progress = app.Table(
     "tracker-progress", default=lambda: -1, partitions=partitions_of("dossier-events")
 )
 
-# Batch._changelog writes these tables' changelog records itself, as Faust's json serializer.
-for _table in (dossiers, tracker_progress):
-    if (_table.key_serializer, _table.value_serializer) != ("json", "json"):
-        raise RuntimeError(f"table {_table.name}: changelog writes assume json serializers")
+# Batch._changelog writes these tables' changelog records itself (see write_changelog).
+json_changelog_table(dossiers)
+json_changelog_table(tracker_progress)
 
 clock = Clock(settings.streams.clock)
 rules = AlertRules(
@@ -135,7 +140,7 @@ def _progress_entry(agency: str, at: str, note: str, status: int) -> ProgressEnt
     key = (agency, at, note, status)
     entry = _PROGRESS.get(key)
     if entry is None:
-        if len(_PROGRESS) >= 100_000:
+        if len(_PROGRESS) >= 50_000:
             _PROGRESS.clear()
         entry = _PROGRESS[key] = ProgressEntry(
             NguoiXuLy=agency,
@@ -329,22 +334,7 @@ class Batch:
             await asyncio.gather(*self.sent)
 
     async def _changelog(self, table: Any, partition: int, key: str, value: Any) -> None:
-        """What ``Table.send_changelog`` sends (same topic, partition, key and value bytes),
-        through the producer directly; the store still learns the offset it persisted."""
-        changelog = table.changelog_topic
-        name = changelog.get_topic_name()
-        # The bytes Faust's "json" serializer gives (compact, ASCII): restored by Faust itself.
-        raw_key = json.dumps(key, separators=(",", ":")).encode()
-        raw_value = json.dumps(value, separators=(",", ":")).encode()
-        future = await produce(name, raw_key, raw_value, partition)
-        tp = TP(name, partition)
-
-        def persisted(done: asyncio.Future[Any]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                table.data.set_persisted_offset(tp, done.result().offset)
-
-        future.add_done_callback(persisted)
-        self.sent.append(future)
+        self.sent.append(await write_changelog(table, partition, key, value))
 
 
 # Held while a batch is applied and by the live alert timer: the timer must not save a record
@@ -369,6 +359,9 @@ gap_guard = GapGuard(
 
 @app.timer(interval=2.0)
 async def repair_dossier_event_tail_gaps() -> None:
+    if _processing.locked():
+        gap_guard.busy()  # a batch (or the alert timer) is running: not idle, just busy
+        return
     await gap_guard.check_idle_partitions()
 
 
@@ -391,6 +384,7 @@ async def track_dossiers(stream: faust.StreamT) -> None:
                 await batch.finish()
             finally:
                 _current = None
+                gap_guard.busy()
 
 
 async def _handle(event: Any, batch: Batch) -> None:

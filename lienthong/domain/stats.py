@@ -37,6 +37,7 @@ __all__ = [
     "Summary",
     "figures",
     "period_of",
+    "periods_between",
     "periods_changed",
     "periods_of_record",
     "rates",
@@ -156,13 +157,33 @@ def periods_changed(at: datetime, as_of: datetime) -> set[str]:
     Every figure of a period depends only on what happened before the period's end, so a
     change at ``at`` alters the periods containing ``at`` and the later ones; when changes
     arrive in time order the later ones are exactly the current periods (containing
-    ``as_of``); periods after ``at`` and before ``as_of`` are recomputed when next touched.
+    ``as_of``). The periods between a key's previous publication and ``as_of`` are added by
+    the caller (:func:`periods_between`).
     """
     return {*labels_of(at), *labels_of(as_of)}
 
 
+def periods_between(start: datetime, end: datetime) -> set[str]:
+    """Labels of every day, month, quarter and year overlapping ``[start, end]``.
+
+    Why: a key's figures change without any event of its own (a dossier open across a month is
+    carried over into it and in progress at its end), so when a key is published again every
+    period since its last publication must be, or a month in which nothing happened to a key
+    never gets its figures.
+    """
+    first = start.astimezone(VN).date()
+    last = end.astimezone(VN).date()
+    labels: set[str] = set()
+    day = first
+    while day <= last:
+        labels.update(_labels_of_day(day))
+        day = date.fromordinal(day.toordinal() + 1)
+    return labels
+
+
 def periods_of_record(record: Record, as_of: datetime) -> set[str]:
-    """Every period a dossier has figures in (used to republish after a rebalance/restart)."""
+    """Every period a dossier has figures in (used to republish after a rebalance/restart):
+    those of its own instants and every period it was open in (carried over, in progress)."""
     instants = [as_of]
     for value in (
         record["state"]["received_at"],
@@ -173,7 +194,12 @@ def periods_of_record(record: Record, as_of: datetime) -> set[str]:
     ):
         if value is not None:
             instants.append(datetime.fromisoformat(value))
-    return {label for t in instants for label in labels_of(t)}
+    labels = {label for t in instants for label in labels_of(t)}
+    received = _dt(record["state"]["received_at"])
+    if received is not None and received < as_of:
+        closed = _closed_at(record)
+        labels |= periods_between(received, as_of if closed is None else min(closed, as_of))
+    return labels
 
 
 def _in(t: datetime | None, period: Period) -> bool:

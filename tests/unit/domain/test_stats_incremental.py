@@ -16,12 +16,15 @@ from typing import Any
 from lienthong.domain.alerts import AlertRules, due_alerts
 from lienthong.domain.procedures import load_procedures
 from lienthong.domain.stats import (
+    FIGURES,
     KINDS,
     KeyFigures,
     figures,
     labels_of,
     period_of,
+    periods_between,
     periods_changed,
+    periods_of_record,
     stats_key,
     summarise,
 )
@@ -117,3 +120,39 @@ def test_labels_of_and_periods_changed_match_period_of() -> None:
     at = datetime.fromisoformat("2025-03-31T23:30:00+07:00")
     as_of = datetime.fromisoformat("2025-04-01T08:00:00+07:00")
     assert periods_changed(at, as_of) == {period_of(k, t).label for k in KINDS for t in (at, as_of)}
+
+
+def test_periods_between_and_of_record_cover_the_months_a_dossier_was_open_in() -> None:
+    start = datetime.fromisoformat("2025-02-27T10:00:00+07:00")
+    end = datetime.fromisoformat("2025-04-02T09:00:00+07:00")
+    labels = periods_between(start, end)
+    assert {"month:2025-02", "month:2025-03", "month:2025-04", "quarter:2025-Q1"} <= labels
+    assert {"quarter:2025-Q2", "year:2025", "day:2025-03-15", "day:2025-04-02"} <= labels
+    assert "day:2025-02-26" not in labels and "day:2025-04-03" not in labels
+    assert len([lab for lab in labels if lab.startswith("day:")]) == 35
+    # A dossier received in February and still open in April has figures in March (carried
+    # over, in progress) although nothing happened to it then.
+    script = generate_month(40, seed=2)
+    catalogue = load_procedures()
+    for n, (event, _) in enumerate(script.ordered()):
+        facts = facts_of(event)
+        if facts is None or facts.kind.value != "dossier_received":
+            continue
+        proc = catalogue.get(facts.procedure or "")
+        result = track(
+            None,
+            facts,
+            partition=0,
+            offset=n,
+            procedure_duration=proc.duration if proc else None,
+            cutoff=proc.cutoff if proc else None,
+        )
+        assert isinstance(result, Applied)
+        received = facts.at
+        later = received + timedelta(days=70)
+        marked = periods_of_record(result.record, later)
+        assert periods_between(received, later) <= marked
+        for period in _periods(received, later):
+            if figures([result.record], period, later) != dict.fromkeys(FIGURES, 0):
+                assert period.label in marked, period.label
+        break
