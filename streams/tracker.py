@@ -32,6 +32,8 @@ from lienthong.domain.alerts import (
     alert_id,
     apology_for,
     due_alerts,
+    minutes_left,
+    minutes_overdue,
     next_fire,
 )
 from lienthong.domain.lifecycle import EventKind
@@ -191,8 +193,8 @@ def _alert_model(record: Record, alert: Alert) -> Event:
         "event_id": alert_id(record["id"], alert.key),
         "dossier_id": record["id"],
         "producer_agency": alert.responsible,
-        "occurred_at": alert.fire_at,
-        "recorded_at": alert.fire_at,
+        "occurred_at": alert.issued_at,
+        "recorded_at": alert.issued_at,
     }
     if alert.kind == "warning":
         return DeadlineWarning.create(
@@ -201,7 +203,7 @@ def _alert_model(record: Record, alert: Alert) -> Event:
             responsible_agency=alert.responsible,
             step=alert.step,
             due_at=alert.due_at,
-            remaining_working_minutes=int(rules.warning_lead.total_seconds() // 60),
+            remaining_working_minutes=minutes_left(alert),
         )
     if alert.kind == "overdue":
         return DeadlineOverdue.create(
@@ -210,7 +212,7 @@ def _alert_model(record: Record, alert: Alert) -> Event:
             responsible_agency=alert.responsible,
             step=alert.step,
             due_at=alert.due_at,
-            overdue_working_minutes=0,
+            overdue_working_minutes=minutes_overdue(alert),
         )
     if alert.kind == "apology":
         return ApologyIssued.create(

@@ -63,6 +63,30 @@ class Alert:
     sent_at: datetime | None = None
     new_appointment: datetime | None = None
     reason: str | None = None
+    # When the deadline became known (receipt, or the step's handover): a warning or overdue
+    # notice can only be issued from then on, which matters when its instant is already past.
+    since: datetime | None = None
+
+    @property
+    def issued_at(self) -> datetime:
+        """When the alert is really issued: its instant, or when the deadline became known."""
+        if self.since is not None and self.since > self.fire_at:
+            return self.since
+        return self.fire_at
+
+
+def minutes_left(alert: Alert, calendar: WorkingCalendar | None = None) -> int:
+    """Working minutes from a warning's issue to the due instant: the configured lead, or less
+    when the deadline became known inside the lead (a 4-hour procedure received at 14:00)."""
+    cal = calendar or default_calendar()
+    return int(cal.working_time_between(alert.issued_at, alert.due_at).total_seconds() // 60)
+
+
+def minutes_overdue(alert: Alert, calendar: WorkingCalendar | None = None) -> int:
+    """Working minutes past due when an overdue notice is issued: zero, unless the step was
+    handed over after its own due instant had already passed."""
+    cal = calendar or default_calendar()
+    return int(cal.working_time_between(alert.due_at, alert.issued_at).total_seconds() // 60)
 
 
 def alert_id(dossier_id: str, key: str) -> uuid.UUID:
@@ -148,8 +172,11 @@ def _all_candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> 
     holder = record["holder"] or record["receiving_agency"]
     if due is not None and holder:
         warn_at = subtract_working_time(due, rules.warning_lead, cal)
-        out.append(Alert("dossier:warning", "warning", warn_at, "dossier", due, holder))
-        out.append(Alert("dossier:overdue", "overdue", due, "dossier", due, holder))
+        known = state.received_at
+        out.append(
+            Alert("dossier:warning", "warning", warn_at, "dossier", due, holder, since=known)
+        )
+        out.append(Alert("dossier:overdue", "overdue", due, "dossier", due, holder, since=known))
         out.append(Alert("dossier:apology", "apology", due, "dossier", due, holder))
     for step in state.steps:
         if step.status is StepStatus.RETURNED or not step.agency:
@@ -181,6 +208,7 @@ def _all_candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> 
                     sdue,
                     step.agency,
                     step=step.step,
+                    since=step.sent_at,
                 )
             )
             out.append(
@@ -192,6 +220,7 @@ def _all_candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> 
                     sdue,
                     step.agency,
                     step=step.step,
+                    since=step.sent_at,
                 )
             )
     return out

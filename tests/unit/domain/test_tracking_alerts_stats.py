@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from lienthong.domain.alerts import AlertRules, alert_id, due_alerts
+from lienthong.domain.alerts import AlertRules, alert_id, due_alerts, minutes_left, minutes_overdue
 from lienthong.domain.lifecycle import Channel, EventKind
 from lienthong.domain.stats import figures, period_of
 from lienthong.domain.tracking import Applied, Duplicate, Facts, Rejected, RejectReason, track
@@ -139,3 +139,57 @@ def test_carried_over_and_rates():
     assert f["carried_over"] == 1 and f["received"] == 0 and f["in_progress_overdue"] == 1
     r = rates({**f, "finished_early": 1, "finished_late": 1, "received": 4, "received_online": 1})
     assert r == {"on_time_rate": 0.5, "online_rate": 0.25, "postal_rate": 0.0}
+
+
+def test_a_late_warning_says_how_much_time_is_really_left():
+    """A 4-working-hour deadline known only at 14:00 (due next morning 10:00 under the
+    08:00-12:00/13:00-17:00 test sessions or the packaged calendar alike): the warning is issued
+    at the receipt, not a working day before it, with the minutes that actually remain."""
+    received = datetime(2026, 1, 5, 14, 0, tzinfo=VN)  # Monday afternoon
+    facts = _f(
+        "w1",
+        EventKind.DOSSIER_RECEIVED,
+        received,
+        channel=Channel.COUNTER,
+        due=datetime(2026, 1, 6, 10, 0, tzinfo=VN),
+        procedure="2.000635",
+    )
+    rec = track(None, facts, partition=0, offset=1).record
+    rules = AlertRules()  # one working day of lead
+    warning = next(a for a in due_alerts(rec, received, rules) if a.kind == "warning")
+    assert warning.fire_at < received  # the lead reaches back before the receipt
+    assert warning.issued_at == received
+    left = minutes_left(warning)
+    assert 0 < left < rules.warning_lead.total_seconds() // 60
+    from lienthong.domain.calendar import default_calendar
+
+    expected = default_calendar().working_time_between(received, warning.due_at)
+    assert left == int(expected.total_seconds() // 60)
+    overdue = next(a for a in due_alerts(rec, warning.due_at, rules) if a.kind == "overdue")
+    assert overdue.issued_at == overdue.due_at and minutes_overdue(overdue) == 0
+
+
+def test_an_overdue_notice_issued_after_the_due_counts_the_minutes_past_it():
+    """A step handed over after its own due instant: the overdue notice is issued at the
+    handover and says how far past due the step already was."""
+    rec = track(None, RECEIVED, partition=0, offset=1).record
+    sent_at = T0 + timedelta(days=1)
+    handed = track(
+        rec,
+        _f(
+            "h1",
+            EventKind.HANDOFF_SENT,
+            sent_at,
+            handoff_id="H1",
+            to_agency=B,
+            step=1,
+            due=sent_at - timedelta(hours=3),
+        ),
+        partition=0,
+        offset=2,
+    ).record
+    overdue = next(
+        a for a in due_alerts(handed, sent_at, AlertRules()) if a.key == "step:1:overdue"
+    )
+    assert overdue.issued_at == sent_at
+    assert minutes_overdue(overdue) > 0
