@@ -37,7 +37,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lienthong.domain.alerts import AlertRules, alert_id, subtract_working_time
+from lienthong.domain.alerts import AlertRules, alert_id, apology_terms, subtract_working_time
 from lienthong.domain.calendar import WorkingCalendar, default_calendar
 from lienthong.domain.classification import classify
 from lienthong.domain.deadlines import Pause, extend_for_pauses
@@ -56,7 +56,6 @@ from lienthong.domain.lifecycle import (
     portal_status,
 )
 from lienthong.domain.procedures import Procedure, ProcedureCatalogue, load_procedures
-from lienthong.domain.slip import build_apology, build_slip
 from lienthong.domain.stats import FIGURES
 from lienthong.schemas import models as m
 from lienthong.simulators.province import Period
@@ -439,21 +438,18 @@ def apology_content(
 ) -> dict[str, Any]:
     """Responsible agency and proposed new appointment (phiếu xin lỗi và hẹn lại) with the slip
     rules, as of the overdue instant and the events applied by then."""
-    rules = rules or AlertRules()
-    events = applied[: alert.events]
-    slip = build_slip(events, procedure=procedure, calendar=calendar, now=alert.fire_at)
-    apology = build_apology(
-        slip,
-        now=alert.fire_at,
-        extension=rules.apology_extension,
+    responsible, new_appointment, _ = apology_terms(
+        applied[: alert.events],
+        at=alert.fire_at,
+        fallback=alert.responsible,
         procedure=procedure,
+        rules=rules or AlertRules(),
         calendar=calendar,
     )
-    responsible = apology.responsible_agencies[0] if apology.responsible_agencies else None
     return {
         "dossier": alert.dossier_id,
-        "responsible": responsible or alert.responsible,
-        "new_appointment": apology.proposed_appointment.isoformat(),
+        "responsible": responsible,
+        "new_appointment": new_appointment.isoformat(),
         "previous_appointment": alert.due_at.isoformat(),
     }
 

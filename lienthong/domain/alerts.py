@@ -17,13 +17,14 @@ same id and Kafka key and is recognisable as the same alert.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from lienthong.domain.calendar import VN_TZ, WorkingCalendar, default_calendar
 from lienthong.domain.deadlines import Pause, extend_for_pauses
-from lienthong.domain.lifecycle import DossierStatus, StepStatus
+from lienthong.domain.lifecycle import DossierEvent, DossierStatus, StepStatus
 from lienthong.domain.procedures import Procedure
 from lienthong.domain.slip import build_apology, build_slip
 from lienthong.domain.tracking import Record, effective_due, events_of, pauses_of, state_of
@@ -33,6 +34,7 @@ __all__ = [
     "AlertRules",
     "alert_id",
     "apology_for",
+    "apology_terms",
     "due_alerts",
     "next_fire",
     "subtract_working_time",
@@ -234,6 +236,31 @@ def _step_due(record: Record, due: datetime, sent_at: datetime) -> datetime:
     return extend_for_pauses(due, pauses)
 
 
+def apology_terms(
+    events: Sequence[DossierEvent],
+    *,
+    at: datetime,
+    fallback: str,
+    procedure: Procedure | None,
+    rules: AlertRules,
+    calendar: WorkingCalendar | None = None,
+) -> tuple[str, datetime, str]:
+    """Responsible agency, proposed new appointment and reason of the apology (phiếu xin lỗi
+    và hẹn lại) for a dossier with ``events`` applied, as of the overdue instant ``at``, by the
+    slip rules (:func:`lienthong.domain.slip.build_apology`); ``fallback`` when the slip names
+    no agency. The tracker and the simulator's ground truth both call it."""
+    slip = build_slip(events, procedure=procedure, calendar=calendar, now=at)
+    apology = build_apology(
+        slip,
+        now=at,
+        extension=rules.apology_extension,
+        procedure=procedure,
+        calendar=calendar,
+    )
+    responsible = apology.responsible_agencies[0] if apology.responsible_agencies else None
+    return responsible or fallback, apology.proposed_appointment, apology.reason
+
+
 def apology_for(
     alert: Alert,
     record: Record,
@@ -241,24 +268,16 @@ def apology_for(
     rules: AlertRules,
     calendar: WorkingCalendar | None = None,
 ) -> Alert:
-    """Fill the apology's responsible agency and new appointment with the slip rules
-    (:func:`lienthong.domain.slip.build_apology`), as of the overdue instant."""
-    events = events_of(record)
-    slip = build_slip(events, procedure=procedure, calendar=calendar, now=alert.fire_at)
-    apology = build_apology(
-        slip,
-        now=alert.fire_at,
-        extension=rules.apology_extension,
+    """The apology alert with its responsible agency, new appointment and reason filled in."""
+    responsible, new_appointment, reason = apology_terms(
+        events_of(record),
+        at=alert.fire_at,
+        fallback=alert.responsible,
         procedure=procedure,
+        rules=rules,
         calendar=calendar,
     )
-    responsible = apology.responsible_agencies[0] if apology.responsible_agencies else None
-    return replace(
-        alert,
-        responsible=responsible or alert.responsible,
-        new_appointment=apology.proposed_appointment,
-        reason=apology.reason,
-    )
+    return replace(alert, responsible=responsible, new_appointment=new_appointment, reason=reason)
 
 
 def due_alerts(
