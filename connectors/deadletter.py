@@ -126,7 +126,7 @@ class DeadLetterPublisher:
         self.sent = 0
 
     def publish(self, record: SourceRecord, error: DecodeError | BaseException) -> Any:
-        headers = _prepare(record, error, self.consumer_name, self.clock)
+        headers = rejected_record_headers(record, error, self.consumer_name, self.clock)
         self.sent += 1
         return self.producer.send(self.topic, key=record.key, value=record.value, headers=headers)
 
@@ -134,8 +134,11 @@ class DeadLetterPublisher:
         self.producer.flush(timeout=timeout)
 
 
-def _prepare(record: Any, error: BaseException, consumer: str, clock: Clock) -> Headers:
-    """Dead-letter headers for a rejected record (kafka-python or Faust), logged once."""
+def rejected_record_headers(
+    record: Any, error: BaseException, consumer: str, clock: Clock = _utc_now
+) -> Headers:
+    """Dead-letter headers for a rejected record (kafka-python or Faust), logged once: every
+    sender of dead letters (the publishers here, connectors with their own producer) uses it."""
     get_logger(
         "lienthong.deadletter",
         source_topic=record.topic,
@@ -172,7 +175,7 @@ class FaustDeadLetterPublisher:
         self.sent = 0
 
     async def publish(self, message: Any, error: DecodeError | BaseException) -> Any:
-        headers = _prepare(message, error, self.consumer_name, self.clock)
+        headers = rejected_record_headers(message, error, self.consumer_name, self.clock)
         self.sent += 1
         return await self.topic.send(
             key=message.key,

@@ -554,19 +554,10 @@ class PostalConnector:
             await self._kafka(consumer.close)
 
     async def dead_letter(self, record: Any, error: BaseException) -> None:
-        from lienthong.connectors.deadletter import dead_letter_headers
+        from lienthong.connectors.deadletter import rejected_record_headers
         from lienthong.connectors.sdk.producer import wait_acked
 
-        headers = dead_letter_headers(
-            record.headers,
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            error=error,
-            consumer=CONSUMER_NAME,
-            failed_at=self.clock(),
-        )
-        log.warning("dead_letter", source_offset=record.offset, reason=str(error))
+        headers = rejected_record_headers(record, error, CONSUMER_NAME, self.clock)
         await wait_acked(
             self.producer.send_raw("dead-letters", record.key, record.value, headers=headers)
         )
