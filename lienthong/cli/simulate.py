@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from lienthong.config import load_settings
 from lienthong.logs import configure_logging, get_logger
@@ -278,15 +280,7 @@ def _live(
     # (Short linger: in live mode a record is due now, and latency tests measure from here.)
     started = time.monotonic()
     try:
-
-        def send(record: object) -> None:
-            producer.send_raw(
-                record.topic,  # type: ignore[attr-defined]
-                record.key,  # type: ignore[attr-defined]
-                record.value,  # type: ignore[attr-defined]
-            )
-
-        n, why = run_with_signals(sim, send, clock)
+        n, why = run_with_signals(sim, _sender(producer), clock)
         producer.flush()
     finally:
         producer.close()
@@ -338,16 +332,18 @@ def _produce(settings: object, plan: object, rate: float | None) -> int:
 
     producer = BusProducer(settings, linger_ms=20, batch_size=262_144)  # type: ignore[arg-type]
     try:
-
-        def send(record: object) -> None:
-            producer.send_raw(
-                record.topic,  # type: ignore[attr-defined]
-                record.key,  # type: ignore[attr-defined]
-                record.value,  # type: ignore[attr-defined]
-            )
-
-        n = produce(plan.records(), send, rate=rate)  # type: ignore[attr-defined]
+        n = produce(plan.records(), _sender(producer), rate=rate)  # type: ignore[attr-defined]
         producer.flush()
         return n
     finally:
         producer.close()
+
+
+def _sender(producer: Any) -> Callable[[Any], None]:
+    """Send a planned record (catalogue topic, key, encoded value) through the bus producer;
+    the replay, paced and live loops all hand records to this."""
+
+    def send(record: Any) -> None:
+        producer.send_raw(record.topic, record.key, record.value)
+
+    return send
