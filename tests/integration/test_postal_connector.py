@@ -8,12 +8,10 @@ a real worker. Time is scaled so a day of postal delay takes about a second.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -23,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from lienthong.connectors.sdk.producer import BusProducer
@@ -36,73 +33,13 @@ from lienthong.schemas.models import (
     ProcessingFinished,
     ResultReturned,
 )
-from lienthong.simulators.postal import PostalService, make_app
+from tests.support.fakepost import FakePost
 
 pytestmark = pytest.mark.integration
 
 CENTER = "000.00.01.H10"
 PROC = "1.004227"
 SECRET = "webhook-s3cret"
-TIME_SCALE = 100_000.0  # 26 h of delivery ≈ 0.9 s
-
-
-class FakePost:
-    """The fake post's aiohttp server on its own loop in a background thread."""
-
-    def __init__(self, webhook_url: str, **options: Any) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.service = PostalService(
-            time_scale=TIME_SCALE, webhook_url=webhook_url, webhook_secret=SECRET, **options
-        )
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: web.AppRunner | None = None
-
-    def __enter__(self) -> FakePost:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    async def _start(self) -> None:
-        self.runner = web.AppRunner(make_app(self.service))
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    def __exit__(self, *_: object) -> None:
-        assert self.runner is not None
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        """Read the order book on the server's loop (no torn reads)."""
-
-        async def run() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
-
-    def control(self, **changes: Any) -> None:
-        request = urllib.request.Request(
-            f"{self.url}/control",
-            data=json.dumps(changes).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            response.read()
-
-    def order_by_id(self, order_id: str) -> dict[str, Any] | None:
-        def find() -> dict[str, Any] | None:
-            code = self.service.by_order_id.get(order_id)
-            return json.loads(json.dumps(self.service.orders[code])) if code else None
-
-        return self.call(find)
-
-    def post_attempts(self) -> int:
-        c = self.call(lambda: dict(self.service.counters))
-        return c["orders_created"] + c["orders_repeated"] + c["orders_refused_503"]
 
 
 class Connector:
@@ -289,7 +226,7 @@ def test_delivery_by_post_returns_the_dossier(
             return worker.get_json(f"/dossiers/slip?id={dossier}").get("status")
 
         wait_for(lambda: slip_status() == "finished", 60, "dossier finished", worker.log_tail)
-        with FakePost(webhook_url(connector_env), failure_rate=0.0) as post:
+        with FakePost(webhook_url(connector_env), SECRET, failure_rate=0.0) as post:
             connector = start_connector(post)
             producer.publish(postal_order(dossier, f"DELIVERY-{dossier}"))
             wait_for(
@@ -324,7 +261,12 @@ def test_polling_alerts_dead_letters_and_restart(
 ):
     # Every webhook lost and a busy post: polling alone must ingest, orders must be retried.
     with FakePost(
-        webhook_url(connector_env), failure_rate=0.0, webhook_drop_rate=1.0, error_rate=0.5, seed=3
+        webhook_url(connector_env),
+        SECRET,
+        failure_rate=0.0,
+        webhook_drop_rate=1.0,
+        error_rate=0.5,
+        seed=3,
     ) as post:
         first = start_connector(post)
         soon = datetime.now(UTC) + timedelta(hours=6)

@@ -8,12 +8,10 @@ pickup (23 h) takes under a second and a delivery (28 h) about a second.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,57 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from lienthong.runtime.probe import free_port
 from lienthong.schemas import AvroCodec, registry_from_settings
 from lienthong.schemas.models import PostalOrderRequested, PostalTracking, ResultReturned
-from lienthong.simulators.postal import PostalService, make_app
 from lienthong.simulators.verify import read_topic
+from tests.support.fakepost import FakePost
 
 pytestmark = pytest.mark.integration
 
 SECRET = "live-postal-s3cret"
-TIME_SCALE = 100_000.0
 PICKUP_SCANS = ["pickup_ordered", "collected", "delivered_to_center"]
-
-
-class FakePost:
-    """The fake post's HTTP server on its own event loop in a background thread."""
-
-    def __init__(self, webhook_url: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.service = PostalService(
-            time_scale=TIME_SCALE, webhook_url=webhook_url, webhook_secret=SECRET, failure_rate=0.0
-        )
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: web.AppRunner | None = None
-
-    def __enter__(self) -> FakePost:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    async def _start(self) -> None:
-        self.runner = web.AppRunner(make_app(self.service))
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    def __exit__(self, *_: object) -> None:
-        assert self.runner is not None
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    def orders(self) -> list[dict[str, Any]]:
-        """A copy of the order book, read on the server's loop."""
-
-        async def read() -> list[dict[str, Any]]:
-            return json.loads(json.dumps(list(self.service.orders.values())))
-
-        return asyncio.run_coroutine_threadsafe(read(), self.loop).result(10)
 
 
 class Process:
@@ -157,7 +115,7 @@ def test_live_simulator_orders_through_the_postal_connector(
         events = [codec.decode(r.value) for r in read_topic(bus_settings, name, 10.0)]
         return [e for e in events if isinstance(e, cls)]
 
-    with FakePost(webhook) as post:
+    with FakePost(webhook, SECRET, failure_rate=0.0) as post:
         connector = Process(
             ["lienthong.connectors.postal", "--url", post.url], env, tmp_path / "connector.log"
         )
