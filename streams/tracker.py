@@ -72,7 +72,7 @@ from lienthong.streams.app import (
     topic,
     write_changelog,
 )
-from lienthong.streams.clock import Clock
+from lienthong.streams.clock import Clock, backlog_after
 from lienthong.streams.facts import facts_of
 from lienthong.streams.gaps import GapGuard
 
@@ -394,6 +394,9 @@ async def _handle(event: Any, batch: Batch) -> None:
     message = event.message
     partition = message.partition
     raw = event.value
+    # Every record, also one that is dead-lettered: the last of a backlog puts the
+    # partition back on the wall clock (live mode; see lienthong.streams.clock).
+    clock.consumed(partition, backlog_after(message.offset, app.consumer.highwater(message.tp)))
     model = validator.decode_or_reason(raw)
     if isinstance(model, DecodeError):
         await dead_letter_publisher.publish(message, model)

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from lienthong.domain.alerts import subtract_working_time
+from lienthong.domain.calendar import default_calendar
 from lienthong.schemas.codec import AvroCodec
-from lienthong.schemas.models import DossierReceived
+from lienthong.schemas.models import DossierReceived, ProcessingFinished, ResultReturned
 from lienthong.schemas.registry import registry_from_settings
 from tests.integration.test_streams_scenarios import CENTER, SUBJECT, Script, consume, publish
 
@@ -52,3 +54,56 @@ def test_live_clock_fires_warning_then_overdue_and_apology_by_wall_time(
     assert overdue.due_at == due.replace(microsecond=0) or overdue.due_at == due
     slip = worker.get_json("/dossiers/slip?id=HS-LIVE")
     assert slip["sent_alerts"] == ["dossier:apology", "dossier:overdue", "dossier:warning"]
+
+
+def test_a_backlog_is_judged_in_event_time_then_the_wall_clock_takes_over(
+    kafka_bootstrap, catalogue_topics, bus_settings, start_worker
+):
+    """A live worker that finds a backlog (restart after downtime, a day uploaded at once)
+    must not alert on a dossier the backlog itself finishes in time.
+
+    Both dossiers were received three working days ago with an appointment two working days
+    later; the warning instant (one working day before) and the appointment are long past.
+    HS-DONE was finished an hour after its receipt, before any of them: no alert may exist.
+    HS-OPEN was never finished: its warning, overdue notice and apology are due by the wall
+    clock once the worker has caught up. Judging HS-DONE's receipt on the wall clock, before
+    its finish queued right behind it is applied, fires all three for it too.
+    """
+    codec = AvroCodec(registry_from_settings(bus_settings))
+    cal = default_calendar()
+    received = subtract_working_time(datetime.now(UTC), timedelta(hours=24), cal)
+    due = cal.add_working_time(received, timedelta(hours=16))
+    finished = cal.add_working_time(received, timedelta(hours=1))
+    assert finished < subtract_working_time(due, timedelta(hours=8), cal) < due < datetime.now(UTC)
+    s = Script()
+    for dossier in ("HS-DONE", "HS-OPEN"):
+        s.add(
+            DossierReceived,
+            dossier,
+            received,
+            channel="counter",
+            procedure_code="1.004227",
+            receiving_agency=CENTER,
+            subject=SUBJECT,
+            received_at=received,
+            appointment_at=due,
+        )
+    s.add(ProcessingFinished, "HS-DONE", finished, agency=CENTER, outcome="approved")
+    s.add(ResultReturned, "HS-DONE", finished, agency=CENTER, method="counter")
+    # On the topic before the worker starts: it meets them as a backlog.
+    publish(kafka_bootstrap, catalogue_topics, codec, s.events)
+    worker = start_worker({"LIENTHONG_STREAMS__CLOCK": "live"})
+
+    alerts: list = []
+    deadline = time.monotonic() + 30
+    while len(alerts) < 3 and time.monotonic() < deadline:
+        alerts = consume(kafka_bootstrap, catalogue_topics["deadline-alerts"], codec, idle_s=1)
+    time.sleep(3)  # a few live ticks more: nothing may follow for HS-DONE
+    alerts = consume(kafka_bootstrap, catalogue_topics["deadline-alerts"], codec)
+    got = sorted((a.envelope.dossier_id, a.EVENT_TYPE) for a in alerts)
+    assert got == [
+        ("HS-OPEN", "apology_issued"),
+        ("HS-OPEN", "deadline_overdue"),
+        ("HS-OPEN", "deadline_warning"),
+    ], worker.log_tail()
+    assert worker.get_json("/dossiers/slip?id=HS-DONE")["sent_alerts"] == []
