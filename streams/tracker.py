@@ -11,12 +11,18 @@ applied in offset order) and keeps a changelog-backed table of tracker records (
   are byte-identical and consumers drop them by event id;
 - deadline alerts are sent and acknowledged *before* the record notes them as emitted, so a
   crash can only repeat an alert (same uuid5 id and key), never lose one.
+
+Failures (see :mod:`lienthong.streams.failures`): a record whose handling raises is
+dead-lettered (``ProcessingFailed``, or ``OutputTooLarge`` when an output could not be
+written) and the batch carries on; a failure of the bus itself stops the process before the
+batch is acknowledged, so its records are read again after the restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -74,6 +80,13 @@ from lienthong.streams.app import (
 )
 from lienthong.streams.clock import Clock, backlog_after
 from lienthong.streams.facts import facts_of
+from lienthong.streams.failures import (
+    Rejection,
+    is_infrastructure,
+    processing_failed,
+    stop_process,
+    too_large,
+)
 from lienthong.streams.gaps import GapGuard
 
 log = get_logger(__name__)
@@ -108,12 +121,6 @@ PORTAL_NAMESPACE = uuid.UUID("0b9c9d4e-3a51-5a0e-8f3e-706f7274616c")
 # from the table whenever a partition is (re)assigned, so they follow the partitions.
 _heaps: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
 _built: set[int] = set()
-
-
-class Rejection(Exception):
-    def __init__(self, error_class: str, reason: str) -> None:
-        super().__init__(reason)
-        self.error_class = error_class
 
 
 # Portal dates by ISO instant: every portal record repeats the whole processing log, so the
@@ -180,12 +187,75 @@ def _portal_record(record: Record, index: int) -> PortalStatusRecord:
     )
 
 
-async def _emit_outputs(record: Record, index: int, raw: bytes, facts: Facts, batch: Batch) -> None:
+# The producer refuses a record over this size (Faust's producer_max_request_size).
+MAX_RECORD_BYTES: int = app.conf.producer_max_request_size
+# Above these sizes an event may make its dossier's changelog record too large, and the record
+# JSON is measured before it is saved. Below them it cannot: the record JSON of a dossier is a
+# bounded multiple of its portal record, whose log holds the same entries (3-5x on the scripted
+# month of the integration tests, escaped free text at most 6x; 16x is the margin taken),
+# plus what events carry outside the log (handoff ids and the like), which only an event over
+# SUSPECT_EVENT_BYTES can bring in bulk (typical events are 150-250 bytes). Measuring every
+# record would cost a second JSON encoding per event (~4 % of the tracker's CPU).
+SUSPECT_EVENT_BYTES = 4096
+SUSPECT_PORTAL_BYTES = MAX_RECORD_BYTES // 16
+
+Outputs = list[tuple[str, bytes, bytes]]
+
+
+def _outputs(record: Record, index: int, raw: bytes, facts: Facts) -> Outputs:
+    """The records an applied event produces, encoded and size-checked, nothing sent yet.
+
+    Built before the tracker record is saved, so an event whose outputs cannot be written
+    (``OutputTooLarge``, or an exception building them) is rejected with the dossier
+    untouched; after the save only the sends remain, and they fail only with the bus.
+    """
     key = record["id"].encode()
-    value = encode(_portal_record(record, index))
-    batch.sent.append(await produce(PORTAL_STATUS, key, value))
+    outputs = [(PORTAL_STATUS, key, encode(_portal_record(record, index)))]
     if facts.kind is EventKind.HANDOFF_SENT and facts.to_agency:
-        batch.sent.append(await produce(AGENCY_INBOX, facts.to_agency.encode(), raw))
+        outputs.append((AGENCY_INBOX, facts.to_agency.encode(), raw))
+    for name, out_key, value in outputs:
+        rejection = too_large(name, out_key, value, MAX_RECORD_BYTES)
+        if rejection is not None:
+            raise rejection
+    return outputs
+
+
+def _check_record_size(record: Record, raw: bytes, outputs: Outputs) -> None:
+    """Refuse an event that would make the dossier's changelog record unwritable.
+
+    A record saved in memory but refused by the producer at the end of the batch would stop
+    the worker at every restart (the batch fails as a whole): the event is rejected here
+    instead, while the dossier is still as it was. Measured only for suspect sizes (above).
+    """
+    if len(raw) <= SUSPECT_EVENT_BYTES and len(outputs[0][2]) <= SUSPECT_PORTAL_BYTES:
+        return
+    name = dossiers.changelog_topic.get_topic_name()
+    key = json.dumps(record["id"], separators=(",", ":")).encode()
+    value = json.dumps(record, separators=(",", ":")).encode()
+    rejection = too_large(name, key, value, MAX_RECORD_BYTES, what="tracker record (changelog)")
+    if rejection is not None:
+        raise rejection
+
+
+async def _send(outputs: Outputs, batch: Batch) -> None:
+    for name, key, value in outputs:
+        batch.sent.append(await produce(name, key, value))
+
+
+def _note_change(partition: int, record: Record, at: datetime, now: datetime, timer: bool) -> None:
+    """Counts (and the timer, if ``timer``) of a record just saved.
+
+    Why the exceptions are caught: the record is saved and its outputs are on their way, so
+    the event *has* been applied; dead-lettering it would say otherwise, and letting the
+    exception stop the agent would make it a poison record. The loss is derived state only
+    (a count or a timer of one dossier), rebuilt from the table at the next rebalance/restart.
+    """
+    try:
+        stats_stage.touch(partition, record, at, now)
+        if timer:
+            _schedule(partition, record)
+    except Exception:
+        log.exception("derived_state_failed", dossier_id=record["id"], partition=partition)
 
 
 def _alert_model(record: Record, alert: Alert) -> Event:
@@ -234,6 +304,16 @@ def _alert_model(record: Record, alert: Alert) -> Event:
     )
 
 
+def _alert_value(record: Record, alert: Alert) -> bytes:
+    if alert.kind == "apology":
+        alert = apology_for(alert, record, procedures.get(record["procedure"] or ""), rules)
+    value = encode(_alert_model(record, alert))
+    rejection = too_large(DEADLINE_ALERTS, record["id"].encode(), value, MAX_RECORD_BYTES)
+    if rejection is not None:
+        raise rejection
+    return value
+
+
 def _schedule(partition: int, record: Record) -> None:
     at = next_fire(record, rules)
     if at is not None:
@@ -246,8 +326,13 @@ def _build(partition: int, now: datetime) -> None:
     stats_stage.owned_since(partition)
     for record in dossiers.values():
         if record and record.get("partition") == partition:
-            _schedule(partition, record)
-            stats_stage.index(partition, record, rebuilt_at=now)
+            try:
+                _schedule(partition, record)
+                stats_stage.index(partition, record, rebuilt_at=now)
+            except Exception:  # one odd record must not stop the partition (see _note_change)
+                log.exception(
+                    "derived_state_failed", dossier_id=record.get("id"), partition=partition
+                )
     _built.add(partition)
 
 
@@ -259,31 +344,37 @@ async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
     changelog, so a crash in between repeats alerts (same ids), never loses one.
     """
     heap = _heaps[partition]
-    fired: dict[str, tuple[Record, list[Alert]]] = {}
+    fired: dict[str, tuple[Record, list[Alert], list[bytes]]] = {}
     while heap and now is not None and heap[0][0] <= now:
         _, dossier_id = heapq.heappop(heap)
         record = dossiers.get(dossier_id)
         if record is None or dossier_id in fired:
             continue
-        alerts = due_alerts(record, now, rules)
-        if not alerts:
-            _schedule(partition, record)
+        try:
+            alerts = due_alerts(record, now, rules)
+            if not alerts:
+                _schedule(partition, record)
+                continue
+            values = [_alert_value(record, alert) for alert in alerts]
+        except Exception:
+            # This dossier's record, not the event being applied, cannot give its alerts:
+            # blaming the event would dead-letter an innocent record, and raising would make
+            # every later event of the partition fail the same way. The timer is dropped
+            # until the partition is rebuilt (rebalance/restart), when it is tried again.
+            log.exception("deadline_alerts_failed", dossier_id=dossier_id, partition=partition)
             continue
-        fired[dossier_id] = (record, alerts)
+        fired[dossier_id] = (record, alerts, values)
     if not fired:
         return
-    for dossier_id, (record, alerts) in fired.items():
-        for alert in alerts:
-            if alert.kind == "apology":
-                alert = apology_for(alert, record, procedures.get(record["procedure"] or ""), rules)
-            model = _alert_model(record, alert)
-            batch.alerts.append(await produce(DEADLINE_ALERTS, dossier_id.encode(), encode(model)))
+    for dossier_id, (_record, alerts, values) in fired.items():
+        key = dossier_id.encode()
+        for alert, value in zip(alerts, values, strict=True):
+            batch.alerts.append(await produce(DEADLINE_ALERTS, key, value))
             log.info("deadline_alert", dossier_id=dossier_id, alert=alert.key)
-    for dossier_id, (record, alerts) in fired.items():
+    for dossier_id, (record, alerts, _values) in fired.items():
         record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in alerts)]}
         batch.save(dossier_id, record)
-        stats_stage.touch(partition, record, min(a.fire_at for a in alerts), now)
-        _schedule(partition, record)
+        _note_change(partition, record, min(a.fire_at for a in alerts), now, timer=True)
 
 
 # Records taken from the stream at a time, and how long to wait for a batch to fill. A batch
@@ -313,6 +404,9 @@ class Batch:
         self.progress: dict[int, int] = {}
         self.alerts: list[asyncio.Future[Any]] = []
         self.sent: list[asyncio.Future[Any]] = []
+        # The dossier and event of the record being applied, for a failure's dead letter.
+        self.dossier_id: str | None = None
+        self.event_id: str | None = None
 
     def save(self, key: str, value: Record) -> None:
         dossiers.data[key] = value
@@ -369,6 +463,25 @@ async def repair_dossier_event_tail_gaps() -> None:
 
 @app.agent(dossier_events)
 async def track_dossiers(stream: faust.StreamT) -> None:
+    """Apply batches of records; one failing record is dead-lettered, a failing bus stops us.
+
+    Per record: an exception that is not the bus's (see :func:`is_infrastructure`) rejects
+    that record only (:func:`_reject`) and the batch goes on. Why that is safe: everything an
+    event can fail on (decoding, the rules, building and size-checking its outputs, the
+    changelog size) runs before its record is saved; after the save only sends remain, which
+    fail only with the bus, and the derived counts and timers, which catch their own failures
+    (:func:`_note_change`). So a rejected event leaves its dossier as it was and nothing of it
+    reaches an output.
+
+    Per batch: any other exception (a send failing after the producer's retries, the broker
+    gone) stops the process before Faust acknowledges the batch (:func:`stop_process`). The
+    batch's offsets stay uncommitted, so the restarted worker, or whichever worker the group
+    gives the partitions to, reads them again; records and outputs the batch did get to the
+    broker are recognised then (same source offset, see :mod:`lienthong.domain.tracking`) and
+    re-emitted identically. Letting the exception escape instead would let Faust acknowledge
+    the batch and restart the agent in-process, with the batch's records saved in memory but
+    not in the changelog.
+    """
     global _current
     async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
         async with _processing:
@@ -378,32 +491,72 @@ async def track_dossiers(stream: faust.StreamT) -> None:
                     message = event.message
                     if not await gap_guard.admit(message):
                         continue
-                    await _handle(event, batch)
+                    try:
+                        await _handle(event, batch)
+                    except Exception as exc:
+                        if is_infrastructure(exc):
+                            raise
+                        await _reject(event, exc, batch)
                     # After the record's effects: a crash in between only makes the guard
                     # re-read it.
                     if message.offset > batch.applied_offset(message.partition):
                         batch.progress[message.partition] = message.offset
                 await batch.finish()
+            except Exception as exc:
+                first = events[0].message if events else None
+                stop_process(
+                    log,
+                    "tracker_batch_failed",
+                    exc,
+                    records=len(events),
+                    partition=first.partition if first else None,
+                    first_offset=first.offset if first else None,
+                )
             finally:
                 _current = None
                 gap_guard.busy()
 
 
+async def _reject(event: Any, exc: Exception, batch: Batch) -> None:
+    """Dead-letter the record whose handling raised ``exc``; the batch carries on."""
+    message = event.message
+    dossier_id = batch.dossier_id or (message.key or b"").decode("utf-8", "replace") or None
+    where = {
+        "dossier_id": dossier_id,
+        "event_id": batch.event_id,
+        "partition": message.partition,
+        "offset": message.offset,
+    }
+    if isinstance(exc, Rejection):
+        error = exc
+        log.warning("event_rejected", error_class=exc.error_class, reason=exc.reason, **where)
+    else:
+        error = processing_failed(exc, **where)
+        log.exception("record_processing_failed", error_type=type(exc).__name__, **where)
+    batch.sent.append(await dead_letter_publisher.publish(message, error))
+
+
 async def _handle(event: Any, batch: Batch) -> None:
-    """Apply one dossier-events record: decode, track, emit outputs (or dead-letter it)."""
+    """Apply one dossier-events record: decode, track, emit outputs (or dead-letter it).
+
+    Order matters (see :func:`track_dossiers`): nothing is saved until every output is built
+    and known to fit.
+    """
     message = event.message
     partition = message.partition
     raw = event.value
     # Every record, also one that is dead-lettered: the last of a backlog puts the
     # partition back on the wall clock (live mode; see lienthong.streams.clock).
     clock.consumed(partition, backlog_after(message.offset, app.consumer.highwater(message.tp)))
+    batch.dossier_id = batch.event_id = None
     model = validator.decode_or_reason(raw)
     if isinstance(model, DecodeError):
-        await dead_letter_publisher.publish(message, model)
+        batch.sent.append(await dead_letter_publisher.publish(message, model))
         return
     facts = facts_of(model)
     if facts is None:
         return
+    batch.dossier_id, batch.event_id = facts.dossier_id, facts.event_id
     stats_stage.offset_seen(partition, message.offset)
     clock.observe(partition, facts.at)
     if partition not in _built:
@@ -422,36 +575,44 @@ async def _handle(event: Any, batch: Batch) -> None:
     )
     if isinstance(result, Duplicate):
         if result.same_record and record is not None and result.history_index >= 0:
-            await _emit_outputs(record, result.history_index, raw, facts, batch)
-            stats_stage.touch(partition, record, facts.at, clock.now(partition) or facts.at)
+            outputs = _outputs(record, result.history_index, raw, facts)
+            # Saved again too: the changelog record may have been lost with the outputs (a
+            # batch whose sends failed, or an agent restarted in-process by a rebalance).
+            batch.save(facts.dossier_id, record)
+            await _send(outputs, batch)
+            now = clock.now(partition) or facts.at
+            _note_change(partition, record, facts.at, now, timer=False)
         return
     if not isinstance(result, Applied):
-        await dead_letter_publisher.publish(message, Rejection(result.reason.value, result.detail))
-        log.warning(
-            "event_rejected",
-            dossier_id=facts.dossier_id,
-            event_id=facts.event_id,
-            reason=result.detail,
-        )
+        await _reject(event, Rejection(result.reason.value, result.detail), batch)
         return
+    outputs = _outputs(result.record, result.history_index, raw, facts)
+    _check_record_size(result.record, raw, outputs)
     batch.save(facts.dossier_id, result.record)
-    await _emit_outputs(result.record, result.history_index, raw, facts, batch)
-    stats_stage.touch(partition, result.record, facts.at, clock.now(partition) or facts.at)
-    _schedule(partition, result.record)
+    await _send(outputs, batch)
+    _note_change(partition, result.record, facts.at, clock.now(partition) or facts.at, timer=True)
     # An event may itself make an alert due (e.g. a handoff sent long after its due).
     await _fire_due(partition, clock.now(partition), batch)
 
 
 @app.timer(settings.streams.tick_s)
 async def live_tick() -> None:
-    """Live mode: fire alerts by the wall clock for partitions this worker owns."""
+    """Live mode: fire alerts by the wall clock for partitions this worker owns.
+
+    A failure here is the bus's (alert computations catch their own): the records noting
+    the alerts are saved in memory, so carrying on could leave an alert noted but never
+    acknowledged. Stopping the process restores the records from the changelog instead.
+    """
     if clock.replay:
         return
     async with _processing:
-        for partition in list(_built):
-            batch = Batch()
-            await _fire_due(partition, clock.now(partition), batch)
-            await batch.finish()
+        try:
+            for partition in list(_built):
+                batch = Batch()
+                await _fire_due(partition, clock.now(partition), batch)
+                await batch.finish()
+        except Exception as exc:
+            stop_process(log, "tracker_alert_timer_failed", exc)
 
 
 @app.on_rebalance_complete.connect

@@ -1,0 +1,151 @@
+"""A record whose handling fails must not stop the tracker nor take its neighbours with it.
+
+The realistic trigger: the portal status record repeats the dossier's whole processing log,
+free-text reasons included, so two supplement requests with long (valid, < 1 MB) reasons make
+the second portal record larger than the worker's producer accepts (Faust's
+``producer_max_request_size``, 1,000,000 bytes). That event is dead-lettered with the reason;
+dossiers before and after it in the same partition are processed; the worker stays up.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from lienthong.schemas.codec import AvroCodec
+from lienthong.schemas.models import DossierReceived, SupplementReceived, SupplementRequested
+from lienthong.schemas.registry import registry_from_settings
+from tests.integration.test_streams_scenarios import (
+    CENTER,
+    PROC,
+    REPLAY,
+    SUBJECT,
+    Script,
+    consume,
+    publish,
+    t,
+)
+
+pytestmark = pytest.mark.integration
+
+PARTITION = 0
+# A long reason of the kind an officer pastes (list of missing documents with legal grounds):
+# ~560 KB of UTF-8, so one request is a valid input (< 1 MB) but two do not fit one record.
+LONG_REASON = (
+    "Thiếu bản sao chứng thực Giấy chứng nhận quyền sử dụng đất theo khoản 2 Điều 9 "
+    "Nghị định 61/2018/NĐ-CP; đề nghị bổ sung trích lục bản đồ địa chính. "
+) * 2800
+
+
+def received(s: Script, dossier: str, day: int) -> None:
+    s.add(
+        DossierReceived,
+        dossier,
+        t(day, 8),
+        PARTITION,
+        channel="counter",
+        procedure_code=PROC,
+        receiving_agency=CENTER,
+        subject=SUBJECT,
+        received_at=t(day, 8),
+        appointment_at=t(28, 16),
+    )
+
+
+def supplement(s: Script, dossier: str, day: int, reason: str) -> None:
+    s.add(
+        SupplementRequested,
+        dossier,
+        t(day, 9),
+        PARTITION,
+        requesting_agency=CENTER,
+        reason=reason,
+        documents=["so-do"],
+    )
+
+
+def portal_by_dossier(bootstrap: str, topic: str, codec: AvroCodec) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for record in consume(bootstrap, topic, codec, idle_s=2.0):
+        out.setdefault(record.MaHoSo, []).append(record)
+    return out
+
+
+def wait_portal(
+    bootstrap: str, topic: str, codec: AvroCodec, expected: dict[str, int], timeout: float
+) -> dict[str, list[Any]]:
+    deadline = time.monotonic() + timeout
+    portal: dict[str, list[Any]] = {}
+    while time.monotonic() < deadline:
+        portal = portal_by_dossier(bootstrap, topic, codec)
+        if {k: len(v) for k, v in portal.items()} == expected:
+            return portal
+        time.sleep(1.0)
+    return portal
+
+
+def test_event_with_an_oversize_portal_record_is_dead_lettered_and_its_neighbours_processed(
+    kafka_bootstrap, catalogue_topics, bus_settings, start_worker
+):
+    codec = AvroCodec(registry_from_settings(bus_settings))
+    assert 500_000 < len(LONG_REASON.encode()) < 700_000
+    s = Script()
+    received(s, "HS-BEFORE-1", 3)
+    received(s, "HS-BEFORE-2", 3)
+    received(s, "HS-HUGE", 4)
+    supplement(s, "HS-HUGE", 4, LONG_REASON)
+    s.add(
+        SupplementReceived,
+        "HS-HUGE",
+        t(5, 9),
+        PARTITION,
+        receiving_agency=CENTER,
+        documents=["so-do"],
+    )
+    supplement(s, "HS-HUGE", 6, LONG_REASON.replace("bổ sung", "nộp lại"))  # portal > 1 MB
+    received(s, "HS-AFTER-1", 6)
+    received(s, "HS-AFTER-2", 7)
+    publish(kafka_bootstrap, catalogue_topics, codec, s.events)
+    worker = start_worker(REPLAY)
+
+    expected = {"HS-BEFORE-1": 1, "HS-BEFORE-2": 1, "HS-HUGE": 3, "HS-AFTER-1": 1, "HS-AFTER-2": 1}
+    portal = wait_portal(
+        kafka_bootstrap, catalogue_topics["portal-status"], codec, expected, timeout=90.0
+    )
+    assert {k: len(v) for k, v in portal.items()} == expected, worker.log_tail(60)
+    # The huge dossier's last portal record is the supplement received (status back to 2).
+    assert [p.TrangThaiHoSo for p in portal["HS-HUGE"]] == [2, 5, 2]
+
+    dead = consume(kafka_bootstrap, catalogue_topics["dead-letters"], None, idle_s=2.0)
+    assert len(dead) == 1, [dict(m.headers) for m in dead]
+    headers = {k: v.decode() for k, v in dict(dead[0].headers).items()}
+    assert dead[0].key == b"HS-HUGE"
+    assert headers["lienthong.dlq.error_class"] == "OutputTooLarge"
+    assert "portal-status" in headers["lienthong.dlq.reason"]
+    assert headers["lienthong.dlq.source_offset"] == "5"
+    assert headers["lienthong.dlq.consumer"] == "streams.tracker"
+
+    # The tracker kept the dossier as it was before the rejected event: one supplement asked.
+    slip = worker.get_json("/dossiers/slip?id=HS-HUGE")
+    assert slip["supplement_requests"] == 1 and slip["status"] == "received", slip
+
+    # Still healthy and still applying: a dossier published afterwards is processed too.
+    assert worker.process is not None and worker.process.poll() is None
+    assert worker.get_json("/health")["status"] == "ok"
+    later = Script()
+    received(later, "HS-LATER", 8)
+    publish(kafka_bootstrap, catalogue_topics, codec, later.events)
+    portal = wait_portal(
+        kafka_bootstrap,
+        catalogue_topics["portal-status"],
+        codec,
+        {**expected, "HS-LATER": 1},
+        timeout=60.0,
+    )
+    assert len(portal.get("HS-LATER", [])) == 1, worker.log_tail(60)
+    assert worker.get_json("/dossiers/slip?id=HS-AFTER-2")["status"] == "received"
+    # Nothing was applied twice or restarted: the worker never crashed its agent.
+    log_text = worker.log_file.read_text(errors="replace")
+    assert "Restarting" not in log_text and "crashed" not in log_text.lower()
