@@ -64,6 +64,10 @@ TRUTH_VERSION = 1
 # Version 2 of the "alerts" section: every alert kind by event id (warnings, overdue,
 # apologies, escalations). Truth files without it still verify their overdue lists.
 ALERTS_VERSION = 2
+# Live mode: how long after a stretch's closing record an alert of that stretch may still
+# fire, because a live worker judges that record on the wall clock, a little after its event
+# time (processing lag); such alerts are listed as ones that *may* appear.
+LIVE_GRACE = timedelta(seconds=60)
 ALERT_KINDS = ("warnings", "overdue", "apologies", "escalations")
 # The BRIEF §6 figures, named as in the live-stats contract (the per-channel received counts
 # are derived, so the truth keeps only the base figures).
@@ -544,6 +548,9 @@ class TruthBuilder:
         ] = []
         self._watermarks: dict[int, datetime] = {}
         self._resolved = False
+        # Live only: alerts the wall clock may fire after the window (id -> kind, fire
+        # instant, the entry it will be, and "may" for those only a processing lag can fire).
+        self.later: dict[str, dict[str, Any]] = {}
         self.portal: dict[str, dict[str, Any]] = {}
         self.dead_letters: Counter[str] = Counter()
         self.absorbed: Counter[str] = Counter()
@@ -561,26 +568,47 @@ class TruthBuilder:
             return 0
         return partition_of(dossier_id, self.dossier_partitions)
 
+    def _alert_entry(
+        self, a: AlertTruth, applied: list[DossierEvent] | None, procedure: str | None
+    ) -> tuple[str, Any]:
+        """The alert's kind (section of ``alerts``) and what the truth says of it there."""
+        if a.kind == "warning":
+            return "warnings", f"{a.dossier_id}|{a.key}"
+        if a.kind == "overdue":
+            return "overdue", f"{a.dossier_id}|{a.key}"
+        if a.kind == "apology":
+            assert applied is not None
+            proc = self.procedures.get(procedure or "")
+            return "apologies", apology_content(a, applied, proc, self.rules, self.cal)
+        assert a.handoff is not None
+        return "escalations", {
+            "dossier": a.dossier_id,
+            "step": a.step,
+            "handoff_id": a.handoff[0],
+            "from": a.handoff[1],
+            "to": a.handoff[2],
+        }
+
     def _record_alert(
         self, a: AlertTruth, applied: list[DossierEvent] | None, procedure: str | None
     ) -> None:
-        if a.kind == "warning":
-            self.alerts["warnings"][a.id] = f"{a.dossier_id}|{a.key}"
-        elif a.kind == "overdue":
-            self.alerts["overdue"][a.id] = f"{a.dossier_id}|{a.key}"
-        elif a.kind == "apology":
-            assert applied is not None
-            proc = self.procedures.get(procedure or "")
-            self.alerts["apologies"][a.id] = apology_content(a, applied, proc, self.rules, self.cal)
-        else:
-            assert a.handoff is not None
-            self.alerts["escalations"][a.id] = {
-                "dossier": a.dossier_id,
-                "step": a.step,
-                "handoff_id": a.handoff[0],
-                "from": a.handoff[1],
-                "to": a.handoff[2],
-            }
+        kind, entry = self._alert_entry(a, applied, procedure)
+        self.alerts[kind][a.id] = entry
+
+    def _record_later(
+        self,
+        a: AlertTruth,
+        applied: list[DossierEvent] | None,
+        procedure: str | None,
+        may: bool = False,
+    ) -> None:
+        kind, entry = self._alert_entry(a, applied, procedure)
+        self.later[a.id] = {
+            "kind": kind,
+            "fire_at": a.fire_at.isoformat(),
+            "entry": entry,
+            **({"may": True} if may else {}),
+        }
 
     def _observe(self, t: DossierTruth) -> int:
         """Note the dossier's records on its partition's clock (rejected ones move it too)."""
@@ -605,6 +633,19 @@ class TruthBuilder:
             if last:
                 apology = any(a.kind == "apology" for a in last)
                 self._pending.append((partition, t.applied if apology else None, t.procedure, last))
+        if self.live:
+            self._add_lag_alerts(t, {a.key for a in fired})
+
+    def _add_lag_alerts(self, t: DossierTruth, fired: set[str]) -> None:
+        """Live: alerts falling due just after a stretch's closing record. The worker applies
+        that record a little after its event time and fires what is due by then first, so
+        these may or may not exist (see ``LIVE_GRACE``)."""
+        for seg in t.segments:
+            if seg.until is None:
+                continue
+            for a in _candidates(t.dossier_id, seg, self.rules, self.cal, seg.until + LIVE_GRACE):
+                if a.fire_at > seg.until and a.key not in fired and a.id not in self.later:
+                    self._record_later(a, t.applied, t.procedure, may=True)
 
     def resolve_alerts(self) -> None:
         """Fire the last stretches' alerts up to their partition's final watermark."""
@@ -616,6 +657,9 @@ class TruthBuilder:
             for a in sorted(candidates, key=lambda a: (a.fire_at, a.key)):
                 if a.fire_at <= bound:
                     self._record_alert(a, applied, procedure)
+                elif self.live:
+                    # Nothing more is sent after the window: the wall clock fires it then.
+                    self._record_later(a, applied, procedure)
         self._pending = []
 
     def add(self, t: DossierTruth) -> None:
@@ -716,6 +760,7 @@ class TruthBuilder:
                 ),
             },
             **{kind: dict(sorted(v.items())) for kind, v in self.alerts.items()},
+            **({"after_window": dict(sorted(self.later.items()))} if self.live else {}),
         }
 
     def postal_json(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lienthong.simulators.truth import COUNT_FIELDS
@@ -100,7 +100,11 @@ def compare_report(truth: dict[str, Any], actual: Actual) -> tuple[list[Row], li
             if _period_of(key) in periods and any(int(got.get(f, 0)) for f in fields):
                 mismatched.append(key)
     rows.append(Row("stats keys differing", 0, len(mismatched)))
+    mode = (truth.get("meta") or {}).get("mode")
     alerts = truth["alerts"]
+    if mode == "live" and "after_window" in alerts:
+        alerts = live_expected_alerts(alerts, actual, notes)
+        mode = "live-checked"
     got_d = set(actual.get("overdue_dossiers", ()))
     got_s = set(actual.get("overdue_steps", ()))
     rows.append(Row("overdue dossiers (alerts)", len(alerts["overdue_dossiers"]), len(got_d)))
@@ -115,7 +119,7 @@ def compare_report(truth: dict[str, Any], actual: Actual) -> tuple[list[Row], li
     ):
         _examples(f"{label} expected, not on the bus", exp_set - got_set, {}, notes)
         _examples(f"{label} on the bus, not expected", got_set - exp_set, {}, notes)
-    rows.extend(_alert_rows(alerts, actual, notes, (truth.get("meta") or {}).get("mode")))
+    rows.extend(_alert_rows(alerts, actual, notes, mode))
     portal_exp: dict[str, dict[str, Any]] = truth["portal"]
     portal_got: dict[str, dict[str, Any]] = actual.get("portal", {})
     rows.append(Row("portal dossiers", len(portal_exp), len(portal_got)))
@@ -142,6 +146,72 @@ def compare_report(truth: dict[str, Any], actual: Actual) -> tuple[list[Row], li
 
 _NEW_KINDS = ("warnings", "apologies", "escalations")
 
+# How long after its fire instant a wall-clock alert may take to be on the topic (the live
+# timer's tick, the worker being busy, the broker acknowledging it).
+LIVE_MARGIN = timedelta(seconds=15)
+
+
+def live_expected_alerts(
+    alerts: dict[str, Any], actual: Actual, notes: list[str]
+) -> dict[str, Any]:
+    """A live truth's alerts as of when the bus's alerts were read.
+
+    Why: after the simulator stops, the live workers' wall clock keeps firing the alerts of
+    dossiers left open (nothing more is sent). The truth lists those under ``after_window``
+    with their fire instants; each one due ``LIVE_MARGIN`` before the reading began must be on
+    the bus, one due later than the reading ended must not, and in between either is right.
+    Alerts marked ``may`` (due just after a record that cancelled them: a live worker applies
+    a record a little after its event time) are right either way.
+    """
+    started, ended = actual.get("read_from"), actual.get("read_to")
+    if started is None or ended is None:
+        notes.append(
+            "alerts due after the live window not checked: the actual data does not say when "
+            "it was read"
+        )
+        return alerts
+    must_by = datetime.fromisoformat(started) - LIVE_MARGIN
+    may_by = datetime.fromisoformat(ended) + LIVE_MARGIN
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in alerts.items()}
+    required = optional = 0
+    for alert_id, later in alerts["after_window"].items():
+        kind, entry = later["kind"], later["entry"]
+        if alert_id in out[kind]:
+            continue
+        fire_at = datetime.fromisoformat(later["fire_at"])
+        on_bus = alert_id in (actual.get(kind) or {}) or (
+            kind == "overdue" and _overdue_label(entry) in _overdue_seen(actual)
+        )
+        if not later.get("may") and fire_at <= must_by:
+            out[kind][alert_id] = entry
+            required += 1
+        elif on_bus and (later.get("may") or fire_at <= may_by):
+            out[kind][alert_id] = entry
+            optional += 1
+    overdue = sorted(out["overdue"].values())
+    out["overdue_dossiers"] = sorted(
+        k.split("|", 1)[0] for k in overdue if k.endswith("|dossier:overdue")
+    )
+    out["overdue_steps"] = sorted(
+        _overdue_label(k) for k in overdue if k.split("|", 1)[1].startswith("step:")
+    )
+    notes.append(
+        f"live: {len(alerts['after_window'])} alerts fall due after the window; {required} were "
+        f"due before the bus was read (required), {optional} more were on it (allowed: due "
+        "while it was read, or just after a record that cancels them)"
+    )
+    return out
+
+
+def _overdue_label(entry: str) -> str:
+    """``dossier|dossier:overdue`` -> dossier; ``dossier|step:N:overdue`` -> ``dossier#N``."""
+    dossier, key = entry.split("|", 1)
+    return dossier if key == "dossier:overdue" else f"{dossier}#{key.split(':')[1]}"
+
+
+def _overdue_seen(actual: Actual) -> set[str]:
+    return set(actual.get("overdue_dossiers", ())) | set(actual.get("overdue_steps", ()))
+
 
 def _same_instant(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
@@ -167,11 +237,12 @@ def _alert_rows(
 ) -> list[Row]:
     """Warnings, apologies and escalations by alert id (truth alerts version 2)."""
     if mode == "live":
-        # Live workers fire by the wall clock, which runs on after the simulated window: the
-        # truth (an event-time prediction) is then only a lower bound.
+        # A live truth written before ``after_window`` existed cannot say which alerts the
+        # wall clock has fired since the window ended.
         notes.append(
-            "warnings, apologies and escalations not checked: a live-mode truth cannot say "
-            "which alerts the wall clock has reached since; verify them on a replay"
+            "warnings, apologies and escalations not checked: this live-mode truth predates "
+            "the alerts due after its window (after_window); verify them on a replay or "
+            "simulate again"
         )
         return []
     if int(alerts.get("version", 1)) < 2 or any(k not in alerts for k in _NEW_KINDS):
@@ -290,6 +361,7 @@ def collect_actual(settings: Any, timeout_s: float = 30.0) -> Actual:
         if isinstance(event, LiveStatsSnapshot):
             actual["stats"][event.key] = {f: getattr(event, f) for f in COUNT_FIELDS}
     alert_records: Counter[str] = Counter()
+    actual["read_from"] = datetime.now(UTC).isoformat()
     for record in read_topic(settings, "deadline-alerts", timeout_s):
         event = decode_or_reason(record.value)
         if not isinstance(event, Event):
@@ -322,6 +394,7 @@ def collect_actual(settings: Any, timeout_s: float = 30.0) -> Actual:
                 "from": event.from_agency,
                 "to": event.to_agency,
             }
+    actual["read_to"] = datetime.now(UTC).isoformat()
     actual["alerts_repeated"] = sum(n - 1 for n in alert_records.values())
     actual["rules"] = {
         "warning_lead_hours": settings.streams.warning_lead_hours,

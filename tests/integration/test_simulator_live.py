@@ -107,3 +107,6 @@ def test_live_session_delivers_dossiers_received_now(
     )
     assert verify.returncode == 0, verify.stdout
     assert f"{day_label} received" in verify.stdout
+    # Alerts are checked too, those the wall clock fires after the stop included.
+    assert "warnings not matching" in verify.stdout, verify.stdout
+    assert "alerts fall due after the window" in verify.stdout, verify.stdout

@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from lienthong.domain.alerts import AlertRules, alert_id, apology_for, due_alerts, next_fire
+from lienthong.domain.alerts import (
+    AlertRules,
+    alert_id,
+    apology_for,
+    due_alerts,
+    next_fire,
+    subtract_working_time,
+)
 from lienthong.domain.calendar import default_calendar
 from lienthong.domain.procedures import load_procedures
 from lienthong.domain.tracking import Applied, track
@@ -458,3 +465,45 @@ def test_apology_without_a_late_step_names_the_agency_holding_the_dossier() -> N
     apology = b.alerts_json()["apologies"][str(alert_id(s.id, "dossier:apology"))]
     assert apology["responsible"] == CENTER  # nobody else ever had it
     assert datetime.fromisoformat(apology["new_appointment"]) == at(22, 10)  # + 10 working days
+
+
+def test_a_live_truth_lists_the_alerts_the_wall_clock_fires_after_its_window() -> None:
+    """Nothing is sent after a live window, but the workers' wall clock runs on: the open
+    dossier's overdue notice and apology are due after the window's end and listed as such."""
+    a = Script("H10.TEST.A").received(at(5, 9), at(8, 10))
+    done = Script("H10.TEST.DONE").received(at(5, 9), at(8, 10)).finished(at(5, 11))
+    live = Period("live:202601071200", JAN.start, at(7, 12))
+    builder = TruthBuilder(live, rules=RULES, dossier_partitions=6, from_settings=False)
+    builder.add(a.truth())
+    builder.add(done.truth())
+    alerts = builder.alerts_json()
+    assert list(alerts["warnings"].values()) == [f"{a.id}|dossier:warning"]
+    later = alerts["after_window"]
+    assert {v["kind"] for v in later.values()} == {"overdue", "apologies"}
+    assert all(v["entry"] for v in later.values())
+    assert {datetime.fromisoformat(v["fire_at"]) for v in later.values()} == {at(8, 10)}
+    assert not any(v.get("may") for v in later.values())
+    overdue = later[str(alert_id(a.id, "dossier:overdue"))]
+    assert overdue["entry"] == f"{a.id}|dossier:overdue"
+    # A replay truth has no such list: its clock stops with the stream.
+    replay = TruthBuilder(JAN, rules=RULES, dossier_partitions=6, from_settings=False)
+    replay.add(a.truth())
+    assert "after_window" not in replay.alerts_json()
+
+
+def test_a_live_truth_allows_alerts_due_just_after_a_record_that_cancels_them() -> None:
+    """A live worker applies a record a little after its event time and fires what is due by
+    then first: a warning due 10 s after the finish may exist; one due an hour after may not."""
+    warn = subtract_working_time(at(8, 10), RULES.warning_lead, CAL)
+    close = Script("H10.TEST.CLOSE").received(at(5, 9), at(8, 10))
+    close.finished(warn - timedelta(seconds=10))
+    far = Script("H10.TEST.FAR").received(at(5, 9), at(8, 10)).finished(warn - timedelta(hours=1))
+    live = Period("live:202601091200", JAN.start, at(9, 12))
+    builder = TruthBuilder(live, rules=RULES, dossier_partitions=6, from_settings=False)
+    builder.add(close.truth())
+    builder.add(far.truth())
+    alerts = builder.alerts_json()
+    assert alerts["warnings"] == {}
+    may = alerts["after_window"]
+    assert list(may) == [str(alert_id(close.id, "dossier:warning"))]
+    assert may[str(alert_id(close.id, "dossier:warning"))]["may"] is True

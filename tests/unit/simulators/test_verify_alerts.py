@@ -218,3 +218,58 @@ def test_live_mode_truth_skips_the_new_rows_with_a_note(truth: dict[str, Any]) -
     rows, notes = compare_report(live, actual)
     assert all(r.ok for r in rows)
     assert "live-mode truth" in notes[0]
+
+
+# -- live truths: alerts the wall clock fires after the window ----------------------------
+
+
+@pytest.fixture(scope="module")
+def live_truth() -> dict[str, Any]:
+    """One dossier open at the end of a live window; overdue + apology due on 8 Jan 10:00."""
+    from tests.unit.simulators.test_truth_alerts import Script, at
+
+    window = Period("live:202601071200", JAN.start, at(7, 12))
+    builder = TruthBuilder(window, rules=AlertRules(), dossier_partitions=6, from_settings=False)
+    builder.add(Script("H10.TEST.A").received(at(5, 9), at(8, 10)).truth())
+    data = json.loads(json.dumps(builder.to_json({"mode": "live"})))
+    assert len(data["alerts"]["after_window"]) == 2
+    return data
+
+
+def read_at(truth: dict[str, Any], start: str, end: str, fired: bool) -> dict[str, Any]:
+    """The bus read over [start, end]; ``fired``: the after-window alerts are on it."""
+    actual = actual_from(truth)
+    actual["read_from"], actual["read_to"] = start, end
+    if fired:
+        for alert_id, later in truth["alerts"]["after_window"].items():
+            if later["kind"] == "overdue":
+                actual["overdue_dossiers"].append(later["entry"].split("|")[0])
+            else:
+                actual[later["kind"]][alert_id] = {"dossier": "H10.TEST.A", **later["entry"]}
+    return actual
+
+
+def failing(truth: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    return [r.figure for r in compare(truth, actual) if not r.ok]
+
+
+def test_live_alerts_due_before_the_reading_must_be_on_the_bus(live_truth) -> None:
+    after = ("2026-01-08T11:00:00+07:00", "2026-01-08T11:00:05+07:00")
+    assert failing(live_truth, read_at(live_truth, *after, fired=True)) == []
+    missing = failing(live_truth, read_at(live_truth, *after, fired=False))
+    assert "overdue dossiers not matching" in missing and "apologies not matching" in missing
+
+
+def test_live_alerts_due_after_the_reading_must_not_be_on_the_bus(live_truth) -> None:
+    before = ("2026-01-08T09:00:00+07:00", "2026-01-08T09:00:05+07:00")
+    assert failing(live_truth, read_at(live_truth, *before, fired=False)) == []
+    early = failing(live_truth, read_at(live_truth, *before, fired=True))
+    assert "overdue dossiers not matching" in early and "apologies not matching" in early
+
+
+def test_live_alerts_due_while_the_bus_is_read_may_be_either(live_truth) -> None:
+    during = ("2026-01-08T10:00:05+07:00", "2026-01-08T10:00:20+07:00")
+    assert failing(live_truth, read_at(live_truth, *during, fired=False)) == []
+    assert failing(live_truth, read_at(live_truth, *during, fired=True)) == []
+    rows, notes = compare_report(live_truth, read_at(live_truth, *during, fired=True))
+    assert any(n.startswith("live: 2 alerts fall due after the window; 0 were") for n in notes)
