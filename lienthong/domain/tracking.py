@@ -425,16 +425,26 @@ def portal_view(record: Record, index: int, *, progress: bool = True) -> dict[st
     crash carries exactly the same content as the first emission. ``progress=False`` leaves
     out QuaTrinhXuLy (the history entries up to ``index``) for a caller that builds its lines
     from ``record["history"]`` itself."""
-    entry = record["history"][index]
+    history = record["history"]
+    entry = history[index]
     state = record["state"]
-    received = state["received_at"] or record["history"][0]["at"]
+    received, channel = state["received_at"], state["channel"]
+    if index != len(history) - 1:
+        # Re-emission of an earlier event: intake date and channel as they were then (a
+        # dossier submitted online is received later), not as the record has them now.
+        received = channel = None
+        for e in history[: index + 1]:
+            if e["event"][0] == "dossier_received":
+                received = e["at"]
+            if e["event"][6] is not None:
+                channel = e["event"][6]
     return {
         "MaHoSo": record["id"],
         "MaTTHC": record["procedure"] or "unknown",
-        "NgayTiepNhan": received,
+        "NgayTiepNhan": received or history[0]["at"],
         "NgayHenTra": entry["due"],
         "TrangThaiHoSo": entry["status"],
-        "KenhThucHien": state["channel"] or 2,
+        "KenhThucHien": channel or 2,
         "NgayKetThucXuLy": entry["finished_at"],
         "NgayTra": entry["returned_at"],
         "DonViXuLy": entry["agency"],
@@ -446,7 +456,7 @@ def portal_view(record: Record, index: int, *, progress: bool = True) -> dict[st
                 "NoiDungXuLy": e["note"],
                 "TrangThaiHoSo": e["status"],
             }
-            for e in record["history"][: index + 1]
+            for e in history[: index + 1]
         ]
         if progress
         else [],
