@@ -149,3 +149,93 @@ def test_event_with_an_oversize_portal_record_is_dead_lettered_and_its_neighbour
     # Nothing was applied twice or restarted: the worker never crashed its agent.
     log_text = worker.log_file.read_text(errors="replace")
     assert "Restarting" not in log_text and "crashed" not in log_text.lower()
+
+
+# Loaded into the first worker only (``sitecustomize`` on its PYTHONPATH): the broker answers
+# the first portal record of one dossier with a timeout, as aiokafka reports a batch that
+# expired after its retries. Nothing in the worker is changed; the bus just fails once.
+FAILING_BUS = """
+import asyncio
+import os
+from pathlib import Path
+
+import aiokafka
+from aiokafka.errors import KafkaTimeoutError
+
+_marker = Path(os.environ["TEST_FAIL_ONCE"])
+_dossier = os.environ["TEST_FAIL_DOSSIER"].encode()
+_send = aiokafka.AIOKafkaProducer.send
+
+
+async def send(self, topic, value=None, key=None, *args, **kwargs):
+    if topic.endswith("portal-status") and key == _dossier and not _marker.exists():
+        _marker.write_text(topic)
+        failed = asyncio.get_running_loop().create_future()
+        failed.set_exception(KafkaTimeoutError("injected: batch expired after the retries"))
+        return failed
+    return await _send(self, topic, value, key, *args, **kwargs)
+
+
+aiokafka.AIOKafkaProducer.send = send
+"""
+
+
+def test_a_send_failing_after_retries_stops_the_worker_and_nothing_is_lost(
+    kafka_bootstrap, catalogue_topics, bus_settings, start_worker, tmp_path
+):
+    from tests.integration.test_streams_scenarios import (
+        EXPECTED_ALERTS,
+        EXPECTED_MARCH,
+        alert_set,
+        march_script,
+        wait_stats,
+    )
+
+    codec = AvroCodec(registry_from_settings(bus_settings))
+    hook = tmp_path / "failing-bus"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FAILING_BUS)
+    marker = tmp_path / "failed-once"
+    script = march_script()
+    events = script.ordered()
+    first = start_worker(
+        {
+            **REPLAY,
+            "PYTHONPATH": str(hook),
+            "TEST_FAIL_ONCE": str(marker),
+            "TEST_FAIL_DOSSIER": "HS-POSTAL",
+        }
+    )
+    publish(kafka_bootstrap, catalogue_topics, codec, events)
+    assert first.process is not None
+    try:
+        code = first.process.wait(timeout=90)
+    except Exception:
+        raise AssertionError(f"the worker did not stop:\n{first.log_tail(60)}") from None
+    assert marker.exists(), first.log_tail(60)
+    assert code == 75, first.log_tail(60)
+    log_text = first.log_file.read_text(errors="replace")
+    assert '"event": "tracker_batch_failed"' in log_text and '"level": "critical"' in log_text
+    assert "KafkaTimeoutError" in log_text
+    assert "Restarting dead" not in log_text  # no in-process restart of the agent
+
+    # The restarted worker (same group) reads the uncommitted batch again: nothing is missing.
+    second = start_worker(REPLAY)
+    body = wait_stats(second, EXPECTED_MARCH)
+    assert body["totals"] == EXPECTED_MARCH, (body, second.log_tail())
+    alerts = consume(kafka_bootstrap, catalogue_topics["deadline-alerts"], codec)
+    assert alert_set(alerts) == EXPECTED_ALERTS
+    assert len({a.envelope.event_id for a in alerts}) == len(EXPECTED_ALERTS)
+    portal = consume(kafka_bootstrap, catalogue_topics["portal-status"], codec)
+    assert len({p.envelope.event_id for p in portal}) == len(events)
+    by_id: dict[Any, Any] = {}
+    for p in portal:  # repeats after the restart are identical records
+        seen = by_id.setdefault(p.envelope.event_id, p)
+        a, b = seen.model_dump(mode="json"), p.model_dump(mode="json")
+        assert a == b, {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+    postal = sorted(
+        (p for p in by_id.values() if p.MaHoSo == "HS-POSTAL"), key=lambda p: len(p.QuaTrinhXuLy)
+    )
+    assert [p.TrangThaiHoSo for p in postal] == [2, 5, 2, 5, 2, 9, 10]
+    dead = consume(kafka_bootstrap, catalogue_topics["dead-letters"], None, idle_s=1.0)
+    assert dead == []
