@@ -21,6 +21,13 @@ holds its state *and* the highest source offset applied (a dossier lives in one 
 a redelivered event is skipped. Outputs are sent before the table write; a crash in between
 re-sends the same outputs (same event id, same chain index and link), which readers de-dup.
 
+Failures (see :mod:`lienthong.streams.failures`): an event whose handling raises is
+dead-lettered (``ProcessingFailed``) and the stream carries on; nothing of it was sent, because
+every output value is built before the first send, and a failing checkpoint signature (after
+the link is sent) is logged and skipped, not allowed to undo the link. Every send is awaited
+until the broker acknowledges it before the state notes the event; a send failing after the
+producer's retries stops the process before the event is acknowledged, so it is read again.
+
 HTTP: ``GET /documents/?dossier=ID`` — documents, verification status and reasons,
 acknowledgements, quarantine flags and chain head of one dossier.
 """
@@ -57,6 +64,7 @@ from lienthong.schemas import DocumentPublished, DocumentReceipt, DocumentSigned
 from lienthong.schemas.errors import DecodeError
 from lienthong.schemas.validate import Validator
 from lienthong.streams.app import app, partitions_of, settings, topic
+from lienthong.streams.failures import is_infrastructure, processing_failed, stop_process
 from lienthong.streams.gaps import GapGuard
 
 log = get_logger(__name__)
@@ -123,46 +131,62 @@ def _json(value: dict[str, Any]) -> bytes:
 
 async def _publish_verdict(
     verdict: Verdict, key: bytes, partition: int, offset: int, state: dict[str, Any]
-) -> None:
+) -> list[Any]:
+    """Send the verdict's records; returns their delivery futures (awaited by the caller).
+
+    Every value is built before the first send, so an exception building one leaves nothing
+    half-published for the dead-lettered event.
+    """
     now = dt.datetime.now(dt.UTC)
     bound = get_logger(
         __name__, dossier_id=verdict.dossier_id, event_id=verdict.event_id, agency=verdict.agency
     )
     if not verdict.ok:
         apply_verdict(state, verdict, now)
-        await quarantine_topic.send(
-            key=key,
-            value=_json(verdict.quarantine_value(partition=partition, offset=offset, now=now)),
-        )
-        await alerts_topic.send(
-            key=f"documents:{partition}:{offset}".encode(),
-            value=_json(verdict.alert_value(partition=partition, offset=offset, now=now)),
-        )
+        quarantined = _json(verdict.quarantine_value(partition=partition, offset=offset, now=now))
+        alert = _json(verdict.alert_value(partition=partition, offset=offset, now=now))
+        sent = [
+            await quarantine_topic.send(key=key, value=quarantined),
+            await alerts_topic.send(key=f"documents:{partition}:{offset}".encode(), value=alert),
+        ]
         bound.warning(
             "document_quarantined" if verdict.kind == "document" else "receipt_rejected",
             document_id=verdict.document_id,
             reason=verdict.reason,
             detail=verdict.detail,
         )
-        return
+        return sent
     appended = apply_verdict(state, verdict, now)
     assert appended is not None and verdict.chain_record is not None
     index, link = appended
     record = canonical_json(verdict.chain_record)
-    await verified_topic.send(key=key, value=_json({**verdict.verified, "chain_index": index}))
-    await chain_topic.send(key=key, value=link_value(verdict.dossier_id, index, link, record))
+    verified = _json({**verdict.verified, "chain_index": index})
+    chained = link_value(verdict.dossier_id, index, link, record)
+    sent = [
+        await verified_topic.send(key=key, value=verified),
+        await chain_topic.send(key=key, value=chained),
+    ]
     bus = bus_signer()
     if bus is not None and (index + 1) % _doc_settings.checkpoint_every == 0:
-        loop = asyncio.get_running_loop()
-        signed = await loop.run_in_executor(
-            None, partial(sign_checkpoint, verdict.dossier_id, ChainEntry(index, record, link), bus)
-        )
-        await chain_topic.send(key=key, value=checkpoint_value(signed))
+        try:
+            loop = asyncio.get_running_loop()
+            entry = ChainEntry(index, record, link)
+            signed = await loop.run_in_executor(
+                None, partial(sign_checkpoint, verdict.dossier_id, entry, bus)
+            )
+            checkpoint = checkpoint_value(signed)
+        except Exception:
+            # The link is already sent, so the state must keep it: a missing checkpoint only
+            # delays the signed proof to the next one, which covers this link too.
+            bound.exception("chain_checkpoint_failed", chain_index=index)
+        else:
+            sent.append(await chain_topic.send(key=key, value=checkpoint))
     bound.info(
         "document_verified" if verdict.kind == "document" else "receipt_accepted",
         document_id=verdict.document_id,
         chain_index=index,
     )
+    return sent
 
 
 # key: source partition -> offset of the last documents record handled (gap guard).
@@ -184,22 +208,55 @@ async def repair_document_tail_gaps() -> None:
 
 @app.agent(documents_topic)
 async def verify_documents(stream: faust.StreamT) -> None:
+    """Verify events one by one; a failing event is dead-lettered, a failing bus stops us.
+
+    Faust acknowledges an event when the next one is taken, also after an exception, and then
+    restarts the agent in the same process: an escaping exception would be a poison record
+    (the gap guard reads it again, it raises again) or, for a failed send, a lost output.
+    """
     async for event in stream.events():
-        if not await gap_guard.admit(event.message):
-            continue
-        await _handle(event)
         message = event.message
+        try:
+            if not await gap_guard.admit(message):
+                continue
+            try:
+                await _handle(event)
+            except Exception as exc:
+                if is_infrastructure(exc):
+                    raise
+                await (await _reject(event, exc))  # the dead letter acknowledged
+        except Exception as exc:
+            stop_process(
+                log,
+                "documents_event_failed",
+                exc,
+                partition=message.partition,
+                offset=message.offset,
+            )
         if message.offset > documents_progress[str(message.partition)]:
             documents_progress[str(message.partition)] = message.offset
 
 
+async def _reject(event: Any, exc: Exception) -> Any:
+    """Dead-letter the event whose handling raised ``exc`` (not the bus's fault)."""
+    message = event.message
+    dossier_id = (message.key or b"").decode("utf-8", "replace") or None
+    where = {"dossier_id": dossier_id, "partition": message.partition, "offset": message.offset}
+    log.exception("document_event_failed", error_type=type(exc).__name__, **where)
+    return await dead_letters.publish(message, processing_failed(exc, **where))
+
+
 async def _handle(event: Any) -> None:
-    """Verify one documents record and publish its verdict (or dead-letter it)."""
+    """Verify one documents record and publish its verdict (or dead-letter it).
+
+    The verdict's records are acknowledged by the broker before the state notes the event as
+    applied: a state saved ahead of a lost output would skip the event when it is read again.
+    """
     loop = asyncio.get_running_loop()
     message = event.message
     decoded = validator().decode_or_reason(message.value)
     if isinstance(decoded, DecodeError):
-        await dead_letters.publish(message, decoded)
+        await (await dead_letters.publish(message, decoded))
         return
     dossier_id = decoded.envelope.dossier_id
     if not dossier_id or not isinstance(
@@ -236,7 +293,9 @@ async def _handle(event: Any) -> None:
                 require_crl=_doc_settings.require_crl,
             )
         verdict = await loop.run_in_executor(None, check)
-        await _publish_verdict(verdict, key, message.partition, message.offset, state)
+        sent = await _publish_verdict(verdict, key, message.partition, message.offset, state)
+        for delivery in sent:
+            await delivery
     state["applied"] = message.offset
     dossiers[dossier_id] = state
 

@@ -9,6 +9,13 @@ Exactness under at-least-once delivery: the table also remembers the highest dea
 offset applied per partition, so a record redelivered after a crash (offset not yet
 committed, table already updated) is recognised and not counted twice. The alert key is
 ``dead-letters:<partition>:<offset>``, so a repeated alert is recognisable by consumers.
+
+Failures (see :mod:`lienthong.streams.failures`): a dead letter the monitor cannot read (a bug
+its headers reach) is logged with ``log.exception`` and counted under the error class
+``MonitorFailed`` (it cannot be dead-lettered: it would come back to this agent), and the
+stream carries on. The alert is acknowledged by the broker before the next record is taken; a
+send failing after the producer's retries stops the process before the record is
+acknowledged, so it is read again after the restart.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from faust.web import Request, Response, View
 from lienthong.connectors import headers as H
 from lienthong.logs import get_logger
 from lienthong.streams.app import app, partitions_of, topic
+from lienthong.streams.failures import stop_process
 from lienthong.streams.gaps import GapGuard
 
 log = get_logger(__name__)
@@ -84,20 +92,47 @@ def dead_letter_alert(
 async def monitor_dead_letters(stream: faust.StreamT) -> None:
     async for event in stream.events():
         message = event.message
-        if not await gap_guard.admit(message):
-            continue
-        partition_key = str(message.partition)
-        state = dead_letter_state[partition_key]
+        try:
+            if not await gap_guard.admit(message):
+                continue
+            await _handle(message)
+        except Exception as exc:
+            stop_process(
+                log,
+                "dead_letter_monitor_failed",
+                exc,
+                partition=message.partition,
+                offset=message.offset,
+            )
+
+
+async def _handle(message: Any) -> None:
+    partition_key = str(message.partition)
+    state = dead_letter_state[partition_key]
+    alert: dict[str, Any] | None = None
+    value = b""
+    try:
         alert = dead_letter_alert(
             _header_map(message.headers), message.key, message.partition, message.offset
         )
+        value = json.dumps(alert).encode("utf-8")
         count_key = f"{alert['source_topic']}|{alert['error_class']}"
-        counts = dict(state.get("counts", {}))
-        counts[count_key] = counts.get(count_key, 0) + 1
-        dead_letter_state[partition_key] = {"applied": message.offset, "counts": counts}
-        await monitoring_alerts.send(
-            key=alert["alert_id"].encode(), value=json.dumps(alert).encode("utf-8")
+    except Exception as exc:
+        log.exception(
+            "dead_letter_unreadable",
+            partition=message.partition,
+            offset=message.offset,
+            error_type=type(exc).__name__,
         )
+        alert, count_key = None, "unknown|MonitorFailed"
+    counts = dict(state.get("counts", {}))
+    counts[count_key] = counts.get(count_key, 0) + 1
+    if alert is not None:
+        # Acknowledged before the count is saved: a count ahead of a lost alert would skip
+        # the record when it is read again.
+        await (await monitoring_alerts.send(key=alert["alert_id"].encode(), value=value))
+    dead_letter_state[partition_key] = {"applied": message.offset, "counts": counts}
+    if alert is not None:
         log.warning(
             "dead_letter_seen",
             dossier_id=alert["dossier_id"],
