@@ -396,7 +396,7 @@ class Batch:
     the batch is acknowledged; only after that does Faust acknowledge the batch's input
     records (and it flushes the producer before committing their offsets anyway), so a crash
     anywhere in between redelivers the batch onto the last saved records, and a failed send
-    stops the agent instead of being committed past.
+    stops the process (see :func:`track_dossiers`) instead of being committed past.
     """
 
     def __init__(self) -> None:
