@@ -64,7 +64,12 @@ from lienthong.schemas import DocumentPublished, DocumentReceipt, DocumentSigned
 from lienthong.schemas.errors import DecodeError
 from lienthong.schemas.validate import Validator
 from lienthong.streams.app import app, partitions_of, settings, topic
-from lienthong.streams.failures import is_infrastructure, processing_failed, stop_process
+from lienthong.streams.failures import (
+    dead_letter_parts,
+    is_infrastructure,
+    processing_failed,
+    stop_process,
+)
 from lienthong.streams.gaps import GapGuard
 
 log = get_logger(__name__)
@@ -243,7 +248,12 @@ async def _reject(event: Any, exc: Exception) -> Any:
     dossier_id = (message.key or b"").decode("utf-8", "replace") or None
     where = {"dossier_id": dossier_id, "partition": message.partition, "offset": message.offset}
     log.exception("document_event_failed", error_type=type(exc).__name__, **where)
-    return await dead_letters.publish(message, processing_failed(exc, **where))
+    return await _dead_letter(message, processing_failed(exc, **where))
+
+
+async def _dead_letter(message: Any, error: BaseException) -> Any:
+    message, error = dead_letter_parts(message, error, app.conf.producer_max_request_size)
+    return await dead_letters.publish(message, error)
 
 
 async def _handle(event: Any) -> None:
@@ -256,7 +266,7 @@ async def _handle(event: Any) -> None:
     message = event.message
     decoded = validator().decode_or_reason(message.value)
     if isinstance(decoded, DecodeError):
-        await (await dead_letters.publish(message, decoded))
+        await (await _dead_letter(message, decoded))
         return
     dossier_id = decoded.envelope.dossier_id
     if not dossier_id or not isinstance(

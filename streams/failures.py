@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from aiokafka.errors import KafkaError
@@ -96,6 +97,50 @@ def too_large(
         f"the {what} it produces on {topic} would be {size} bytes, over the producer's "
         f"max_request_size of {limit} bytes",
     )
+
+
+# Room for the ``lienthong.dlq.*`` headers a dead letter adds (reason <= ~700 bytes).
+_DEAD_LETTER_HEADROOM = 4096
+
+
+@dataclass(frozen=True)
+class _WithoutValue:
+    """A source record stand-in whose value is left out of its dead letter."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    headers: Any
+    value: None = None
+
+
+def dead_letter_parts(message: Any, error: BaseException, limit: int) -> tuple[Any, BaseException]:
+    """The record and error to dead-letter: the record whole when it fits, else without value.
+
+    Why: a source record accepted by the broker can be larger than what this worker's producer
+    may send (other producers have other limits), and the dead letter adds headers. Sending it
+    whole would fail like a broken broker and stop the worker at every restart, so the value
+    is left out and the reason says where the original stays (its topic, partition and offset)
+    and how large it was. Costs two ``len`` calls for any record not near the limit.
+    """
+    key, value = message.key, message.value
+    headers = message.headers or []
+    items = headers.items() if isinstance(headers, dict) else headers
+    size = (len(key) if key else 0) + (len(value) if value else 0)
+    if size + _DEAD_LETTER_HEADROOM <= limit:
+        size += sum(len(k) + len(v or b"") for k, v in items)
+        if size + _DEAD_LETTER_HEADROOM <= limit:
+            return message, error
+    error_class = getattr(error, "error_class", type(error).__name__)
+    reason = getattr(error, "reason", None) or " ".join(str(error).split()) or error_class
+    note = (
+        f"{reason} [value of {len(value) if value else 0} bytes left out: too large to "
+        f"dead-letter; the original is {message.topic} partition {message.partition} "
+        f"offset {message.offset}]"
+    )
+    stand_in = _WithoutValue(message.topic, message.partition, message.offset, key, headers)
+    return stand_in, Rejection(error_class, note)
 
 
 def stop_process(log: Any, event: str, exc: BaseException, **fields: Any) -> NoReturn:

@@ -82,6 +82,7 @@ from lienthong.streams.clock import Clock, backlog_after
 from lienthong.streams.facts import facts_of
 from lienthong.streams.failures import (
     Rejection,
+    dead_letter_parts,
     is_infrastructure,
     processing_failed,
     stop_process,
@@ -533,6 +534,11 @@ async def _reject(event: Any, exc: Exception, batch: Batch) -> None:
     else:
         error = processing_failed(exc, **where)
         log.exception("record_processing_failed", error_type=type(exc).__name__, **where)
+    await _dead_letter(message, error, batch)
+
+
+async def _dead_letter(message: Any, error: BaseException, batch: Batch) -> None:
+    message, error = dead_letter_parts(message, error, MAX_RECORD_BYTES)
     batch.sent.append(await dead_letter_publisher.publish(message, error))
 
 
@@ -551,7 +557,7 @@ async def _handle(event: Any, batch: Batch) -> None:
     batch.dossier_id = batch.event_id = None
     model = validator.decode_or_reason(raw)
     if isinstance(model, DecodeError):
-        batch.sent.append(await dead_letter_publisher.publish(message, model))
+        await _dead_letter(message, model, batch)
         return
     facts = facts_of(model)
     if facts is None:

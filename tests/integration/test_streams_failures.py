@@ -33,10 +33,12 @@ pytestmark = pytest.mark.integration
 PARTITION = 0
 # A long reason of the kind an officer pastes (list of missing documents with legal grounds):
 # ~560 KB of UTF-8, so one request is a valid input (< 1 MB) but two do not fit one record.
-LONG_REASON = (
+REASON_LINE = (
     "Thiếu bản sao chứng thực Giấy chứng nhận quyền sử dụng đất theo khoản 2 Điều 9 "
     "Nghị định 61/2018/NĐ-CP; đề nghị bổ sung trích lục bản đồ địa chính. "
-) * 2800
+)  # 201 bytes of UTF-8
+LONG_REASON = REASON_LINE * 2800
+VERY_LONG_REASON = REASON_LINE * 4960
 
 
 def received(s: Script, dossier: str, day: int) -> None:
@@ -105,12 +107,23 @@ def test_event_with_an_oversize_portal_record_is_dead_lettered_and_its_neighbour
         documents=["so-do"],
     )
     supplement(s, "HS-HUGE", 6, LONG_REASON.replace("bổ sung", "nộp lại"))  # portal > 1 MB
+    # One reason of ~997 KB: the portal record still fits, the tracker record (its JSON escapes
+    # the Vietnamese letters) does not, and the event itself is too large to dead-letter whole.
+    received(s, "HS-HUGER", 6)
+    supplement(s, "HS-HUGER", 6, VERY_LONG_REASON)
     received(s, "HS-AFTER-1", 6)
     received(s, "HS-AFTER-2", 7)
     publish(kafka_bootstrap, catalogue_topics, codec, s.events)
     worker = start_worker(REPLAY)
 
-    expected = {"HS-BEFORE-1": 1, "HS-BEFORE-2": 1, "HS-HUGE": 3, "HS-AFTER-1": 1, "HS-AFTER-2": 1}
+    expected = {
+        "HS-BEFORE-1": 1,
+        "HS-BEFORE-2": 1,
+        "HS-HUGE": 3,
+        "HS-HUGER": 1,
+        "HS-AFTER-1": 1,
+        "HS-AFTER-2": 1,
+    }
     portal = wait_portal(
         kafka_bootstrap, catalogue_topics["portal-status"], codec, expected, timeout=90.0
     )
@@ -119,17 +132,26 @@ def test_event_with_an_oversize_portal_record_is_dead_lettered_and_its_neighbour
     assert [p.TrangThaiHoSo for p in portal["HS-HUGE"]] == [2, 5, 2]
 
     dead = consume(kafka_bootstrap, catalogue_topics["dead-letters"], None, idle_s=2.0)
-    assert len(dead) == 1, [dict(m.headers) for m in dead]
-    headers = {k: v.decode() for k, v in dict(dead[0].headers).items()}
-    assert dead[0].key == b"HS-HUGE"
+    assert len(dead) == 2, [dict(m.headers) for m in dead]
+    huge, huger = sorted(dead, key=lambda m: m.key)
+    headers = {k: v.decode() for k, v in dict(huge.headers).items()}
+    assert huge.key == b"HS-HUGE" and huge.value == codec.encode(s.events[5][0])
     assert headers["lienthong.dlq.error_class"] == "OutputTooLarge"
     assert "portal-status" in headers["lienthong.dlq.reason"]
     assert headers["lienthong.dlq.source_offset"] == "5"
     assert headers["lienthong.dlq.consumer"] == "streams.tracker"
+    headers = {k: v.decode() for k, v in dict(huger.headers).items()}
+    assert huger.key == b"HS-HUGER" and not huger.value  # left out, too large
+    assert headers["lienthong.dlq.error_class"] == "OutputTooLarge"
+    reason = headers["lienthong.dlq.reason"]
+    assert "tracker record (changelog)" in reason and "left out" in reason, reason
+    assert f"{catalogue_topics['dossier-events']} partition 0 offset 7" in reason
 
     # The tracker kept the dossier as it was before the rejected event: one supplement asked.
     slip = worker.get_json("/dossiers/slip?id=HS-HUGE")
     assert slip["supplement_requests"] == 1 and slip["status"] == "received", slip
+    slip = worker.get_json("/dossiers/slip?id=HS-HUGER")
+    assert slip["supplement_requests"] == 0 and slip["status"] == "received", slip
 
     # Still healthy and still applying: a dossier published afterwards is processed too.
     assert worker.process is not None and worker.process.poll() is None

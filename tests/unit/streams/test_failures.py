@@ -17,6 +17,7 @@ from lienthong.streams import failures
 from lienthong.streams.failures import (
     EXIT_BUS_FAILED,
     Rejection,
+    dead_letter_parts,
     is_infrastructure,
     processing_failed,
     stop_process,
@@ -144,3 +145,42 @@ def test_stop_process_logs_critical_flushes_and_exits_without_unwinding(
     assert line["event"] == "tracker_batch_failed" and line["level"] == "critical"
     assert line["error_type"] == "ProducerSendError" and line["records"] == 3
     assert line["exit_code"] == EXIT_BUS_FAILED
+
+
+class _Message:
+    def __init__(self, value: bytes | None, headers: object = None) -> None:
+        self.topic, self.partition, self.offset = "p.dossier-events", 3, 41
+        self.key, self.value, self.headers = b"HS-9", value, headers
+
+
+def test_a_record_that_fits_is_dead_lettered_whole() -> None:
+    message = _Message(b"v" * 1_000, [("traceparent", b"00-abc")])
+    error = Rejection("OutputTooLarge", "the portal record would be too large")
+    assert dead_letter_parts(message, error, 1_000_000) == (message, error)
+
+
+def test_a_record_too_large_to_dead_letter_keeps_everything_but_its_value() -> None:
+    message = _Message(b"v" * 999_000, {"traceparent": b"00-abc"})
+    error = Rejection("OutputTooLarge", "the tracker record would be too large")
+    stand_in, note = dead_letter_parts(message, error, 1_000_000)
+    assert stand_in.value is None and stand_in.key == b"HS-9"
+    assert (stand_in.topic, stand_in.partition, stand_in.offset) == ("p.dossier-events", 3, 41)
+    assert stand_in.headers == {"traceparent": b"00-abc"}
+    assert isinstance(note, Rejection) and note.error_class == "OutputTooLarge"
+    assert note.reason.startswith("the tracker record would be too large [value of 999000 bytes")
+    assert "p.dossier-events partition 3 offset 41" in note.reason
+
+
+def test_large_original_headers_count_too() -> None:
+    message = _Message(b"v" * 900_000, [("big", b"h" * 99_000)])
+    stand_in, note = dead_letter_parts(message, DecodeErrorLike("not Avro"), 1_000_000)
+    assert stand_in.value is None and stand_in.headers == [("big", b"h" * 99_000)]
+    assert note.error_class == "NotFramed" and note.reason.startswith("not Avro [value of")
+
+
+class DecodeErrorLike(Exception):
+    error_class = "NotFramed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
