@@ -4,21 +4,33 @@ Why a scheduler and not a paced replay: the bus judges deadlines on the wall clo
 mode and dead-letters events from the future, so a record may only leave when the wall clock
 has reached its event time. Each dossier's whole lifecycle is generated when it arrives (its
 later steps are known in advance, as in replay), and its records wait in a heap keyed by
-event time; the heap holds one entry per *open* dossier (its next record), so memory grows
-with the number of open dossiers (arrival rate × lifetime), not with the session length.
+send time; the heap holds one entry per *open* dossier (its next unplanned record), so memory
+grows with the number of open dossiers, not with the session length.
 
-Arrivals form a Poisson process. Before the session start ``t0`` (warm-up, ``warmup_days``)
-the intensity is the calibrated province volume (``dossiers_per_year`` spread over the working
-seconds of a year), and those records are sent as fast as the broker takes them so a demo has
-something to show at once; from ``t0`` on it is ``rate`` / (mean records per dossier), so the
-record rate approaches ``rate`` once dossiers started now reach their later steps (steady
-state: after the longest lifetimes, days to weeks of working time).
+Why closed-loop arrivals: ``--rate`` is what the user sees on the bus now. A dossier sends
+≈ 12 records over a life of days to weeks, so a plain Poisson process of ``rate`` ÷ (records
+per dossier) dossiers/s reaches ``rate`` only in steady state (≈ 8 % of it in the first
+minute). Instead time is cut into windows of ``WINDOW_S`` seconds of event time, planned just
+before the clock reaches them: a window's target is a Poisson(``rate`` × window) draw; the
+records already due in it from open dossiers (warm-up included) count toward it, and new
+dossiers, arriving at uniform instants of the window, are admitted until it is reached (each
+brings the records that fall inside the window; the last one's overshoot is taken off the
+next target). At the start the rate is filled with new dossiers (mostly submissions and
+receipts); as they reach their later steps fewer new ones are needed, and in steady state the
+arrival rate is the open-loop one again (``live_intensity``). Before ``t0`` (warm-up,
+``warmup_days``) arrivals are a Poisson process at the calibrated province volume
+(``dossiers_per_year`` over the working seconds of a year), sent as fast as the broker takes
+them so a demo has something to show at once; those records do not count toward ``rate``.
 
-Working calendar: counter and postal dossiers only arrive during working hours (an arrival
-drawn outside them is dropped), online submissions arrive 24/7, and officers act in working
-time only — at night and at weekends only online submissions appear. ``around_the_clock``
-makes every instant working time for arrivals and actions (appointments and step due times
-stay on the official calendar), so a demo at night still shows the whole lifecycle moving.
+Working calendar: ``rate`` holds in working time. Outside it (nights, lunch, weekends,
+holidays) the counters are closed and officers do not act, so no rate can be honest there:
+filling it with online submissions would pile up a morning of receipts. A window outside
+working hours therefore gets the open-loop arrivals (``live_intensity`` dossiers/s) of which
+only the online submissions are kept (the others are dropped: nobody at the counter), which
+is how the night of a province at this rate looks — almost nothing (≈ 0.4 % of ``rate``).
+``around_the_clock`` makes every instant working time for arrivals and actions (appointments
+and step due times stay on the official calendar), so the rate holds at any hour and a demo
+at night still shows the whole lifecycle moving.
 
 Postal counterpart (``SimConfig.postal``): ``simulated`` writes the post's scans and the
 by-post ``result_returned`` from the generator (as replay does); ``connector`` sends
@@ -38,12 +50,13 @@ from __future__ import annotations
 import heapq
 import random
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from lienthong.logs import get_logger
 from lienthong.schemas.models import VN_TZ, Event, PostalOrderRequested
 from lienthong.simulators.faults import Delivery, FaultConfig, inject
 from lienthong.simulators.province import (
@@ -63,8 +76,16 @@ from lienthong.simulators.run import (
 )
 from lienthong.simulators.truth import TruthBuilder, periods_in
 
+log = get_logger(__name__)
 Decoder = Callable[[bytes], Event]
 WORKING_SECONDS_PER_YEAR = 250 * 8 * 3600  # ~250 working days of 8 h (BRIEF §2)
+# The rate is held over windows this long (event time). Short enough that a user watching the
+# bus sees ``rate`` every second; long enough that one dossier's overshoot is small.
+WINDOW_S = 1.0
+# Records beyond a window's target (open dossiers' steps, a new dossier's overshoot) are taken
+# off the next targets, but only this many seconds' worth: enough that chance excesses do not
+# let admissions drift the rate up, short enough that a surge is not repaid by a long lull.
+CREDIT_S = 60.0
 
 
 class Clock(Protocol):
@@ -93,7 +114,7 @@ class WallClock:
 class LiveConfig:
     """The live-mode figures; each is a ``lienthong simulate --mode live`` option."""
 
-    rate: float = 50.0  # records/s in steady state, in working time
+    rate: float = 50.0  # records/s from t0 on, in working time (any time: around_the_clock)
     warmup_days: float = 1.0  # recent past produced at once (province volume)
     around_the_clock: bool = False  # arrivals and actions at night/weekends too
     duration_s: float | None = None  # stop by itself after this many seconds
@@ -102,15 +123,16 @@ class LiveConfig:
 
 
 class _Open:
-    """An open dossier: its records already encoded, their send times, how many were sent.
+    """An open dossier: its records already encoded, their times, how many were sent.
 
     Compact on purpose (bytes and float timestamps, no event objects): the heap holds one
     per open dossier, so this is what live-mode memory is made of. Events are decoded again
-    only to fold the truth, when the dossier closes or the session stops.
+    only to fold the truth, when the dossier closes or the session stops. ``planned`` runs
+    ahead of ``pos`` by the records of the windows planned but not yet reached.
     """
 
-    __slots__ = ("absorbed", "dossier_id", "expects", "faults", "flagged", "pos", "times")
-    __slots__ += ("topics", "values")
+    __slots__ = ("absorbed", "dossier_id", "expects", "faults", "flagged", "floor", "planned")
+    __slots__ += ("pos", "times", "topics", "values")
 
     def __init__(
         self,
@@ -119,6 +141,7 @@ class _Open:
         times: list[datetime],
         injected: Any,
         encoder: Encoder,
+        arrival: datetime,
     ) -> None:
         self.dossier_id = dossier_id
         self.topics = [d.topic for d in deliveries]
@@ -132,7 +155,15 @@ class _Open:
         self.expects = [d.expect for d in deliveries] if faulty else None
         self.absorbed = dict(injected.absorbed) or None
         self.flagged = dict(injected.flagged) or None
-        self.pos = 0
+        # Records dated before the arrival (a postal pickup order the day before) leave when
+        # the dossier arrives: the simulation did not exist before.
+        self.floor = arrival.timestamp()
+        self.pos = 0  # records sent
+        self.planned = 0  # records put in a planned window
+
+    def send_at(self, i: int) -> float:
+        """When record ``i`` may leave (``times`` never decrease, so neither does this)."""
+        return max(self.times[i], self.floor)
 
     def fault(self, i: int) -> str | None:
         return self.faults[i] if self.faults else None
@@ -163,7 +194,7 @@ class _Open:
 
 @dataclass
 class LiveStats:
-    arrivals: int = 0  # dossiers admitted (warm-up included)
+    arrivals: int = 0  # dossiers admitted (warm-up included; may arrive in a planned window)
     warmup_dossiers: int = 0
     dropped_out_of_hours: int = 0  # counter/postal arrivals drawn outside working hours
     records: int = 0
@@ -200,9 +231,16 @@ class LiveSimulation:
         self.tag = f"L{self.t0:%y%m%d%H%M%S}"
         self.stats = LiveStats()
         self.fault_counts: Counter[str] = Counter()
-        self._heap: list[tuple[float, int, _Open]] = []  # (next send time, seq, dossier)
+        # (send time of the next unplanned record, seq, dossier), one per open dossier
+        self._heap: list[tuple[float, int, _Open]] = []
+        # The planned windows' records in send order: (send time, seq, dossier, record index).
+        self._due: deque[tuple[float, int, _Open, int]] = deque()
         self._seq = 0
         self._index = 0
+        self._window = self.t0.timestamp()  # start of the next window to plan
+        self._credit = 0  # records sent beyond the targets lately (at most CREDIT_S worth)
+        self._warmed = False
+        self._in_hours: bool | None = None  # the last planned window was in working time
         # Closed dossiers go straight into the truth (a few hundred bytes each: portal row,
         # alert ids), so nothing of theirs stays in the heap. The builder's window ends at the
         # stop, unknown yet: until then a closed dossier's figures do not depend on it (its
@@ -217,12 +255,12 @@ class LiveSimulation:
         self._extend_periods(self.t0)
         self._truth_json: dict[str, Any] | None = None
         self.closed_dossiers = 0
+        self._in_progress = 0
         self._arrivals = random.Random(f"{config.seed}:{self.tag}:arrivals")
         per_year = WORKING_SECONDS_PER_YEAR if not live.around_the_clock else 365 * 86400
         self.warmup_intensity = config.dossiers_per_year / per_year  # dossiers / s
         self.live_intensity = live.rate / self.records_per_dossier
         self.stopped_at: datetime | None = None
-        self._next_arrival = self._draw(self.warm_start)
 
     # -- arrivals ---------------------------------------------------------------------------
     def _records_per_dossier(self, at: datetime) -> float:
@@ -245,16 +283,21 @@ class LiveSimulation:
             total += len(inject(d, self.faults, self.config.seed).deliveries)
         return max(1.0, total / max(1, n))
 
-    def _draw(self, after: datetime) -> datetime:
-        """The next candidate arrival after ``after`` (intensity switches at t0)."""
-        intensity = self.warmup_intensity if after < self.t0 else self.live_intensity
-        gap = self._arrivals.expovariate(intensity) if intensity > 0 else 365 * 86400.0
-        at = after + timedelta(seconds=gap)
-        if after < self.t0 <= at:  # memoryless: restart the draw at t0 with the new intensity
-            return self._draw(self.t0)
-        return at
+    def _admit_warmup(self) -> None:
+        """The recent past at the province's volume; its records go at once, at ``t0``."""
+        self._warmed = True
+        intensity = self.warmup_intensity
+        at = self.warm_start
+        while intensity > 0:
+            at += timedelta(seconds=self._arrivals.expovariate(intensity))
+            if at >= self.t0:
+                break
+            entry = self._admit(at)
+            if entry is not None:
+                self._push(entry)
 
-    def _admit(self, arrival: datetime) -> None:
+    def _admit(self, arrival: datetime) -> _Open | None:
+        """Generate the dossier arriving at ``arrival``; None when it cannot arrive then."""
         index = self._index
         self._index += 1
         dossier = self.sim.dossier(
@@ -266,54 +309,155 @@ class LiveSimulation:
         working = self.activity or self.sim.calendar
         if dossier.channel != "online" and not working.is_working_instant(arrival):
             self.stats.dropped_out_of_hours += 1  # nobody at the counter now
-            return
+            return None
         injected = inject(dossier, self.faults, self.config.seed)
         if injected.fault:
             self.fault_counts[injected.fault] += 1
         times = delivery_times(injected.deliveries)
         if not times:
-            return
+            return None
         self.stats.arrivals += 1
         if arrival < self.t0:
             self.stats.warmup_dossiers += 1
+        return _Open(
+            dossier.dossier_id, injected.deliveries, times, injected, self.encoder, arrival
+        )
+
+    def _push(self, entry: _Open) -> None:
         self._seq += 1
-        entry = _Open(dossier.dossier_id, injected.deliveries, times, injected, self.encoder)
-        heapq.heappush(self._heap, (entry.times[0], self._seq, entry))
+        heapq.heappush(self._heap, (entry.send_at(entry.planned), self._seq, entry))
+
+    def _plan_into(
+        self, entry: _Open, batch: list[tuple[float, int, _Open, int]], start: float, end: float
+    ) -> int:
+        """Move ``entry``'s records due before ``end`` into ``batch``; the rest wait in the
+        heap. Returns how many of them count toward the window (due at or after ``start``:
+        the warm-up backlog of the first window does not)."""
+        counted = 0
+        n = len(entry.values)
+        while entry.planned < n:
+            at = entry.send_at(entry.planned)
+            if at >= end:
+                self._push(entry)
+                break
+            self._seq += 1
+            batch.append((at, self._seq, entry, entry.planned))
+            entry.planned += 1
+            counted += at >= start
+        return counted
+
+    def _in_working_time(self, start: float, end: float) -> bool:
+        if self.activity is not None:
+            return True
+        cal = self.sim.calendar
+        return cal.is_working_instant(
+            datetime.fromtimestamp(start, VN_TZ)
+        ) and cal.is_working_instant(datetime.fromtimestamp(end, VN_TZ))
+
+    def _target(self, mean: float) -> int:
+        """A Poisson(``mean``) draw: arrivals of a unit-rate process within ``mean``."""
+        n, t = 0, self._arrivals.expovariate(1.0)
+        while t < mean:
+            n += 1
+            t += self._arrivals.expovariate(1.0)
+        return n
+
+    def _plan_window(self) -> None:
+        """Fix the records of the next window: those open dossiers have due in it, then new
+        dossiers up to the window's target (in working time) or the night's online
+        submissions (outside it)."""
+        if not self._warmed:
+            self._admit_warmup()
+        start = self._window
+        end = start + WINDOW_S
+        self._window = end
+        batch: list[tuple[float, int, _Open, int]] = []
+        counted = 0
+        while self._heap and self._heap[0][0] < end:
+            _, _, entry = heapq.heappop(self._heap)
+            counted += self._plan_into(entry, batch, start, end)
+        in_hours = self._in_working_time(start, end)
+        if in_hours != self._in_hours:
+            self._note_calendar(in_hours, start)
+        rng = self._arrivals
+        if in_hours:
+            target = self._target(self.live.rate * WINDOW_S)
+            tries = 0
+            while counted < target - self._credit and tries < 4 * target + 100:  # never spin
+                tries += 1
+                entry = self._admit(datetime.fromtimestamp(start + rng.random() * WINDOW_S, VN_TZ))
+                if entry is not None:
+                    counted += self._plan_into(entry, batch, start, end)
+            cap = self.live.rate * CREDIT_S
+            self._credit = int(min(cap, max(0, self._credit + counted - target)))
+        else:  # closed: the open-loop arrivals, of which only online submissions get in
+            self._credit = 0
+            at = start
+            while self.live_intensity > 0:
+                at += rng.expovariate(self.live_intensity)
+                if at >= end:
+                    break
+                entry = self._admit(datetime.fromtimestamp(at, VN_TZ))
+                if entry is not None:
+                    self._plan_into(entry, batch, start, end)
+        batch.sort(key=lambda r: r[:2])
+        self._due.extend(batch)
+
+    def _note_calendar(self, in_hours: bool, start: float) -> None:
+        """Say when the rate stops and starts holding (without --around-the-clock)."""
+        first = self._in_hours is None
+        self._in_hours = in_hours
+        at = datetime.fromtimestamp(start, VN_TZ)
+        if not in_hours:
+            log.info(
+                "live_outside_working_hours",
+                at=at.isoformat(),
+                until=self.sim.calendar.next_working_instant(at).isoformat(),
+                note="counters closed, officers idle: only online submissions arrive; "
+                "--around-the-clock holds the rate at any hour",
+            )
+        elif not first:
+            log.info("live_working_hours", at=at.isoformat(), rate=self.live.rate)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, send: Callable[[Record], None], stop: Callable[[], bool]) -> int:
-        """Send records until ``stop()`` (or ``duration_s``); returns the number sent."""
+        """Send records until ``stop()`` (or ``duration_s``); returns the number sent.
+
+        A window is planned one window before the clock reaches it (so generating its new
+        dossiers does not make its first records late), or further ahead when the loop may
+        sleep longer than a window anyway (``max_sleep_s``).
+        """
         deadline = (
             self.t0 + timedelta(seconds=self.live.duration_s)
             if self.live.duration_s is not None
             else None
         )
+        horizon = max(WINDOW_S, self.live.max_sleep_s)
         while not stop():
             now = self.clock.now()
             if deadline is not None and now >= deadline:
                 break
-            while self._next_arrival <= now:
-                self._admit(self._next_arrival)
-                self._next_arrival = self._draw(self._next_arrival)
-            sent_in_round = 0
             now_ts = now.timestamp()
-            while self._heap and self._heap[0][0] <= now_ts:
+            if self._window <= now_ts + WINDOW_S:
+                while self._window <= now_ts + horizon:
+                    self._plan_window()
+            sent_in_round = 0
+            while self._due and self._due[0][0] <= now_ts:
                 self._send_next(send)
                 sent_in_round += 1
                 if sent_in_round % 1000 == 0 and stop():
                     break
-            wake = self._next_arrival
-            if self._heap:
-                wake = min(wake, datetime.fromtimestamp(self._heap[0][0], VN_TZ))
+            wake = self._window - WINDOW_S
+            if self._due:
+                wake = min(wake, self._due[0][0])
             if deadline is not None:
-                wake = min(wake, deadline)
-            self.clock.sleep(min(self.live.max_sleep_s, max(0.0, (wake - now).total_seconds())))
+                wake = min(wake, deadline.timestamp())
+            self.clock.sleep(min(self.live.max_sleep_s, max(0.0, wake - now_ts)))
         self.stopped_at = self.clock.now()
         return self.stats.records
 
     def _send_next(self, send: Callable[[Record], None]) -> None:
-        _, seq, entry = heapq.heappop(self._heap)
-        i = entry.pos
+        send_at, seq, entry, i = self._due.popleft()
         at = datetime.fromtimestamp(entry.times[i], VN_TZ)
         topic = entry.topics[i]
         send(Record(at, seq, topic, entry.dossier_id, entry.values[i], entry.fault(i)))
@@ -323,13 +467,13 @@ class LiveSimulation:
                 self.truth.postal_orders[order.kind.value].add(entry.dossier_id)
         self.stats.records += 1
         self.stats.by_topic[topic] += 1
-        if at < self.t0:
+        if send_at < self.t0.timestamp():
             self.stats.warmup_records += 1
-        entry.pos += 1
-        if entry.pos < len(entry.values):
-            self._seq += 1
-            heapq.heappush(self._heap, (entry.times[entry.pos], self._seq, entry))
-        else:  # closed: only its folded truth stays in memory
+        if i == 0:
+            self._in_progress += 1
+        entry.pos = i + 1
+        if entry.pos == len(entry.values):  # closed: only its folded truth stays in memory
+            self._in_progress -= 1
             self._extend_periods(at)
             add_folded(self.truth, entry.folded(entry.pos, self.decoder))
             self.closed_dossiers += 1
@@ -351,7 +495,13 @@ class LiveSimulation:
 
     @property
     def open_dossiers(self) -> int:
-        return len(self._heap)
+        """Dossiers that sent records and are not closed: in progress on the bus."""
+        return self._in_progress
+
+    @property
+    def held_dossiers(self) -> int:
+        """Dossiers in memory: admitted and not closed (a planned window's new arrivals too)."""
+        return self.stats.arrivals - self.closed_dossiers
 
     # -- ground truth ----------------------------------------------------------------------
     def truth_json(self) -> dict[str, Any]:
@@ -363,8 +513,10 @@ class LiveSimulation:
         window = Period(truth.window.key, self.warm_start, max(end, self.t0))
         truth.window = window  # open dossiers are cut here: in progress at the stop
         self._extend_periods(window.end)
-        for _, _, entry in sorted(self._heap, key=lambda x: x[:2]):
-            if entry.pos:
+        held = {id(e): e for _, _, e in self._heap}
+        held.update((id(e), e) for _, _, e, _ in self._due)
+        for entry in sorted(held.values(), key=lambda e: e.dossier_id):
+            if 0 < entry.pos < len(entry.values):
                 add_folded(truth, entry.folded(entry.pos, self.decoder))
         meta = {
             "seed": self.config.seed,
