@@ -83,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--rate",
         type=float,
         default=None,
-        help="records/s: live = steady state in working time; paced = send rate (default 50)",
+        help="records/s: live = from the first second, in working time (at any hour with "
+        "--around-the-clock); paced = send rate (default 50)",
     )
     p.add_argument(
         "--warmup-days",
