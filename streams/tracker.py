@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -70,6 +69,7 @@ from lienthong.schemas.models import (
 from lienthong.schemas.validate import Validator
 from lienthong.streams import stats as stats_stage
 from lienthong.streams.app import (
+    _json_bytes,
     app,
     json_changelog_table,
     partitions_of,
@@ -193,10 +193,10 @@ MAX_RECORD_BYTES: int = app.conf.producer_max_request_size
 # Above these sizes an event may make its dossier's changelog record too large, and the record
 # JSON is measured before it is saved. Below them it cannot: the record JSON of a dossier is a
 # bounded multiple of its portal record, whose log holds the same entries (3-5x on the scripted
-# month of the integration tests, escaped free text at most 6x; 16x is the margin taken),
+# month of the integration tests, free text at most 6x when JSON escapes it; 16x is the margin),
 # plus what events carry outside the log (handoff ids and the like), which only an event over
 # SUSPECT_EVENT_BYTES can bring in bulk (typical events are 150-250 bytes). Measuring every
-# record would cost a second JSON encoding per event (~4 % of the tracker's CPU).
+# record would cost a second JSON encoding per event.
 SUSPECT_EVENT_BYTES = 4096
 SUSPECT_PORTAL_BYTES = MAX_RECORD_BYTES // 16
 
@@ -231,8 +231,7 @@ def _check_record_size(record: Record, raw: bytes, outputs: Outputs) -> None:
     if len(raw) <= SUSPECT_EVENT_BYTES and len(outputs[0][2]) <= SUSPECT_PORTAL_BYTES:
         return
     name = dossiers.changelog_topic.get_topic_name()
-    key = json.dumps(record["id"], separators=(",", ":")).encode()
-    value = json.dumps(record, separators=(",", ":")).encode()
+    key, value = _json_bytes(record["id"]), _json_bytes(record)  # the bytes write_changelog sends
     rejection = too_large(name, key, value, MAX_RECORD_BYTES, what="tracker record (changelog)")
     if rejection is not None:
         raise rejection
