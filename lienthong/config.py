@@ -167,7 +167,7 @@ class DemoSettings(_Section):
         default=None, description="real portal endpoint for the connector (skips the fake)"
     )
     postal_time_scale: float = Field(default=3600.0, gt=0, description="1 h of postal delay = 1 s")
-    simulator_rate: float = Field(default=20.0, gt=0, description="live simulator events/s")
+    simulator_rate: float = Field(default=5.0, gt=0, description="live simulator events/s")
     simulator_seed: int = 7
 
 

@@ -157,7 +157,7 @@ def test_demo_feeds_the_fake_portal_and_stops_cleanly(tmp_path):
         **_embedded_env(tmp_path, broker_port, web_port),
         "LIENTHONG_DEMO__PORTAL_PORT": str(portal_port),
         "LIENTHONG_DEMO__POSTAL_PORT": str(postal_port),
-        "LIENTHONG_DEMO__SIMULATOR_RATE": "200",
+        "LIENTHONG_DEMO__SIMULATOR_RATE": "20",
     }
     up = _run(["up", "--demo", "--detach", "--timeout", "120"], env)
     try:
