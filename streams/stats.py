@@ -29,6 +29,7 @@ from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
 
+from lienthong.connectors.deadletter import FaustDeadLetterPublisher
 from lienthong.domain import stats as rules
 from lienthong.logs import get_logger
 from lienthong.schemas import encode
@@ -42,6 +43,7 @@ from lienthong.streams.app import (
     topic,
     write_changelog,
 )
+from lienthong.streams.failures import is_infrastructure, processing_failed, stop_process
 
 log = get_logger(__name__)
 
@@ -52,6 +54,7 @@ stats_table = json_changelog_table(
     app.Table("stats-totals", default=None, partitions=partitions_of("stats-partials"))
 )
 SNAPSHOT_NAMESPACE = uuid.UUID("7d1e2b7a-9c4f-5d39-8a21-6c6976657374")
+dead_letters = FaustDeadLetterPublisher(topic("dead-letters"), "streams.stats")
 
 _index: dict[int, dict[str, rules.KeyFigures]] = defaultdict(lambda: defaultdict(rules.KeyFigures))
 _key_of: dict[int, dict[str, str]] = defaultdict(dict)  # record id -> key it is indexed under
@@ -158,32 +161,52 @@ def _sweep_open_keys() -> None:
 
 @app.timer(settings.streams.stats_flush_s)
 async def flush_partials() -> None:
+    """Publish the figures of every dirty key and period (stage 1 → ``stats-partials``).
+
+    A key whose figures cannot be computed is logged and skipped (the others still go out).
+    A send failing after the producer's retries stops the process: the dirty marks are gone
+    with this flush, and a restarted worker rebuilds the index from the table and republishes
+    every period of its records, where a timer that just logged the error would leave those
+    counts stale until the key changes again.
+    """
     _sweep_open_keys()
     if not _dirty:
         return
     batch = list(_dirty.items())
     _dirty.clear()
     sent: list[asyncio.Future[Any]] = []
-    for (partition, key), labels in batch:
-        as_of = _as_of.get(partition) or datetime.now(UTC)
-        key_figures = _index[partition][key]
-        shared: dict[datetime, dict[str, int]] = {}
-        for label in sorted(labels):
-            period = rules.parse_period(label)
-            value = {
-                "partition": partition,
-                # (ownership epoch, highest source offset): a partition's new owner (or the
-                # restarted worker) outranks partials still in flight from the previous one.
-                "version": [_epochs.get(partition, 0.0), _offsets.get(partition, -1)],
-                "as_of": as_of.isoformat(),
-                "figures": key_figures.figures(period, as_of, shared),
-            }
-            sent.append(
-                await produce(PARTIALS, f"{key}|{label}".encode(), json.dumps(value).encode())
-            )
-    if sent:
-        # A partial the broker refused must not vanish with the dirty marks: fail loudly.
-        await asyncio.gather(*sent)
+    try:
+        for (partition, key), labels in batch:
+            try:
+                values = _partials(partition, key, labels)
+            except Exception:
+                log.exception("stats_figures_failed", partition=partition, key=key)
+                continue
+            for label, value in values:
+                sent.append(await produce(PARTIALS, f"{key}|{label}".encode(), value))
+        if sent:
+            await asyncio.gather(*sent)
+    except Exception as exc:
+        stop_process(log, "stats_flush_failed", exc, keys=len(batch))
+
+
+def _partials(partition: int, key: str, labels: set[str]) -> list[tuple[str, bytes]]:
+    as_of = _as_of.get(partition) or datetime.now(UTC)
+    key_figures = _index[partition][key]
+    shared: dict[datetime, dict[str, int]] = {}
+    out = []
+    for label in sorted(labels):
+        period = rules.parse_period(label)
+        value = {
+            "partition": partition,
+            # (ownership epoch, highest source offset): a partition's new owner (or the
+            # restarted worker) outranks partials still in flight from the previous one.
+            "version": [_epochs.get(partition, 0.0), _offsets.get(partition, -1)],
+            "as_of": as_of.isoformat(),
+            "figures": key_figures.figures(period, as_of, shared),
+        }
+        out.append((label, json.dumps(value).encode()))
+    return out
 
 
 @app.agent(stats_partials)
@@ -196,27 +219,89 @@ async def sum_partials(stream: faust.StreamT) -> None:
     source partitions' partials of one flush usually arrive together). Everything is awaited
     before Faust acknowledges the batch, so a crash redelivers partials onto the saved table,
     where replacing them again is idempotent.
+
+    Failures, as in the tracker (:mod:`lienthong.streams.failures`): a partial that is not one
+    (anything else written to the topic) is dead-lettered with the reason and never reaches
+    the table, so it cannot poison its key's totals; a send failing after retries stops the
+    process before the batch is acknowledged.
     """
     async for events in stream.take_events(500, 0.05):
-        changed: dict[str, int] = {}
-        for event in events:
-            full_key = event.key.decode()
-            partial = json.loads(event.value)
-            current = stats_table.get(full_key) or {"parts": {}}
-            part = str(partial["partition"])
-            old = current["parts"].get(part)
-            if old is not None and old["version"] > partial["version"]:
-                continue  # a stale partial from a previous owner of that partition
-            stats_table.data[full_key] = {"parts": {**current["parts"], part: partial}}
-            changed[full_key] = event.message.partition
-        sent: list[asyncio.Future[Any]] = []
-        for full_key, partition in changed.items():
-            value = stats_table.data[full_key]
-            sent.append(await write_changelog(stats_table, partition, full_key, value))
-            snapshot = encode(_snapshot(full_key, value["parts"]))
-            sent.append(await produce(LIVE_STATS, full_key.encode(), snapshot))
-        if sent:
-            await asyncio.gather(*sent)
+        try:
+            changed: dict[str, int] = {}
+            rejected: list[asyncio.Future[Any]] = []
+            for event in events:
+                try:
+                    _apply_partial(event, changed)
+                except Exception as exc:
+                    if is_infrastructure(exc):
+                        raise
+                    rejected.append(await _reject_partial(event.message, exc))
+            sent: list[asyncio.Future[Any]] = rejected
+            for full_key, partition in changed.items():
+                value = stats_table.data[full_key]
+                sent.append(await write_changelog(stats_table, partition, full_key, value))
+                snapshot = encode(_snapshot(full_key, value["parts"]))
+                sent.append(await produce(LIVE_STATS, full_key.encode(), snapshot))
+            if sent:
+                await asyncio.gather(*sent)
+        except Exception as exc:
+            stop_process(log, "stats_batch_failed", exc, records=len(events))
+
+
+def _apply_partial(event: Any, changed: dict[str, int]) -> None:
+    full_key = event.key.decode()
+    partial = parse_partial(full_key, event.value)
+    current = stats_table.get(full_key) or {"parts": {}}
+    part = str(partial["partition"])
+    old = current["parts"].get(part)
+    if old is not None and old["version"] > partial["version"]:
+        return  # a stale partial from a previous owner of that partition
+    stats_table.data[full_key] = {"parts": {**current["parts"], part: partial}}
+    changed[full_key] = event.message.partition
+
+
+async def _reject_partial(message: Any, exc: Exception) -> asyncio.Future[Any]:
+    where = {"partition": message.partition, "offset": message.offset}
+    log.warning("stats_partial_rejected", error=str(exc), **where)
+    return await dead_letters.publish(message, processing_failed(exc, **where))
+
+
+def parse_partial(full_key: str, raw: bytes | None) -> dict[str, Any]:
+    """A ``stats-partials`` record checked field by field (ValueError naming what is wrong).
+
+    Why checked at all: stage 1 is the only intended writer, but whatever lands in the table
+    is summed into a key's totals on every later partial, so one malformed record would break
+    that key for good."""
+    parts = full_key.split("|")
+    if len(parts) != 4:
+        raise ValueError(f"key {full_key!r} is not agency|procedure|channel|period")
+    rules.parse_period(parts[3])
+    try:
+        partial = json.loads(raw or b"")
+    except ValueError as exc:
+        raise ValueError(f"value is not JSON: {exc}") from None
+    if not isinstance(partial, dict):
+        raise ValueError("value is not a JSON object")
+    if not isinstance(partial.get("partition"), int) or isinstance(partial["partition"], bool):
+        raise ValueError("partition: must be an integer")
+    version = partial.get("version")
+    if not (
+        isinstance(version, list)
+        and len(version) == 2
+        and all(isinstance(v, int | float) for v in version)
+    ):
+        raise ValueError("version: must be [epoch, offset]")
+    try:
+        datetime.fromisoformat(partial.get("as_of"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError("as_of: must be an ISO 8601 instant") from None
+    figures = partial.get("figures")
+    if not isinstance(figures, dict):
+        raise ValueError("figures: must be an object")
+    for name in rules.FIGURES:
+        if not isinstance(figures.get(name), int):
+            raise ValueError(f"figures.{name}: must be an integer")
+    return partial
 
 
 def _sum(parts: dict[str, Any]) -> dict[str, int]:

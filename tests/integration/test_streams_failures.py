@@ -264,3 +264,46 @@ def test_a_send_failing_after_retries_stops_the_worker_and_nothing_is_lost(
     assert [p.TrangThaiHoSo for p in postal] == [2, 5, 2, 5, 2, 9, 10]
     dead = consume(kafka_bootstrap, catalogue_topics["dead-letters"], None, idle_s=1.0)
     assert dead == []
+
+
+def test_records_on_stats_partials_that_are_not_partials_are_dead_lettered_and_counts_hold(
+    kafka_bootstrap, catalogue_topics, bus_settings, start_worker
+):
+    """Stage 2 sums whatever is in its table into a key's totals on every later partial: a
+    malformed record there (a stray producer, a hand-made test record) must be refused with
+    the reason, not stored, and the month's counts of that very key must still come out."""
+    from kafka import KafkaProducer
+
+    from lienthong.connectors.headers import DLQ_ERROR_CLASS, DLQ_REASON, DLQ_SOURCE_OFFSET
+    from tests.integration.test_streams_scenarios import (
+        EXPECTED_MARCH,
+        march_script,
+        wait_stats,
+    )
+
+    codec = AvroCodec(registry_from_settings(bus_settings))
+    key = f"{CENTER}|{PROC}|counter|month:2025-03".encode()
+    stray = [
+        (key, b"not a partial"),
+        # Would outrank every real partial of source partition 0 and has no figures to sum.
+        (key, b'{"partition": 0, "version": [9e12, 9], "as_of": "2025-03-01T00:00:00+07:00"}'),
+        (b"no-period", b"{}"),
+    ]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for k, v in stray:
+        producer.send(catalogue_topics["stats-partials"], key=k, value=v)
+    producer.flush()
+    producer.close()
+    publish(kafka_bootstrap, catalogue_topics, codec, march_script().ordered())
+    worker = start_worker(REPLAY)
+
+    body = wait_stats(worker, EXPECTED_MARCH)
+    assert body["totals"] == EXPECTED_MARCH, (body, worker.log_tail())
+    dead = consume(kafka_bootstrap, catalogue_topics["dead-letters"], None, idle_s=2.0)
+    headers = sorted((dict(m.headers or []) for m in dead), key=lambda h: h[DLQ_SOURCE_OFFSET])
+    assert [h[DLQ_ERROR_CLASS] for h in headers] == [b"ProcessingFailed"] * 3, headers
+    reasons = [h[DLQ_REASON].decode() for h in headers]
+    assert "value is not JSON" in reasons[0]
+    assert "figures: must be an object" in reasons[1]
+    assert "is not agency|procedure|channel|period" in reasons[2]
+    assert worker.get_json("/health")["status"] == "ok"
