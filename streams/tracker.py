@@ -51,7 +51,7 @@ from lienthong.domain.tracking import (
     Record,
     events_of,
     portal_view,
-    track,
+    track_in,
 )
 from lienthong.logs import get_logger
 from lienthong.schemas import default_codec, encode
@@ -569,15 +569,7 @@ async def _handle(event: Any, batch: Batch) -> None:
 
     await _fire_due(partition, clock.now(partition), batch)
     record = dossiers.get(facts.dossier_id)
-    proc = procedures.get(facts.procedure or (record or {}).get("procedure") or "")
-    result = track(
-        record,
-        facts,
-        partition=partition,
-        offset=message.offset,
-        procedure_duration=proc.duration if proc else None,
-        cutoff=proc.cutoff if proc else None,
-    )
+    result = track_in(procedures, record, facts, partition=partition, offset=message.offset)
     if isinstance(result, Duplicate):
         if result.same_record and record is not None and result.history_index >= 0:
             outputs = _outputs(record, result.history_index, raw, facts)

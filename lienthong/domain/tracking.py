@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from lienthong.domain.classification import classify
 from lienthong.domain.deadlines import Duration, Pause, compute_appointment, extend_for_pauses
@@ -35,6 +35,7 @@ from lienthong.domain.lifecycle import (
     StepStatus,
     apply,
 )
+from lienthong.domain.procedures import Procedure
 
 __all__ = [
     "Applied",
@@ -50,6 +51,7 @@ __all__ = [
     "portal_view",
     "state_of",
     "track",
+    "track_in",
 ]
 
 Record = dict[str, Any]
@@ -255,6 +257,27 @@ def _appointment(
     if procedure_duration is None:
         return None
     return compute_appointment(facts.at, procedure_duration, cutoff=cutoff).due
+
+
+class _Catalogue(Protocol):
+    def get(self, code: str) -> Procedure | None: ...
+
+
+def track_in(
+    catalogue: _Catalogue, record: Record | None, facts: Facts, *, partition: int, offset: int
+) -> Applied | Duplicate | Rejected:
+    """:func:`track` with the dossier's procedure looked up in ``catalogue``: the event's own
+    code (a receipt) or the one on the record. Its duration checks the appointment, its
+    cut-off time decides the receipt's day; an unknown code checks neither."""
+    proc = catalogue.get(facts.procedure or (record or {}).get("procedure") or "")
+    return track(
+        record,
+        facts,
+        partition=partition,
+        offset=offset,
+        procedure_duration=proc.duration if proc else None,
+        cutoff=proc.cutoff if proc else None,
+    )
 
 
 def track(

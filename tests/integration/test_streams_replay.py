@@ -22,7 +22,7 @@ from lienthong.domain.calendar import default_calendar
 from lienthong.domain.deadlines import compute_appointment
 from lienthong.domain.procedures import load_procedures
 from lienthong.domain.stats import FIGURES, figures, period_of, rates, stats_key
-from lienthong.domain.tracking import Applied, track
+from lienthong.domain.tracking import Applied, track_in
 from lienthong.schemas.codec import AvroCodec
 from lienthong.schemas.models import (
     DossierReceived,
@@ -196,15 +196,7 @@ def direct(script: Script) -> tuple[dict[str, dict[str, int]], set[tuple]]:
             facts = facts_from(event)
             if record is not None:
                 record = fire(record, facts.at)
-            proc = catalogue.get(facts.procedure or (record or {}).get("procedure") or "")
-            result = track(
-                record,
-                facts,
-                partition=0,
-                offset=offset,
-                procedure_duration=proc.duration if proc else None,
-                cutoff=proc.cutoff if proc else None,
-            )
+            result = track_in(catalogue, record, facts, partition=0, offset=offset)
             assert isinstance(result, Applied), (dossier, result)
             record = fire(result.record, facts.at)
         records[dossier] = fire(record, TICK_AT)

@@ -28,7 +28,7 @@ from lienthong.domain.stats import (
     stats_key,
     summarise,
 )
-from lienthong.domain.tracking import Applied, track
+from lienthong.domain.tracking import Applied, track_in
 from lienthong.streams.facts import facts_of
 from tests.integration.test_streams_replay import generate_month
 
@@ -91,15 +91,7 @@ def test_key_figures_equal_figures_over_the_records_after_every_change() -> None
         if record is not None:
             fired = due_alerts(record, facts.at, rules)
             record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in fired)]}
-        proc = catalogue.get(facts.procedure or (record or {}).get("procedure") or "")
-        result = track(
-            record,
-            facts,
-            partition=0,
-            offset=n,
-            procedure_duration=proc.duration if proc else None,
-            cutoff=proc.cutoff if proc else None,
-        )
+        result = track_in(catalogue, record, facts, partition=0, offset=n)
         if not isinstance(result, Applied):
             continue
         records[facts.dossier_id] = result.record
@@ -138,15 +130,7 @@ def test_periods_between_and_of_record_cover_the_months_a_dossier_was_open_in() 
         facts = facts_of(event)
         if facts is None or facts.kind.value != "dossier_received":
             continue
-        proc = catalogue.get(facts.procedure or "")
-        result = track(
-            None,
-            facts,
-            partition=0,
-            offset=n,
-            procedure_duration=proc.duration if proc else None,
-            cutoff=proc.cutoff if proc else None,
-        )
+        result = track_in(catalogue, None, facts, partition=0, offset=n)
         assert isinstance(result, Applied)
         received = facts.at
         later = received + timedelta(days=70)

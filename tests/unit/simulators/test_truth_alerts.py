@@ -27,7 +27,7 @@ from lienthong.domain.alerts import (
 )
 from lienthong.domain.calendar import default_calendar
 from lienthong.domain.procedures import load_procedures
-from lienthong.domain.tracking import Applied, track
+from lienthong.domain.tracking import Applied, track_in
 from lienthong.schemas import AvroCodec, FileSchemaRegistry
 from lienthong.schemas import models as m
 from lienthong.schemas.errors import DecodeError
@@ -370,16 +370,8 @@ def replay_like_a_worker(records: Iterable[Any], codec: AvroCodec, partitions: i
         p = partition_of(r.key, partitions)
         clocks[p] = max(clocks.get(p, facts.at), facts.at)
         fire(p)
-        proc = procedures.get(
-            facts.procedure or (table.get(facts.dossier_id) or {}).get("procedure") or ""
-        )
-        result = track(
-            table.get(facts.dossier_id),
-            facts,
-            partition=p,
-            offset=offset,
-            procedure_duration=proc.duration if proc else None,
-            cutoff=proc.cutoff if proc else None,
+        result = track_in(
+            procedures, table.get(facts.dossier_id), facts, partition=p, offset=offset
         )
         if isinstance(result, Applied):
             table[facts.dossier_id] = result.record

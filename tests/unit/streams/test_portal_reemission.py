@@ -9,7 +9,7 @@ consumers keep the first record per event id.
 from __future__ import annotations
 
 from lienthong.domain.procedures import load_procedures
-from lienthong.domain.tracking import Applied, Record, portal_view, track
+from lienthong.domain.tracking import Applied, Record, portal_view, track_in
 from lienthong.schemas.models import DossierSubmitted
 from lienthong.streams.facts import facts_of
 from tests.integration.test_streams_scenarios import CENTER, PROC, SUBJECT, Script, march_script, t
@@ -24,15 +24,7 @@ def _apply(script: Script) -> dict[str, list[tuple[Record, int]]]:
         facts = facts_of(event)
         assert facts is not None
         record = records.get(facts.dossier_id)
-        proc = procedures.get(facts.procedure or (record or {}).get("procedure") or "")
-        result = track(
-            record,
-            facts,
-            partition=0,
-            offset=offset,
-            procedure_duration=proc.duration if proc else None,
-            cutoff=proc.cutoff if proc else None,
-        )
+        result = track_in(procedures, record, facts, partition=0, offset=offset)
         if isinstance(result, Applied):
             records[facts.dossier_id] = result.record
             steps.setdefault(facts.dossier_id, []).append((result.record, result.history_index))
