@@ -217,7 +217,7 @@ def test_live_connector_mode_with_every_fault() -> None:
     cfg = SimConfig(
         Period("live", FRIDAY_15 - timedelta(days=1), FRIDAY_15), seed=9, postal="connector"
     )
-    live = LiveConfig(rate=2, warmup_days=1, around_the_clock=True, sample_dossiers=100)
+    live = LiveConfig(rate=0.5, warmup_days=1, around_the_clock=True, sample_dossiers=100)
     sim = LiveSimulation(cfg, live, FaultConfig.all_on(0.1), encode, seen.__getitem__, clock)
     sent: list[Record] = []
     sim.run(sent.append, lambda: clock.now() >= FRIDAY_15 + timedelta(hours=12))
