@@ -169,8 +169,8 @@ def test_memory_holds_open_dossiers_only(monday) -> None:
 
 def test_an_hour_at_the_rate_holds_a_bounded_number_of_dossiers() -> None:
     """Filling the rate with new dossiers costs memory (each is held until it closes), but
-    per record sent it holds fewer than the steady-state arrivals did (≈ 0.47 dossiers per
-    record sent after an hour): measured 0.34 here."""
+    per record sent it holds fewer than the steady-state arrivals did (0.39 dossiers per
+    record sent after an hour at --rate 20, benchmarks/bench_live.py): 0.34 here."""
     rate = 5.0
     sim, _, sent, _ = _live(
         MONDAY_9, rate=rate, warmup_days=0.2, duration_s=3600, around_the_clock=True, light=True
