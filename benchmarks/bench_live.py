@@ -24,22 +24,11 @@ from datetime import datetime, timedelta
 from lienthong.schemas import decode, encode
 from lienthong.schemas.models import VN_TZ
 from lienthong.simulators.faults import FaultConfig
-from lienthong.simulators.live import LiveConfig, LiveSimulation, WallClock
+from lienthong.simulators.live import LiveConfig, LiveSimulation, SteppedClock, WallClock
 from lienthong.simulators.province import Period, SimConfig
 from lienthong.simulators.run import Record
 
 MONDAY_9 = datetime(2026, 11, 23, 9, 0, tzinfo=VN_TZ)
-
-
-class FakeClock:
-    def __init__(self, start: datetime) -> None:
-        self.t = start
-
-    def now(self) -> datetime:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += timedelta(seconds=seconds)
 
 
 def _rss_mb() -> int:
@@ -47,7 +36,7 @@ def _rss_mb() -> int:
 
 
 def fake(rate: float, hours: float, calendar: bool, marks: list[tuple[int, int]]) -> None:
-    clock = FakeClock(MONDAY_9)
+    clock = SteppedClock(MONDAY_9)
     cfg = SimConfig(Period("live", MONDAY_9 - timedelta(days=1), MONDAY_9), seed=7)
     live = LiveConfig(rate=rate, warmup_days=1, around_the_clock=not calendar)
     sim = LiveSimulation(cfg, live, FaultConfig(), encode, decode, clock)

@@ -16,7 +16,13 @@ from lienthong.schemas import decode as avro_decode
 from lienthong.schemas import encode as avro_encode
 from lienthong.schemas.models import VN_TZ, Event
 from lienthong.simulators.faults import Delivery, FaultConfig
-from lienthong.simulators.live import LiveConfig, LiveSimulation, WallClock, run_with_signals
+from lienthong.simulators.live import (
+    LiveConfig,
+    LiveSimulation,
+    SteppedClock,
+    WallClock,
+    run_with_signals,
+)
 from lienthong.simulators.province import Period, SimConfig
 from lienthong.simulators.run import Record, add_folded, fold_delivered
 from lienthong.simulators.truth import TruthBuilder, periods_in
@@ -25,21 +31,6 @@ MONDAY_9 = datetime(2026, 11, 23, 9, 0, tzinfo=VN_TZ)
 SUNDAY_22 = datetime(2026, 11, 22, 22, 0, tzinfo=VN_TZ)
 RATE = 10.0  # records/s
 DURATION = 900.0  # s of simulated wall clock
-
-
-class FakeClock:
-    """Time moves only when the simulation sleeps."""
-
-    def __init__(self, start: datetime) -> None:
-        self.t = start
-        self.slept = 0.0
-
-    def now(self) -> datetime:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept += seconds
-        self.t += timedelta(seconds=seconds)
 
 
 def _live_rate(
@@ -73,10 +64,10 @@ def _live(
     faults: FaultConfig | None = None,
     seed: int = 7,
     light: bool = False,
-) -> tuple[LiveSimulation, FakeClock, list[tuple[datetime, Record]], dict[bytes, Event]]:
+) -> tuple[LiveSimulation, SteppedClock, list[tuple[datetime, Record]], dict[bytes, Event]]:
     """``light``: the real Avro codec instead of keeping every event, for long or fast sessions
     (``seen`` stays empty then)."""
-    clock = FakeClock(start)
+    clock = SteppedClock(start)
     seen, encode = _events_by_value()
     decode = seen.__getitem__
     if light:
@@ -96,7 +87,7 @@ def _live(
 
 
 @pytest.fixture(scope="module")
-def monday() -> tuple[LiveSimulation, FakeClock, list[tuple[datetime, Record]], dict]:
+def monday() -> tuple[LiveSimulation, SteppedClock, list[tuple[datetime, Record]], dict]:
     return _live(MONDAY_9, rate=RATE, duration_s=DURATION)
 
 
@@ -205,7 +196,7 @@ def test_stop_writes_the_truth_of_what_was_delivered(monday) -> None:
 
 
 def test_stop_request_is_honoured_and_open_dossiers_are_cut() -> None:
-    clock = FakeClock(MONDAY_9)
+    clock = SteppedClock(MONDAY_9)
     seen, encode = _events_by_value()
     cfg = SimConfig(Period("live", MONDAY_9 - timedelta(days=0.2), MONDAY_9), seed=3)
     sim = LiveSimulation(
@@ -289,7 +280,7 @@ def test_incremental_truth_equals_the_truth_of_the_sent_records_over_days() -> N
     """Closed dossiers are folded as they close, the rest at the stop: the result must be
     the truth of exactly the records sent, computed in one go afterwards."""
     start = datetime(2026, 11, 27, 15, 0, tzinfo=VN_TZ)  # Friday: the session crosses a month
-    clock = FakeClock(start)
+    clock = SteppedClock(start)
     seen, encode = _events_by_value()
     cfg = SimConfig(Period("live", start - timedelta(days=1), start), seed=5, procedures=120)
     live = LiveConfig(

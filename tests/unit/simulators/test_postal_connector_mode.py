@@ -21,7 +21,7 @@ from lienthong.schemas.models import (
     ResultReturned,
 )
 from lienthong.simulators.faults import FaultConfig
-from lienthong.simulators.live import LiveConfig, LiveSimulation
+from lienthong.simulators.live import LiveConfig, LiveSimulation, SteppedClock
 from lienthong.simulators.province import CENTER, Period, ProvinceSimulator, SimConfig
 from lienthong.simulators.run import Record
 from lienthong.simulators.truth import COUNT_FIELDS
@@ -122,19 +122,8 @@ def test_order_personal_data_is_stable_per_dossier(both) -> None:
 FRIDAY_15 = datetime(2026, 11, 27, 15, 0, tzinfo=VN_TZ)
 
 
-class FakeClock:
-    def __init__(self, start: datetime) -> None:
-        self.t = start
-
-    def now(self) -> datetime:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += timedelta(seconds=seconds)
-
-
 def _live(postal: str) -> tuple[LiveSimulation, list[Record], dict[bytes, Event]]:
-    clock = FakeClock(FRIDAY_15)
+    clock = SteppedClock(FRIDAY_15)
     seen: dict[bytes, Event] = {}
 
     def encode(event: Event) -> bytes:
@@ -206,7 +195,7 @@ def test_live_simulated_mode_keeps_its_post_and_truth_shape(live_pair) -> None:
 
 def test_live_connector_mode_with_every_fault() -> None:
     """Faults hit the lifecycle only: orders always leave whole and are noted in the truth."""
-    clock = FakeClock(FRIDAY_15)
+    clock = SteppedClock(FRIDAY_15)
     seen: dict[bytes, Event] = {}
 
     def encode(event: Event) -> bytes:
