@@ -335,3 +335,28 @@ def test_ctrl_c_or_sigterm_stops_the_wall_clock_loop(signum: int) -> None:
     assert time.monotonic() - started < 3  # the sleep is cut short, not waited out
     assert signal.getsignal(signum) is before  # handlers restored
     assert sim.truth_json()["meta"]["stopped_at"]
+
+
+def test_on_the_wall_clock_the_frozen_heap_is_thawed_and_collected_now_and_then(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Frozen objects are never collected: a long session thaws and collects them every
+    GC_THAW_S of windows, and leaves nothing frozen when it stops."""
+    import gc
+
+    from lienthong.simulators import live as live_mod
+
+    monkeypatch.setattr(live_mod, "GC_THAW_S", 0.5)
+    collected: list[int] = []
+    real_collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(1) or real_collect(*a))
+    clock = WallClock()
+    seen, encode = _events_by_value()
+    now = clock.now()
+    cfg = SimConfig(Period("live", now - timedelta(days=0.01), now), seed=2)
+    live = LiveConfig(rate=20, warmup_days=0.01, sample_dossiers=50, around_the_clock=True)
+    live.duration_s = 2.5
+    sim = LiveSimulation(cfg, live, FaultConfig(), encode, seen.__getitem__, clock)
+    sim.run(lambda r: None, lambda: False)
+    assert len(collected) >= 2  # windows of 1 s, thawed every window here
+    assert gc.get_freeze_count() == 0
