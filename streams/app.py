@@ -117,8 +117,8 @@ async def write_changelog(table: Any, partition: int, key: str, value: Any) -> a
     acknowledged."""
     changelog = table.changelog_topic
     name = changelog.get_topic_name()
-    raw_key = _json_bytes(key)
-    raw_value = _json_bytes(value)
+    raw_key = changelog_json(key)
+    raw_value = changelog_json(value)
     future = await produce(name, raw_key, raw_value, partition)
     tp = TP(name, partition)
 
@@ -130,7 +130,7 @@ async def write_changelog(table: Any, partition: int, key: str, value: Any) -> a
     return future
 
 
-def _json_bytes(value: Any) -> bytes:
+def changelog_json(value: Any) -> bytes:
     """What Faust's ``json`` codec writes for ``value``: its own dumps (orjson, which
     faust-streaming picks up when installed and which is ~10× the standard library's speed on
     the tracker's records), as bytes."""

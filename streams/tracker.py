@@ -69,8 +69,8 @@ from lienthong.schemas.models import (
 from lienthong.schemas.validate import Validator
 from lienthong.streams import stats as stats_stage
 from lienthong.streams.app import (
-    _json_bytes,
     app,
+    changelog_json,
     json_changelog_table,
     partitions_of,
     produce,
@@ -231,7 +231,8 @@ def _check_record_size(record: Record, raw: bytes, outputs: Outputs) -> None:
     if len(raw) <= SUSPECT_EVENT_BYTES and len(outputs[0][2]) <= SUSPECT_PORTAL_BYTES:
         return
     name = dossiers.changelog_topic.get_topic_name()
-    key, value = _json_bytes(record["id"]), _json_bytes(record)  # the bytes write_changelog sends
+    # The very bytes write_changelog sends.
+    key, value = changelog_json(record["id"]), changelog_json(record)
     rejection = too_large(name, key, value, MAX_RECORD_BYTES, what="tracker record (changelog)")
     if rejection is not None:
         raise rejection

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.serializers import codecs
 
-from lienthong.streams.app import _json_bytes
+from lienthong.streams.app import changelog_json
 
 RECORD = {
     "id": "H10.L260105.0001",
@@ -23,7 +23,7 @@ RECORD = {
 def test_changelog_bytes_are_what_fausts_json_codec_writes_and_reads_back() -> None:
     codec = codecs.get_codec("json")
     for value in (RECORD, "H10.L260105.0001", 42, -1, None):
-        raw = _json_bytes(value)
+        raw = changelog_json(value)
         assert isinstance(raw, bytes)
         assert raw == codec.dumps(value)
         assert codec.loads(raw) == value
