@@ -42,7 +42,7 @@ def _live_rate(
     return n / (b - a)
 
 
-def _events_by_value() -> tuple[dict[bytes, Event], object]:
+def events_by_value() -> tuple[dict[bytes, Event], object]:
     """An encoder that lets the test see the event behind each record."""
     seen: dict[bytes, Event] = {}
 
@@ -68,7 +68,7 @@ def _live(
     """``light``: the real Avro codec instead of keeping every event, for long or fast sessions
     (``seen`` stays empty then)."""
     clock = SteppedClock(start)
-    seen, encode = _events_by_value()
+    seen, encode = events_by_value()
     decode = seen.__getitem__
     if light:
         encode, decode = avro_encode, avro_decode
@@ -197,7 +197,7 @@ def test_stop_writes_the_truth_of_what_was_delivered(monday) -> None:
 
 def test_stop_request_is_honoured_and_open_dossiers_are_cut() -> None:
     clock = SteppedClock(MONDAY_9)
-    seen, encode = _events_by_value()
+    seen, encode = events_by_value()
     cfg = SimConfig(Period("live", MONDAY_9 - timedelta(days=0.2), MONDAY_9), seed=3)
     sim = LiveSimulation(
         cfg,
@@ -281,7 +281,7 @@ def test_incremental_truth_equals_the_truth_of_the_sent_records_over_days() -> N
     the truth of exactly the records sent, computed in one go afterwards."""
     start = datetime(2026, 11, 27, 15, 0, tzinfo=VN_TZ)  # Friday: the session crosses a month
     clock = SteppedClock(start)
-    seen, encode = _events_by_value()
+    seen, encode = events_by_value()
     cfg = SimConfig(Period("live", start - timedelta(days=1), start), seed=5, procedures=120)
     live = LiveConfig(
         rate=0.1, warmup_days=1, around_the_clock=True, sample_dossiers=100, max_sleep_s=3600
@@ -318,7 +318,7 @@ class _NoFaults:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_stops_the_wall_clock_loop(signum: int) -> None:
     clock = WallClock()
-    seen, encode = _events_by_value()
+    seen, encode = events_by_value()
     now = clock.now()
     cfg = SimConfig(Period("live", now - timedelta(days=0.01), now), seed=2)
     live = LiveConfig(rate=5, warmup_days=0.01, sample_dossiers=50, max_sleep_s=5)
@@ -351,7 +351,7 @@ def test_on_the_wall_clock_the_frozen_heap_is_thawed_and_collected_now_and_then(
     real_collect = gc.collect
     monkeypatch.setattr(gc, "collect", lambda *a: collected.append(1) or real_collect(*a))
     clock = WallClock()
-    seen, encode = _events_by_value()
+    seen, encode = events_by_value()
     now = clock.now()
     cfg = SimConfig(Period("live", now - timedelta(days=0.01), now), seed=2)
     live = LiveConfig(rate=20, warmup_days=0.01, sample_dossiers=50, around_the_clock=True)

@@ -26,6 +26,7 @@ from lienthong.simulators.province import CENTER, Period, ProvinceSimulator, Sim
 from lienthong.simulators.run import Record
 from lienthong.simulators.truth import COUNT_FIELDS
 from lienthong.simulators.verify import compare_report
+from tests.unit.simulators.test_live import events_by_value
 
 JAN = Period.parse("2026-01")
 # sha256 of the JSON of every event of 400 dossiers (seed 7, January 2026) as the generator
@@ -124,12 +125,7 @@ FRIDAY_15 = datetime(2026, 11, 27, 15, 0, tzinfo=VN_TZ)
 
 def _live(postal: str) -> tuple[LiveSimulation, list[Record], dict[bytes, Event]]:
     clock = SteppedClock(FRIDAY_15)
-    seen: dict[bytes, Event] = {}
-
-    def encode(event: Event) -> bytes:
-        key = f"{event.envelope.event_id}:{len(seen)}".encode()
-        seen[key] = event
-        return key
+    seen, encode = events_by_value()
 
     start = FRIDAY_15
     cfg = SimConfig(Period("live", start - timedelta(days=1), start), seed=5, postal=postal)
@@ -196,12 +192,7 @@ def test_live_simulated_mode_keeps_its_post_and_truth_shape(live_pair) -> None:
 def test_live_connector_mode_with_every_fault() -> None:
     """Faults hit the lifecycle only: orders always leave whole and are noted in the truth."""
     clock = SteppedClock(FRIDAY_15)
-    seen: dict[bytes, Event] = {}
-
-    def encode(event: Event) -> bytes:
-        key = f"{event.envelope.event_id}:{len(seen)}".encode()
-        seen[key] = event
-        return key
+    seen, encode = events_by_value()
 
     cfg = SimConfig(
         Period("live", FRIDAY_15 - timedelta(days=1), FRIDAY_15), seed=9, postal="connector"
