@@ -506,6 +506,23 @@ def periods_in(window: Period, kind: str) -> list[Period]:
     return list(out.values())
 
 
+def overdue_label(entry: str) -> str:
+    """The version-1 name of an overdue entry ``dossier|key``: the dossier for the dossier's
+    notice, ``dossier#N`` for step N's."""
+    dossier, key = entry.split("|", 1)
+    return dossier if key == "dossier:overdue" else f"{dossier}#{key.split(':')[1]}"
+
+
+def overdue_lists(entries: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The version-1 ``overdue_dossiers`` and ``overdue_steps`` of these overdue entries."""
+    dossiers: list[str] = []
+    steps: list[str] = []
+    for entry in entries:
+        step = entry.split("|", 1)[1].startswith("step:")
+        (steps if step else dossiers).append(overdue_label(entry))
+    return sorted(dossiers), sorted(steps)
+
+
 class TruthBuilder:
     """Accumulates dossier truths into the figures the bus must publish."""
 
@@ -738,16 +755,10 @@ class TruthBuilder:
         """Version-1 lists (overdue dossiers and steps) plus, from ``ALERTS_VERSION`` 2, every
         alert by event id, per kind, and the assumptions it rests on."""
         self.resolve_alerts()
-        overdue = sorted(self.alerts["overdue"].values())
-        dossiers = [k.split("|", 1)[0] for k in overdue if k.endswith("|dossier:overdue")]
-        steps = [
-            f"{d}#{key.split(':')[1]}"
-            for d, key in (k.split("|", 1) for k in overdue)
-            if key.startswith("step:")
-        ]
+        dossiers, steps = overdue_lists(self.alerts["overdue"].values())
         return {
-            "overdue_dossiers": sorted(dossiers),
-            "overdue_steps": sorted(steps),
+            "overdue_dossiers": dossiers,
+            "overdue_steps": steps,
             "version": ALERTS_VERSION,
             "rules": {
                 "warning_lead_hours": self.rules.warning_lead.total_seconds() / 3600,

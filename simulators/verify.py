@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lienthong.simulators.truth import COUNT_FIELDS
+from lienthong.simulators.truth import COUNT_FIELDS, overdue_label, overdue_lists
 
 Actual = dict[str, Any]
 
@@ -174,13 +174,14 @@ def live_expected_alerts(
     may_by = datetime.fromisoformat(ended) + LIVE_MARGIN
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in alerts.items()}
     required = optional = 0
+    overdue_seen = set(actual.get("overdue_dossiers", ())) | set(actual.get("overdue_steps", ()))
     for alert_id, later in alerts["after_window"].items():
         kind, entry = later["kind"], later["entry"]
         if alert_id in out[kind]:
             continue
         fire_at = datetime.fromisoformat(later["fire_at"])
         on_bus = alert_id in (actual.get(kind) or {}) or (
-            kind == "overdue" and _overdue_label(entry) in _overdue_seen(actual)
+            kind == "overdue" and overdue_label(entry) in overdue_seen
         )
         if not later.get("may") and fire_at <= must_by:
             out[kind][alert_id] = entry
@@ -188,29 +189,13 @@ def live_expected_alerts(
         elif on_bus and (later.get("may") or fire_at <= may_by):
             out[kind][alert_id] = entry
             optional += 1
-    overdue = sorted(out["overdue"].values())
-    out["overdue_dossiers"] = sorted(
-        k.split("|", 1)[0] for k in overdue if k.endswith("|dossier:overdue")
-    )
-    out["overdue_steps"] = sorted(
-        _overdue_label(k) for k in overdue if k.split("|", 1)[1].startswith("step:")
-    )
+    out["overdue_dossiers"], out["overdue_steps"] = overdue_lists(out["overdue"].values())
     notes.append(
         f"live: {len(alerts['after_window'])} alerts fall due after the window; {required} were "
         f"due before the bus was read (required), {optional} more were on it (allowed: due "
         "while it was read, or just after a record that cancels them)"
     )
     return out
-
-
-def _overdue_label(entry: str) -> str:
-    """``dossier|dossier:overdue`` -> dossier; ``dossier|step:N:overdue`` -> ``dossier#N``."""
-    dossier, key = entry.split("|", 1)
-    return dossier if key == "dossier:overdue" else f"{dossier}#{key.split(':')[1]}"
-
-
-def _overdue_seen(actual: Actual) -> set[str]:
-    return set(actual.get("overdue_dossiers", ())) | set(actual.get("overdue_steps", ()))
 
 
 def _same_instant(a: str | None, b: str | None) -> bool:
