@@ -228,15 +228,14 @@ async def sum_partials(stream: faust.StreamT) -> None:
     async for events in stream.take_events(500, 0.05):
         try:
             changed: dict[str, int] = {}
-            rejected: list[asyncio.Future[Any]] = []
+            sent: list[asyncio.Future[Any]] = []
             for event in events:
                 try:
                     _apply_partial(event, changed)
                 except Exception as exc:
                     if is_infrastructure(exc):
                         raise
-                    rejected.append(await _reject_partial(event.message, exc))
-            sent: list[asyncio.Future[Any]] = rejected
+                    sent.append(await _reject_partial(event.message, exc))
             for full_key, partition in changed.items():
                 value = stats_table.data[full_key]
                 sent.append(await write_changelog(stats_table, partition, full_key, value))
