@@ -551,9 +551,11 @@ async def _handle(event: Any, batch: Batch) -> None:
     message = event.message
     partition = message.partition
     raw = event.value
-    # Every record, also one that is dead-lettered: the last of a backlog puts the
-    # partition back on the wall clock (live mode; see lienthong.streams.clock).
-    clock.consumed(partition, backlog_after(message.offset, app.consumer.highwater(message.tp)))
+    if not clock.replay:  # the replay clock is the watermark whatever the backlog
+        # Every record, also one that is dead-lettered: the last of a backlog puts the
+        # partition back on the wall clock (see lienthong.streams.clock).
+        highwater = app.consumer.highwater(message.tp)
+        clock.consumed(partition, backlog_after(message.offset, highwater))
     batch.dossier_id = batch.event_id = None
     model = validator.decode_or_reason(raw)
     if isinstance(model, DecodeError):
