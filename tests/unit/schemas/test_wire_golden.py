@@ -1,0 +1,145 @@
+"""The Avro bodies the codec writes, pinned byte for byte in ``golden_avro.json``.
+
+Why: the wire is a contract with every agency's consumer. The bodies were recorded with the
+codec's former compiled (C) encoder before fastavro became the only encoder, so these tests
+prove the switch changed no byte; a later fastavro upgrade or model change that moves a byte
+fails here. Regenerate only for a deliberate wire change: ``python tests/unit/schemas/
+test_wire_golden.py`` (then review the diff).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import avro.io
+import avro.schema
+import pytest
+
+from lienthong.schemas import EVENT_CLASSES, AvroCodec, FileSchemaRegistry
+from lienthong.schemas.catalogue import current_schema
+from lienthong.schemas.examples import example_event
+from lienthong.schemas.models import Event
+
+GOLDEN = Path(__file__).with_name("golden_avro.json")
+NEW_YORK = ZoneInfo("America/New_York")
+
+# Edge values of the example records: empty arrays, nulls, long and empty strings, big counts.
+EDGES: dict[str, tuple[str, dict[str, Any]]] = {
+    "supplement_received/no-documents": ("supplement_received", {"documents": []}),
+    "supplement_requested/long-documents": (
+        "supplement_requested",
+        {"documents": ["x" * 70] * 3, "supplement_due_at": None},
+    ),
+    "portal_status_record/no-history": ("portal_status_record", {"QuaTrinhXuLy": []}),
+    "dossier_received/no-appointment": ("dossier_received", {"appointment_at": None}),
+    "handoff_returned/long-note": ("handoff_returned", {"note": "ghi chú " * 2000}),
+    "handoff_returned/empty-note": ("handoff_returned", {"note": ""}),
+    "live_stats_snapshot/big-counts": (
+        "live_stats_snapshot",
+        {"on_time_rate": 0.125, "online_rate": None, "received": 10**12},
+    ),
+}
+
+# Timestamps in Vietnam time, odd fixed offsets, both folds of a DST hour, early and late years.
+INSTANTS = [
+    datetime(2026, 3, 2, 8, 30, 0, 123456, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),
+    datetime(1975, 6, 12, 23, 59, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),
+    datetime(2024, 2, 29, 0, 0, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
+    datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK),
+    datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=NEW_YORK),
+    datetime(1, 1, 1, 0, 0, tzinfo=UTC),
+    datetime(9999, 12, 31, 16, 59, 59, 999999, tzinfo=UTC),
+    datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+]
+
+
+def _sweep() -> list[Event]:
+    """Every varint length: ints across 32 bits and timestamps across years 1..9999."""
+    rnd = random.Random(7)
+    base = example_event("deadline_warning")
+    minutes = [0, 1, -1, 63, -64, 64, -65, 2**31 - 1, -(2**31)]
+    minutes += [rnd.randint(-(2**31), 2**31 - 1) >> rnd.randint(0, 31) for _ in range(300)]
+    events = []
+    for value in minutes:
+        micros = rnd.randint(-62_135_510_400_000_000, 253_402_214_400_000_000) >> rnd.randint(0, 57)
+        due = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+        events.append(base.model_copy(update={"remaining_working_minutes": value, "due_at": due}))
+    return events
+
+
+def _cases() -> dict[str, Event]:
+    cases: dict[str, Event] = {
+        cls.EVENT_TYPE: example_event(cls.EVENT_TYPE) for cls in EVENT_CLASSES
+    }
+    for label, (event_type, update) in EDGES.items():
+        cases[label] = example_event(event_type).model_copy(update=update)
+    for due in INSTANTS:
+        cases[f"deadline_warning/due-{due.isoformat()}-fold{due.fold}"] = example_event(
+            "deadline_warning"
+        ).model_copy(update={"due_at": due})
+    return cases
+
+
+def _sweep_digest(codec: AvroCodec) -> str:
+    digest = hashlib.sha256()
+    for event in _sweep():
+        digest.update(codec.encode(event)[5:])
+    return digest.hexdigest()
+
+
+def _golden() -> dict[str, Any]:
+    return json.loads(GOLDEN.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("label", sorted(_cases()))
+def test_body_is_the_recorded_one_and_decodes_back(codec: AvroCodec, label: str) -> None:
+    event = _cases()[label]
+    data = codec.encode(event)
+    assert data[5:].hex() == _golden()["bodies"][label]
+    decoded = codec.decode(data)
+    assert type(decoded) is type(event)
+    assert codec.encode(decoded) == data  # the same instants and values (zones may differ)
+
+
+def test_every_varint_length_is_the_recorded_bytes(codec: AvroCodec) -> None:
+    assert _sweep_digest(codec) == _golden()["sweep_sha256"]
+    for event in _sweep()[::10]:
+        decoded = codec.decode(codec.encode(event))
+        assert decoded.remaining_working_minutes == event.remaining_working_minutes
+        assert decoded.due_at == event.due_at
+
+
+@pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.EVENT_TYPE)
+def test_apache_avro_reads_every_example_body(codec: AvroCodec, cls: type[Event]) -> None:
+    """An independent Avro implementation reads the whole body, to the last byte."""
+    event = example_event(cls.EVENT_TYPE)
+    body = codec.encode(event)[5:]
+    schema = avro.schema.parse(current_schema(cls.EVENT_TYPE).text)
+    stream = io.BytesIO(body)
+    record = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(stream))
+    assert stream.tell() == len(body)
+    assert str(record["envelope"]["event_id"]) == str(event.envelope.event_id)
+    assert record["envelope"]["occurred_at"] == event.envelope.occurred_at
+
+
+def _write_golden(directory: Path) -> None:
+    codec = AvroCodec(FileSchemaRegistry(directory / "registry.json"))
+    bodies = {label: codec.encode(event)[5:].hex() for label, event in sorted(_cases().items())}
+    content = {"bodies": bodies, "sweep_sha256": _sweep_digest(codec)}
+    GOLDEN.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {len(bodies)} bodies to {GOLDEN}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_golden(Path(tmp))
