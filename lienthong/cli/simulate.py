@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import fields
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lienthong.config import load_settings
+from lienthong.config import Settings, load_settings
 from lienthong.logs import configure_logging, get_logger
 
 _RATES = (
@@ -121,6 +122,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="paced: window of the past ending now",
     )
     p.add_argument("--dry-run", action="store_true", help="do not produce; truth only")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replay: go ahead even when the running bus's workers use the live clock",
+    )
     for fault in FAULTS:
         p.add_argument(
             f"--{fault.replace('_', '-')}",
@@ -195,6 +201,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         {f: (args.all_faults if args.all_faults is not None else getattr(args, f)) for f in FAULTS}
     )
     args.truth = args.truth or settings.run_dir / "truth.json"
+    if args.mode == "replay" and not args.dry_run:
+        _check_replay_target(settings, args.force)
     if args.mode == "live":
         if args.dry_run:
             raise UsageError("--dry-run has no meaning in live mode")
@@ -230,6 +238,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _check_replay_target(settings: Settings, force: bool) -> None:
+    """Refuse (exit 2, one line with the fix) a replay into live-clock workers; warn when the
+    workers' clock cannot be known (see lienthong.runtime.replay_guard)."""
+    from lienthong.cli.main import UsageError
+    from lienthong.runtime import probe
+    from lienthong.runtime.replay_guard import judge_replay
+    from lienthong.runtime.supervisor import StateFile
+
+    state = StateFile(settings).read()
+    pid = int((state or {}).get("supervisor_pid") or 0)
+    running = pid > 0 and probe.pid_alive(pid)
+    verdict = judge_replay(state, settings.bootstrap_servers, running=running, force=force)
+    if verdict.refuse:
+        raise UsageError(verdict.message or "refused")
+    if verdict.message:
+        print(f"lienthong: warning: {verdict.message}", file=sys.stderr)
 
 
 def _live(

@@ -24,6 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also start the fake portal, fake post, portal connector and live simulator",
     )
+    up.add_argument(
+        "--clock",
+        choices=("live", "replay"),
+        default=None,
+        help="the workers' clock: live = wall clock (default, [streams] clock); replay = "
+        "event time, for `lienthong simulate --mode replay`",
+    )
     up.set_defaults(func=cmd_up)
 
     down = subparsers.add_parser("down", help="stop everything `up` started")
@@ -44,9 +51,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         run_detached,
     )
 
+    if args.demo and args.clock == "replay":
+        raise UsageError("--demo runs the live simulator, which needs --clock live")
+    # Through the environment so the children (and a detached supervisor) see them too.
     if args.demo:
-        # Through the environment so the children (and a detached supervisor) see it too.
         os.environ["LIENTHONG_DEMO__ENABLED"] = "true"
+    if args.clock is not None:
+        os.environ["LIENTHONG_STREAMS__CLOCK"] = args.clock
     settings = load_settings()
     configure_logging("supervisor", settings.log_level)
     try:

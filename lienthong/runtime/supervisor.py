@@ -89,6 +89,8 @@ def component_specs(
                 kind="worker",
                 command=[sys.executable, "-m", "lienthong.streams.worker", "--web-port", str(port)],
                 port=port,
+                # Pinned so a restarted worker keeps the clock state.json records.
+                env={"LIENTHONG_STREAMS__CLOCK": settings.streams.clock},
             )
         )
     conn = settings.connectors
@@ -340,6 +342,8 @@ class Supervisor:
                 "bootstrap": self.settings.bootstrap_servers,
                 "embedded_broker": self.settings.uses_embedded_broker,
                 "broker_started_by_up": self.broker_started_here,
+                # The workers' clock: `simulate --mode replay` refuses live-clock workers.
+                "clock": self.settings.streams.clock,
                 "components": [asdict(c) for c in self.components.values()],
             }
         )
@@ -564,6 +568,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     return {
         "running": running,
         "supervisor_pid": supervisor_pid if running else None,
+        "clock": (state or {}).get("clock") if running else None,
         "healthy": all(r["healthy"] for r in rows) and running,
         "components": rows,
     }
@@ -586,6 +591,7 @@ def format_status(report: dict[str, Any]) -> str:
         f"bus: {'running' if report['running'] else 'not running'}"
         + (f" (supervisor pid {report['supervisor_pid']})" if report["supervisor_pid"] else "")
         + f", {'healthy' if report['healthy'] else 'NOT healthy'}"
+        + (f", workers on the {report['clock']} clock" if report.get("clock") else "")
     ]
     header = f"{'component':<26} {'pid':>7} {'port':>6}  {'health':<9} detail"
     lines.append(header)
