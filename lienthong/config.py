@@ -270,6 +270,13 @@ class CentralAdapterSettings(_Section):
         return {code.upper(): url.rstrip("/") for code, url in value.items()}
 
 
+class SchemaRegistryRestSettings(_Section):
+    """The Confluent read API over the embedded file registry (schemas.rest)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6094, ge=1024, le=65535)
+
+
 class ConnectorsSettings(_Section):
     """Edges for department systems, the portal, the post and central agencies (issue 8)."""
 
@@ -292,6 +299,7 @@ class Settings(_Section):
     topic_prefix: str = Field(default="", description="prepended to every catalogue topic name")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     schema_registry_url: str | None = None
+    schema_registry_rest: SchemaRegistryRestSettings = SchemaRegistryRestSettings()
     identifier_salt: SecretStr | None = Field(
         default=None,
         description=(

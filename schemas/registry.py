@@ -26,6 +26,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,6 +56,18 @@ class SchemaRegistry(Protocol):
     def get_schema(self, schema_id: int) -> str:
         """The schema text for ``schema_id``; raises SchemaNotFound when there is none."""
         ...
+
+
+@dataclass(frozen=True)
+class RegistrySnapshot:
+    """The whole registry at one instant: global ids and each subject's versions.
+
+    Version N of a subject is the N-th id registered under it (``subjects[s][N - 1]``), as in
+    the Confluent registry, where versions count per subject and ids are global.
+    """
+
+    schemas: dict[int, str]
+    subjects: dict[str, tuple[int, ...]]
 
 
 class FileSchemaRegistry:
@@ -127,6 +140,27 @@ class FileSchemaRegistry:
             return str(data["schemas"][str(schema_id)])
         except KeyError:
             raise SchemaNotFound(schema_id) from None
+
+    def snapshot(self) -> RegistrySnapshot:
+        """Everything in the file, read once under the shared lock."""
+        with self._locked(exclusive=False):
+            data = self._read()
+        return RegistrySnapshot(
+            schemas={int(k): str(v) for k, v in data["schemas"].items()},
+            subjects={k: tuple(int(i) for i in v) for k, v in data["subjects"].items()},
+        )
+
+    def file_stamp(self) -> tuple[int, int, int] | None:
+        """Changes whenever the file is replaced (inode, size, mtime); None when absent.
+
+        Writers replace the file atomically, so a new inode is enough even when two writes
+        land within the file system's mtime resolution.
+        """
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def subjects(self) -> dict[str, list[int]]:
         """Subject -> schema ids in registration order (version N is index N-1)."""

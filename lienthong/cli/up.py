@@ -94,6 +94,9 @@ def where_to_look(settings: Settings) -> str:
         "  terminal view        .venv/bin/lienthong stats --watch",
         "  component status     .venv/bin/lienthong status",
     ]
+    if settings.schema_registry_url is None:
+        rest = settings.schema_registry_rest
+        lines.insert(3, f"  schema registry      http://{rest.host}:{rest.port}/subjects")
     gw = settings.connectors.gateway
     scheme = "https" if gw.tls_certfile else "http"
     lines.insert(3, f"  ingest gateway       {scheme}://{gw.host}:{gw.port}/openapi.json")

@@ -36,7 +36,7 @@ class ComponentSpec:
     """A child process the supervisor runs."""
 
     name: str
-    kind: str  # "worker" | "connector" | "service" (demo fake) | "job"
+    kind: str  # "worker" | "connector" | "registry" | "service" (demo fake) | "job"
     command: list[str]
     port: int | None = None
     health_path: str | None = "/health"
@@ -61,6 +61,7 @@ class ComponentState:
 _PORT_SETTING = {
     "worker": "worker.web_port",
     "connector": "the connector's port in [connectors.*]",
+    "registry": "schema_registry_rest.port",
     "service": "the demo ports in [demo]",
     "job": "-",
 }
@@ -96,6 +97,17 @@ def component_specs(
     conn = settings.connectors
     demo = settings.demo
     local = "http://127.0.0.1"
+    if settings.schema_registry_url is None:
+        # The embedded file registry, served as the Confluent read API for standard clients.
+        rest = settings.schema_registry_rest
+        specs.append(
+            ComponentSpec(
+                name="schema-registry",
+                kind="registry",
+                command=_run("schema-registry"),
+                port=rest.port,
+            )
+        )
 
     gateway_env = {}
     if demo_secrets is not None and conn.gateway.clients_file is None:

@@ -168,8 +168,9 @@ def test_demo_components_only_when_enabled() -> None:
     from lienthong.runtime.supervisor import component_specs
 
     plain = {s.name: s for s in component_specs(load_settings(environ={}))}
-    # Without outside systems configured only the workers and the ingest gateway run.
-    assert set(plain) == {"worker-1", "gateway"}
+    # Without outside systems configured only the workers, the ingest gateway and the REST
+    # view of the embedded schema registry run.
+    assert set(plain) == {"worker-1", "gateway", "schema-registry"}
     assert plain["gateway"].command[-2:] == ["run", "gateway"]
     demo = {
         s.name: s
