@@ -1,18 +1,18 @@
 """Codec cost per record on one core, for the example record of every event type.
 
 Columns, all in µs per record (CPU time, best of several runs):
+  C        the hand-written C extension (schemas/_avro_native.c), Avro body only
+  gen      the exec-generated Python encoder/decoder, Avro body only
   fastavro fastavro's fastest use: schema parsed once, schemaless_writer into a reused BytesIO
            (seek/truncate) from a ready dict, schemaless_reader from a reused BytesIO with the
            parsed writer schema (reader None: same schema, no resolution)
   +model   fastavro plus what a model costs around it: model_dump() before writing,
            pydantic validation after reading (what a fastavro-only codec would do)
-  codec    AvroCodec.encode / AvroCodec.decode as the bus calls them (framing, pydantic
-           validation)
+  codec    AvroCodec.encode / AvroCodec.decode as the bus calls them (framing, fast path,
+           pydantic validation)
 
-Then what that is per stream-worker event (it decodes one dossier event and encodes one portal
-status record per event). Until commit f439f51 this also measured a hand-written C codec and an
-exec-generated Python one: 13x and 1.9x faster than fastavro on the Avro part, saving 2.5% and
-1.3% of the worker's CPU per event; both were removed (issue 14).
+Then the ratios fastavro/C and fastavro/gen, and what the difference is worth per stream-worker
+event (it decodes one dossier event and encodes one portal status record per event).
 
 Run:  taskset -c 0 python benchmarks/bench_codec.py [N]
 """
@@ -32,7 +32,7 @@ import fastavro
 
 from lienthong.schemas import AvroCodec, FileSchemaRegistry
 from lienthong.schemas.catalogue import current_schema
-from lienthong.schemas.codec import HEADER_SIZE
+from lienthong.schemas.codec import HEADER_SIZE, NATIVE_AVAILABLE, compile_decoder, compile_encoder
 from lienthong.schemas.examples import example_events
 from lienthong.schemas.models import Event
 
@@ -81,18 +81,31 @@ def measure_record(codec: AvroCodec, event: Event, n: int) -> dict[str, float]:
     """Every column of the table for one record."""
     data = codec.encode(event)
     assert codec.decode(data) == event
+    schema = current_schema(event.EVENT_TYPE).schema
+    head = data[:HEADER_SIZE]
+    gen_enc = compile_encoder(schema, native=False)
+    gen_dec = compile_decoder(schema, native=False)
+    assert gen_enc is not None and gen_dec is not None
     fa_enc, fa_dec = fastavro_paths(event, data)
     record = event.model_dump()
     validate = type(event).model_validate
     row = {
         "bytes": float(len(data)),
+        "enc_gen": cost(lambda: gen_enc(event, head), n),
         "enc_fa": cost(lambda: fa_enc(record), n),
         "enc_fa_model": cost(lambda: fa_enc(event.model_dump()), n),
         "enc_codec": cost(lambda: codec.encode(event), n),
+        "dec_gen": cost(lambda: gen_dec(data), n),
         "dec_fa": cost(fa_dec, n),
         "dec_fa_model": cost(lambda: validate(fa_dec()), n),
         "dec_codec": cost(lambda: codec.decode(data), n),
     }
+    if NATIVE_AVAILABLE:
+        c_enc = compile_encoder(schema, native=True)
+        c_dec = compile_decoder(schema, native=True)
+        assert c_enc is not None and c_dec is not None
+        row["enc_c"] = cost(lambda: c_enc(event, head), n)
+        row["dec_c"] = cost(lambda: c_dec(data), n)
     return row
 
 
@@ -102,11 +115,11 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     print(
         f"python {sys.version.split()[0]}, fastavro {fastavro.__version__}, "
-        f"{n} calls x 5 runs per cell, µs/record"
+        f"C extension built: {NATIVE_AVAILABLE}, {n} calls x 5 runs per cell, µs/record"
     )
     header = (
-        f"{'record':24} {'bytes':>5} | {'encode':>6} {'+dump':>6} {'codec':>6} "
-        f"| {'decode':>6} {'+valid':>6} {'codec':>6}"
+        f"{'record':24} {'bytes':>5} | {'enc C':>6} {'gen':>6} {'fastav':>6} {'+dump':>6} "
+        f"{'codec':>6} | {'dec C':>6} {'gen':>6} {'fastav':>6} {'+valid':>6} {'codec':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -116,28 +129,54 @@ def main() -> None:
         for name, event in sorted(example_events().items()):
             row = rows[name] = measure_record(codec, event, n)
             print(
-                f"{name:24} {row['bytes']:>5.0f} | {row['enc_fa']:6.2f} "
-                f"{row['enc_fa_model']:6.2f} {row['enc_codec']:6.2f} | {row['dec_fa']:6.2f} "
-                f"{row['dec_fa_model']:6.2f} {row['dec_codec']:6.2f}",
+                f"{name:24} {row['bytes']:>5.0f} | {row.get('enc_c', float('nan')):6.2f} "
+                f"{row['enc_gen']:6.2f} {row['enc_fa']:6.2f} {row['enc_fa_model']:6.2f} "
+                f"{row['enc_codec']:6.2f} | {row.get('dec_c', float('nan')):6.2f} "
+                f"{row['dec_gen']:6.2f} {row['dec_fa']:6.2f} {row['dec_fa_model']:6.2f} "
+                f"{row['dec_codec']:6.2f}",
                 flush=True,
             )
     summarise(rows)
 
 
 def summarise(rows: dict[str, dict[str, float]]) -> None:
+    def mean(key: str) -> float:
+        return statistics.fmean(r[key] for r in rows.values() if key in r)
+
     print()
     for side in ("enc", "dec"):
-        values = [r[f"{side}_fa"] for r in rows.values()]
-        print(f"mean {side}ode, fastavro's Avro part: {statistics.fmean(values):.2f} µs")
+        fa = mean(f"{side}_fa")
+        line = f"mean {side}: fastavro {fa:.2f} µs, generated {mean(f'{side}_gen'):.2f} µs"
+        line += f" (fastavro/gen {fa / mean(f'{side}_gen'):.2f}x)"
+        if NATIVE_AVAILABLE:
+            line += f", C {mean(f'{side}_c'):.2f} µs (fastavro/C {fa / mean(f'{side}_c'):.2f}x)"
+        print(line)
     # One worker event = decode one dossier event + encode one portal status record.
-    dossier = [r for name, r in rows.items() if name != "live_stats_snapshot"]
+    dossier = [r for name, r in rows.items() if name not in ("live_stats_snapshot",)]
+    dec_fa = statistics.fmean(r["dec_fa"] for r in dossier)
+    enc_fa = rows["portal_status_record"]["enc_fa"]
+    print(
+        f"per worker event (1 decode + 1 portal record encode), Avro part: fastavro "
+        f"{dec_fa + enc_fa:.1f} µs = {100 * (dec_fa + enc_fa) / WORKER_US_PER_EVENT:.1f}% of "
+        f"{WORKER_US_PER_EVENT:.0f} µs/event"
+    )
+    for label, suffix in (("generated", "gen"), ("C", "c")):
+        if not all(f"dec_{suffix}" in r for r in rows.values()):
+            continue
+        fast = statistics.fmean(r[f"dec_{suffix}"] for r in dossier)
+        fast += rows["portal_status_record"][f"enc_{suffix}"]
+        saved = dec_fa + enc_fa - fast
+        print(
+            f"  {label:9} saves {saved:.1f} µs/event = {100 * saved / WORKER_US_PER_EVENT:.1f}% "
+            f"of the worker's CPU per event"
+        )
     for label, dec, enc in (
-        ("Avro part (fastavro)", "dec_fa", "enc_fa"),
         ("the codec as used (framing + validation)", "dec_codec", "enc_codec"),
+        ("a fastavro-only codec (dump/validate)", "dec_fa_model", "enc_fa_model"),
     ):
         total = statistics.fmean(r[dec] for r in dossier) + rows["portal_status_record"][enc]
         print(
-            f"per worker event (1 decode + 1 portal record encode), {label}: {total:.1f} µs = "
+            f"{label}: {total:.1f} µs/event = "
             f"{100 * total / WORKER_US_PER_EVENT:.1f}% of {WORKER_US_PER_EVENT:.0f} µs/event"
         )
 

@@ -119,12 +119,11 @@ def render_events_markdown() -> str:
         "models reject naive datetimes and present every time in Asia/Ho_Chi_Minh. The JSON "
         "renderings below use ISO-8601 with `+07:00`.",
         "* The key is the dossier id unless the topic says otherwise (deploy/topics.toml).",
-        "* Encoding and decoding (`lienthong.schemas.codec`) use fastavro (parsed schemas, "
-        "cached per event type and schema id) and validate with the pydantic model. The bodies "
-        "are pinned byte for byte by `tests/unit/schemas/golden_avro.json`. Cost per record: "
-        "`python benchmarks/bench_codec.py` (~10 µs of Avro each way; a hand-written C codec, "
-        "13x faster on the Avro part, was removed: it saved ~2.5% of a stream worker's CPU per "
-        "event).",
+        "* Encoding and decoding (`lienthong.schemas.codec`) run through a native fast path "
+        "(`schemas/_avro_native.c`, built by `make setup`; without a C compiler a generated "
+        "pure-Python path is used). Both write exactly fastavro's bytes and hand anything they "
+        "are unsure about to fastavro, which stays the reference for errors. Throughput: "
+        "`python benchmarks/bench_codec.py`.",
         "* Each `.avsc` is self-contained (envelope inlined) so a third party needs only that "
         'file and the framing rules. Every event declares `"compatibility": "FULL"`; '
         "`lienthong schemas check` enforces it against `schemas/released/<event>/v<N>.avsc`.",

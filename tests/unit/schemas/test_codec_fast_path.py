@@ -1,0 +1,319 @@
+"""The compiled encoder/decoder against the fastavro reference and stock Apache Avro.
+
+Why: the compiled paths (the generated Python code and the native C extension) exist only for
+speed; these tests pin that each writes the very bytes fastavro writes, reads them back to what
+fastavro reads, and never accepts what the fastavro path rejects.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import avro.io
+import avro.schema
+import fastavro
+import pytest
+
+from lienthong.schemas import (
+    EVENT_CLASSES,
+    AvroCodec,
+    AvroDecodeError,
+    DecodeError,
+    ValidationFailed,
+    frame,
+)
+from lienthong.schemas.catalogue import current_schema
+from lienthong.schemas.codec import NATIVE_AVAILABLE, compile_decoder, compile_encoder
+from lienthong.schemas.examples import example_event
+from lienthong.schemas.models import HandoffAccepted
+
+
+def _fastavro_body(event: Any) -> bytes:
+    out = io.BytesIO()
+    schema = fastavro.parse_schema(current_schema(event.EVENT_TYPE).schema, named_schemas={})
+    fastavro.schemaless_writer(out, schema, event.model_dump())
+    return out.getvalue()
+
+
+# Both compiled backends; the native one only where the extension was built (always in CI, see
+# test_native_extension_is_built).
+BACKENDS = [pytest.param(False, id="generated")] + (
+    [pytest.param(True, id="native")] if NATIVE_AVAILABLE else []
+)
+
+
+def _compiled_body(event: Any, native: bool = NATIVE_AVAILABLE) -> bytes:
+    encoder = compile_encoder(current_schema(event.EVENT_TYPE).schema, native=native)
+    assert encoder is not None
+    return encoder(event, b"")
+
+
+def test_native_extension_is_built() -> None:
+    """CI and `make setup` build schemas/_avro_native.c; a missing build must not go unnoticed
+    there (elsewhere the codec falls back to the generated Python path)."""
+    if not (os.environ.get("CI") or os.environ.get("LIENTHONG_REQUIRE_NATIVE")):
+        pytest.skip("only required in CI or with LIENTHONG_REQUIRE_NATIVE=1")
+    assert NATIVE_AVAILABLE, "the native codec extension was not built (is a C compiler there?)"
+
+
+@pytest.mark.parametrize("native", BACKENDS)
+@pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.EVENT_TYPE)
+def test_compiled_bytes_equal_fastavro_and_apache_avro_reads_them(cls, native: bool) -> None:
+    event = example_event(cls.EVENT_TYPE)
+    body = _compiled_body(event, native)
+    assert body == _fastavro_body(event)
+    schema = avro.schema.parse(current_schema(cls.EVENT_TYPE).text)
+    stream = io.BytesIO(body)
+    record = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(stream))
+    assert stream.tell() == len(body)
+    assert str(record["envelope"]["event_id"]) == str(event.envelope.event_id)
+    assert record["envelope"]["occurred_at"] == event.envelope.occurred_at
+
+
+@pytest.mark.parametrize("native", BACKENDS)
+@pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.EVENT_TYPE)
+def test_compiled_decoder_reads_what_fastavro_reads(cls, native: bool) -> None:
+    schema = current_schema(cls.EVENT_TYPE).schema
+    event = example_event(cls.EVENT_TYPE)
+    framed = frame(1, _fastavro_body(event))
+    decoder = compile_decoder(schema, native=native)
+    assert decoder is not None
+    ours = cls.model_validate(decoder(framed))
+    parsed = fastavro.parse_schema(schema, named_schemas={})
+    theirs = cls.model_validate(fastavro.schemaless_reader(io.BytesIO(framed[5:]), parsed, None))
+    assert ours == theirs == event
+
+
+@pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.EVENT_TYPE)
+def test_codec_round_trip_uses_identical_bytes(codec: AvroCodec, cls) -> None:
+    event = example_event(cls.EVENT_TYPE)
+    data = codec.encode(event)
+    assert data[5:] == _fastavro_body(event)
+    assert codec.decode(data) == event
+    assert codec.decode(data) == event  # second time through the compiled decoder
+
+
+def test_longs_and_timestamps_across_the_range(codec: AvroCodec) -> None:
+    """Every varint length, negative and far timestamps, against fastavro byte for byte."""
+    rnd = random.Random(7)
+    base = example_event("deadline_warning")
+    minutes = [0, 1, -1, 63, -64, 64, -65, 2**31 - 1, -(2**31)]
+    minutes += [rnd.randint(-(2**31), 2**31 - 1) >> rnd.randint(0, 31) for _ in range(300)]
+    for value in minutes:
+        micros = rnd.randint(-62_135_510_400_000_000, 253_402_214_400_000_000) >> rnd.randint(0, 57)
+        due = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+        event = base.model_copy(update={"remaining_working_minutes": value, "due_at": due})
+        data = codec.encode(event)
+        assert data[5:] == _fastavro_body(event), value
+        decoded = codec.decode(data)
+        assert decoded.remaining_working_minutes == value
+        assert decoded.due_at == due
+
+
+def _handoff_body(**changes: Any) -> bytes:
+    record = example_event("handoff_accepted").model_dump()
+    record.update(changes)
+    out = io.BytesIO()
+    schema = fastavro.parse_schema(current_schema("handoff_accepted").schema, named_schemas={})
+    fastavro.schemaless_writer(out, schema, record)
+    return out.getvalue()
+
+
+def _reference_error(codec: AvroCodec, data: bytes) -> DecodeError:
+    """What the fastavro path alone says about ``data``."""
+    with pytest.raises(DecodeError) as info:
+        codec._decode_fastavro(data)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"to_agency": "not-an-agency"},
+        {"handoff_id": ""},
+        {"step": 0},
+        {"event_type": "fee_paid"},
+    ],
+    ids=["agency-pattern", "empty-string", "step-range", "type-mismatch"],
+)
+def test_compiled_path_rejects_like_the_reference(codec: AvroCodec, changes: dict) -> None:
+    schema_id = codec.schema_id(HandoffAccepted)
+    codec.decode(codec.encode(example_event("handoff_accepted")))  # warm the compiled reader
+    if "event_type" in changes:
+        record = example_event("handoff_accepted").model_dump()
+        record["envelope"]["event_type"] = changes.pop("event_type")
+        changes = {"envelope": record["envelope"]}
+    data = frame(schema_id, _handoff_body(**changes))
+    expected = _reference_error(codec, data)
+    with pytest.raises(ValidationFailed) as info:
+        codec.decode(data)
+    assert str(info.value) == str(expected)
+
+
+def test_malformed_uuid_is_rejected_as_before(codec: AvroCodec) -> None:
+    schema_id = codec.schema_id(HandoffAccepted)
+    codec.decode(codec.encode(example_event("handoff_accepted")))
+    record = example_event("handoff_accepted").model_dump()
+    record["envelope"]["event_id"] = "not-a-uuid"
+    out = io.BytesIO()
+    schema = fastavro.parse_schema(current_schema("handoff_accepted").schema, named_schemas={})
+    fastavro.schemaless_writer(out, schema, record)  # fastavro writes uuid text unchecked
+    data = frame(schema_id, out.getvalue())
+    expected = _reference_error(codec, data)
+    with pytest.raises(type(expected)) as info:
+        codec.decode(data)
+    assert str(info.value) == str(expected)
+
+
+@pytest.mark.parametrize("cut", [1, 5, 20, 60])
+def test_truncated_and_padded_bodies_fall_back_to_the_reference_error(
+    codec: AvroCodec, cut: int
+) -> None:
+    data = codec.encode(example_event("dossier_received"))
+    codec.decode(data)
+    for bad in (data[:-cut], data + b"\x00" * cut):
+        expected = _reference_error(codec, bad)
+        with pytest.raises(AvroDecodeError) as info:
+            codec.decode(bad)
+        assert str(info.value) == str(expected)
+
+
+def test_random_corruption_never_accepted_when_the_reference_rejects(codec: AvroCodec) -> None:
+    rnd = random.Random(3)
+    data = codec.encode(example_event("dossier_received"))
+    codec.decode(data)
+    for _ in range(2000):
+        bad = bytearray(data)
+        for _ in range(rnd.randint(1, 3)):
+            bad[rnd.randrange(5, len(bad))] = rnd.randrange(256)
+        bad = bytes(bad)
+        try:
+            expected: Any = codec._decode_fastavro(bad)
+        except DecodeError as exc:
+            expected = exc
+        try:
+            got: Any = codec.decode(bad)
+        except DecodeError as exc:
+            got = exc
+        if isinstance(expected, DecodeError):
+            assert type(got) is type(expected) and str(got) == str(expected)
+        else:
+            assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("event_type", "update"),
+    [
+        ("supplement_received", {"documents": []}),
+        ("supplement_requested", {"documents": ["x" * 70] * 3, "supplement_due_at": None}),
+        ("portal_status_record", {"QuaTrinhXuLy": []}),
+        ("dossier_received", {"appointment_at": None}),
+        ("handoff_returned", {"note": "ghi chú " * 2000}),
+        ("handoff_returned", {"note": ""}),
+        ("live_stats_snapshot", {"on_time_rate": 0.125, "online_rate": None, "received": 10**12}),
+    ],
+)
+@pytest.mark.parametrize("native", BACKENDS)
+def test_edges_empty_arrays_nulls_and_long_strings(
+    codec: AvroCodec, event_type: str, update: dict, native: bool
+) -> None:
+    event = example_event(event_type).model_copy(update=update)
+    assert _compiled_body(event, native) == _fastavro_body(event)
+    data = codec.encode(event)
+    decoder = compile_decoder(current_schema(event_type).schema, native=native)
+    assert decoder is not None
+    assert type(event).model_validate(decoder(data)) == event
+    assert codec.decode(data) == event
+
+
+@pytest.mark.parametrize("native", BACKENDS)
+def test_values_the_compiled_encoder_declines_go_through_fastavro(
+    codec: AvroCodec, native: bool
+) -> None:
+    """An Avro int beyond 32 bits (model_copy skips validation): fastavro writes it unchecked,
+    the compiled encoder declines, and the codec still produces fastavro's bytes."""
+    event = example_event("handoff_accepted").model_copy(update={"step": 2**40})
+    encoder = compile_encoder(current_schema("handoff_accepted").schema, native=native)
+    assert encoder is not None
+    with pytest.raises(Exception):  # noqa: B017 - any exception means "decline"
+        encoder(event, b"")
+    assert codec.encode(event)[5:] == _fastavro_body(event)
+
+
+@pytest.mark.parametrize("native", BACKENDS)
+def test_timestamps_in_any_zone_encode_the_same_instant(native: bool) -> None:
+    """Aware datetimes in Vietnam time, odd fixed offsets and a DST zone (both folds of an
+    ambiguous hour), early and late years: the same bytes as fastavro, decoded to the instant."""
+    new_york = ZoneInfo("America/New_York")
+    instants = [
+        datetime(2026, 3, 2, 8, 30, 0, 123456, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),
+        datetime(1975, 6, 12, 23, 59, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),
+        datetime(2024, 2, 29, 0, 0, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
+        datetime(2026, 11, 1, 1, 30, tzinfo=new_york),
+        datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=new_york),
+        datetime(1, 1, 1, 0, 0, tzinfo=UTC),
+        datetime(9999, 12, 31, 16, 59, 59, 999999, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    schema = current_schema("deadline_warning").schema
+    encoder = compile_encoder(schema, native=native)
+    decoder = compile_decoder(schema, native=native)
+    assert encoder is not None and decoder is not None
+    base = example_event("deadline_warning")
+    for due in instants:
+        event = base.model_copy(update={"due_at": due})
+        body = encoder(event, b"\x00\x00\x00\x00\x01")
+        assert body[5:] == _fastavro_body(event), due
+        # Compared as microseconds since the epoch: PEP 495 makes ``==`` across zones False for
+        # times in a repeated hour, even when they are the same instant.
+        epoch, micro = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+        assert (decoder(body)["due_at"] - epoch) // micro == (due - epoch) // micro, due
+
+
+@pytest.mark.parametrize("native", BACKENDS)
+def test_naive_datetimes_and_foreign_objects_are_declined(native: bool) -> None:
+    """The compiled encoders judge nothing: a naive datetime or a wrong type is declined (the
+    codec then lets fastavro raise its own error)."""
+    schema = current_schema("deadline_warning").schema
+    encoder = compile_encoder(schema, native=native)
+    assert encoder is not None
+    base = example_event("deadline_warning")
+    for update in ({"due_at": datetime(2026, 1, 1)}, {"due_at": "2026-01-01"}, {"step": "2"}):
+        with pytest.raises(Exception):  # noqa: B017 - any exception means "decline"
+            encoder(base.model_copy(update=update), b"")
+
+
+@pytest.mark.skipif(not NATIVE_AVAILABLE, reason="native extension not built (see above)")
+@pytest.mark.parametrize(
+    "event_type", ["dossier_received", "portal_status_record", "live_stats_snapshot"]
+)
+def test_native_and_generated_decoders_agree_on_corrupted_bodies(event_type: str) -> None:
+    """Differential check of the two compiled decoders on 3,000 damaged records each: both
+    decline, or both return the same record (flipped bytes, cuts, and random tails)."""
+    rnd = random.Random(11)
+    schema = current_schema(event_type).schema
+    native = compile_decoder(schema, native=True)
+    generated = compile_decoder(schema, native=False)
+    assert native is not None and generated is not None
+    good = frame(1, _fastavro_body(example_event(event_type)))
+    for i in range(3000):
+        bad = bytearray(good)
+        if i % 3 == 0:
+            for _ in range(rnd.randint(1, 4)):
+                bad[rnd.randrange(5, len(bad))] = rnd.randrange(256)
+        elif i % 3 == 1:
+            del bad[rnd.randrange(5, len(bad)) :]
+        else:
+            bad += bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 9)))
+        results = []
+        for decoder in (native, generated):
+            try:
+                results.append(decoder(bytes(bad)))
+            except Exception:  # a decline of either kind
+                results.append("declined")
+        assert results[0] == results[1], bytes(bad).hex()
