@@ -118,6 +118,13 @@ def render_events_markdown() -> str:
         "* Timestamps are Avro `long` with logical type `timestamp-micros` (UTC instant); the "
         "models reject naive datetimes and present every time in Asia/Ho_Chi_Minh. The JSON "
         "renderings below use ISO-8601 with `+07:00`.",
+        "* **Registry over HTTP.** With the embedded file registry, `lienthong up` also starts "
+        "`schema-registry` (`lienthong run schema-registry`, port `[schema_registry_rest] port`, "
+        "default 6094), which serves the Confluent read API over that file, read-only: "
+        "`GET /schemas/ids/{id}`, `/subjects`, `/subjects/{s}/versions`, "
+        "`/subjects/{s}/versions/{v|latest}`, with Confluent's error bodies (`error_code` "
+        "40401/40402/40403) and content type. Point a standard client at it "
+        "(`-r http://127.0.0.1:6094` for kcat, `SchemaRegistryClient({'url': …})`).",
         "* The key is the dossier id unless the topic says otherwise (deploy/topics.toml).",
         "* Encoding and decoding (`lienthong.schemas.codec`) run through a native fast path "
         "(`schemas/_avro_native.c`, built by `make setup`; without a C compiler a generated "
