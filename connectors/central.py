@@ -36,6 +36,7 @@ from typing import Any
 from lienthong.config import CentralAdapterSettings, Settings
 from lienthong.connectors.backoff import doubling_delay as backoff_delay
 from lienthong.logs import get_logger
+from lienthong.runtime.metrics import CountersCollector, Metrics, install
 from lienthong.schemas.models import (
     Event,
     HandoffAccepted,
@@ -320,6 +321,8 @@ class CentralAdapter:
         self.posts = 0
         self.callbacks = 0
         self.rejected_answers = 0
+        self.metrics = Metrics("central-adapter")
+        self.metrics.add(CountersCollector("central-adapter", self._figures, gauges=("pending",)))
         self._remote: Remote | None = None
         self._runner: Any = None
 
@@ -652,18 +655,19 @@ class CentralAdapter:
         self._start(cid)
         return web.json_response({"applied": changed, "status": self.states[cid].status})
 
+    def _figures(self) -> dict[str, Any]:
+        return {
+            **counters(self.states),
+            "posts": self.posts,
+            "callbacks": self.callbacks,
+            "rejected_answers": self.rejected_answers,
+        }
+
     async def handle_health(self, request: Any) -> Any:
         from aiohttp import web
 
         return web.json_response(
-            {
-                "status": "ok",
-                **counters(self.states),
-                "posts": self.posts,
-                "callbacks": self.callbacks,
-                "rejected_answers": self.rejected_answers,
-                "endpoints": sorted(self.cfg.endpoints),
-            }
+            {"status": "ok", **self._figures(), "endpoints": sorted(self.cfg.endpoints)}
         )
 
     async def start_http(self) -> None:
@@ -672,6 +676,7 @@ class CentralAdapter:
         app = web.Application()
         app.router.add_post("/callbacks/{cid}", self.handle_callback)
         app.router.add_get("/health", self.handle_health)
+        app.router.add_get("/metrics", self.metrics.aiohttp_handler)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.cfg.host, self.cfg.port).start()
@@ -733,7 +738,9 @@ def main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await CentralAdapter(settings).run(stop)
+        adapter = CentralAdapter(settings)
+        install(adapter.metrics)
+        await adapter.run(stop)
 
     asyncio.run(serve())
     return 0

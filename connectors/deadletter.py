@@ -29,6 +29,7 @@ from lienthong.connectors.headers import (
     DLQ_SOURCE_TOPIC,
 )
 from lienthong.logs import get_logger
+from lienthong.runtime.metrics import count_dead_letter
 from lienthong.schemas.errors import DecodeError
 
 Headers = list[tuple[str, bytes]]
@@ -139,6 +140,7 @@ def rejected_record_headers(
 ) -> Headers:
     """Dead-letter headers for a rejected record (kafka-python or Faust), logged once: every
     sender of dead letters (the publishers here, connectors with their own producer) uses it."""
+    count_dead_letter(consumer, getattr(error, "error_class", type(error).__name__))
     get_logger(
         "lienthong.deadletter",
         source_topic=record.topic,

@@ -48,6 +48,7 @@ from typing import Any
 from lienthong.config import PostalConnectorSettings, Settings
 from lienthong.connectors.backoff import doubling_delay
 from lienthong.logs import configure_logging, get_logger
+from lienthong.runtime.metrics import CountersCollector, Metrics, install
 from lienthong.schemas.models import (
     Event,
     PostalKind,
@@ -440,6 +441,10 @@ class PostalConnector:
             "poll_errors": 0,
         }
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="postal-kafka")
+        self.metrics = Metrics("postal-connector")
+        self.metrics.add(
+            CountersCollector("postal-connector", self.health, gauges=("open_orders",))
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._session: Any = None
         self._runner: Any = None
@@ -809,6 +814,7 @@ class PostalConnector:
 
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_get("/health", health)
+        app.router.add_get("/metrics", self.metrics.aiohttp_handler)
         app.router.add_post("/webhooks/tracking", webhook)
         return app
 
@@ -816,6 +822,7 @@ class PostalConnector:
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or until a loop fails (exit 1, for the supervisor)."""
     connector = PostalConnector(settings)
+    install(connector.metrics)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, connector.stopping.set)

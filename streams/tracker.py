@@ -89,6 +89,7 @@ from lienthong.streams.failures import (
     too_large,
 )
 from lienthong.streams.gaps import GapGuard
+from lienthong.streams.health import metrics
 
 log = get_logger(__name__)
 
@@ -371,6 +372,7 @@ async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
         key = dossier_id.encode()
         for alert, value in zip(alerts, values, strict=True):
             batch.alerts.append(await produce(DEADLINE_ALERTS, key, value))
+            metrics.alert(alert.kind)
             log.info("deadline_alert", dossier_id=dossier_id, alert=alert.key)
     for dossier_id, (record, alerts, _values) in fired.items():
         record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in alerts)]}
@@ -584,12 +586,15 @@ async def _handle(event: Any, batch: Batch) -> None:
             _note_change(partition, record, facts.at, now, timer=False)
         return
     if not isinstance(result, Applied):
+        metrics.event_rejected(model.EVENT_TYPE, result.reason.value)
         await _reject(event, Rejection(result.reason.value, result.detail), batch)
         return
     outputs = _outputs(result.record, result.history_index, raw, facts)
     _check_record_size(result.record, raw, outputs)
     batch.save(facts.dossier_id, result.record)
     await _send(outputs, batch)
+    metrics.event_processed(model.EVENT_TYPE)
+    metrics.portal_record(message.timestamp)
     _note_change(partition, result.record, facts.at, clock.now(partition) or facts.at, timer=True)
     # An event may itself make an alert due (e.g. a handoff sent long after its due).
     await _fire_due(partition, clock.now(partition), batch)

@@ -61,6 +61,7 @@ from lienthong.connectors.gateway.ratelimit import TokenBuckets
 from lienthong.domain.agencies import AgencyRegistry, load_agencies
 from lienthong.domain.roles import check_publish
 from lienthong.logs import get_logger
+from lienthong.runtime.metrics import Metrics
 from lienthong.schemas.errors import FutureEvent, UnknownAgency
 from lienthong.schemas.models import MODELS_BY_EVENT_TYPE, Event
 from lienthong.schemas.validate import Validator
@@ -350,6 +351,7 @@ class Gateway:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.mtls = gw.tls_client_cafile is not None
         self.stats = Stats()
+        self.metrics = Metrics("gateway")
         self.access_stream = CoalescingStream(access_log or sys.stderr)
         self.access = access_logger(self.access_stream)
         self.accepted_types = accepted_event_types()
@@ -667,8 +669,12 @@ def _middleware(gateway: Gateway) -> Any:
             log.exception("unhandled error", path=request.path)
             response = problems.problem("internal", "unexpected error; nothing was accepted")
         status = response.status
-        if status >= 400 and request.path.startswith("/v1/"):
-            gateway.stats.rejected[status] += 1
+        if request.path.startswith("/v1/"):
+            gateway.metrics.gateway_request(
+                status, info.get("agency"), time.perf_counter() - started
+            )
+            if status >= 400:
+                gateway.stats.rejected[status] += 1
         if not _ACCESS_LEVEL.isEnabledFor(logging.INFO):
             return response
         gateway.access.info(
@@ -694,6 +700,7 @@ def create_app(gateway: Gateway) -> web.Application:
     app.router.add_post("/v1/events/{event_type}", gateway.post_event)
     app.router.add_get("/openapi.json", gateway.openapi)
     app.router.add_get("/health", gateway.health)
+    app.router.add_get("/metrics", gateway.metrics.aiohttp_handler)
     app[GATEWAY_KEY] = gateway
     return app
 

@@ -76,6 +76,7 @@ class Counters:
 
     posted: int = 0  # items the portal acknowledged
     requests: int = 0
+    items_sent: int = 0  # items in requests, each attempt
     retried: int = 0  # attempts repeated after 5xx/408/network/timeout
     throttled: int = 0  # 429 answers
     parked: int = 0
@@ -88,6 +89,7 @@ class Counters:
         return {
             "posted": self.posted,
             "requests": self.requests,
+            "items_sent": self.items_sent,
             "retried": self.retried,
             "throttled": self.throttled,
             "parked": self.parked,
@@ -172,6 +174,7 @@ class PortalClient:
             headers["Authorization"] = f"Bearer {self.token}"
         body = json.dumps([i.payload for i in items], ensure_ascii=False).encode()
         self.counters.requests += 1
+        self.counters.items_sent += len(items)
         try:
             async with self.session.post(
                 self.base_url + path, data=body, headers=headers, timeout=self.timeout

@@ -30,6 +30,7 @@ from lienthong.connectors.portal.client import (
     Stopped,
 )
 from lienthong.logs import get_logger
+from lienthong.runtime.metrics import CountersCollector, Metrics, install
 from lienthong.schemas.errors import DecodeError
 from lienthong.schemas.models import Event, LiveStatsSnapshot, PortalStatusRecord
 
@@ -157,6 +158,10 @@ class PortalConnector:
             token = self.config.token.get_secret_value()
         self.token = token
         self.counters = Counters()
+        self.metrics = Metrics("portal-connector")
+        self.metrics.add(
+            CountersCollector("portal-connector", self.counters.as_dict, **PORTAL_FIGURES)
+        )
         self.stop = asyncio.Event()
         self._consumer: Any = None
         self._producer: Any = None
@@ -327,7 +332,19 @@ class PortalConnector:
             )
 
         app.router.add_get("/health", health)
+        app.router.add_get("/metrics", self.metrics.aiohttp_handler)
         return app
+
+
+# Which /health counters are gauges and which make up the portal sync outcomes.
+PORTAL_FIGURES: dict[str, Any] = {
+    "gauges": ("lag",),
+    "portal": {
+        "sent": ("items_sent",),
+        "acknowledged": ("posted",),
+        "failed": ("parked", "dead_lettered"),
+    },
+}
 
 
 def default_group(settings: Any) -> str:
@@ -383,5 +400,6 @@ def main(argv: list[str] | None = None) -> int:
     if not url:
         parser.error("no portal URL: set connectors.portal.url or pass --portal-url")
     connector = PortalConnector(settings, url, args.group)
+    install(connector.metrics)
     config = settings.connectors.portal
     return asyncio.run(serve(connector, config.host, config.health_port))
