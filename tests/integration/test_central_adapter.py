@@ -304,7 +304,8 @@ def test_outage_retried_with_one_request_and_restart_does_not_resend(
     first, second = f"H10-R{tag}-1", f"H10-R{tag}-2"
     cid1 = correlation_id(first, f"{first}/1", TAX)
     cid2 = correlation_id(second, f"{second}/1", TAX)
-    tax = fake_central(procs, "--down-for", "2.5", "--ack-delay", "0.2", "--answer-delay", "0.5")
+    # Down until the test says so (not for a time window a loaded machine could miss).
+    tax = fake_central(procs, "--down-for", "3600", "--ack-delay", "0.2", "--answer-delay", "0.5")
     port = free_port()
     env = adapter_env(bus_env, port, {TAX: tax}, attempts="8", answer_timeout_s="60")
     adapter = procs("lienthong.connectors.central", [], env, port, "adapter")
@@ -313,6 +314,8 @@ def test_outage_retried_with_one_request_and_restart_does_not_resend(
     center = BusClient(producer, agency=CENTER)
     try:
         open_dossier(center, first, TAX, now - timedelta(minutes=5), now, now + timedelta(days=2))
+        wait_for(lambda: tax.get("/_stats")["errors"] >= 2, 60, "the adapter retrying the outage")
+        tax.post("/_control", {"down_for_s": 0})  # the agency comes back
         wait_for(
             lambda: (
                 answers(events_of(bus_settings), first) == ["handoff_accepted", "handoff_returned"]
