@@ -124,7 +124,11 @@ def render_events_markdown() -> str:
         "`GET /schemas/ids/{id}`, `/subjects`, `/subjects/{s}/versions`, "
         "`/subjects/{s}/versions/{v|latest}`, with Confluent's error bodies (`error_code` "
         "40401/40402/40403) and content type. Point a standard client at it "
-        "(`-r http://127.0.0.1:6094` for kcat, `SchemaRegistryClient({'url': …})`).",
+        "(`SchemaRegistryClient({'url': 'http://127.0.0.1:6094'})`): confluent-kafka's "
+        "`AvroDeserializer` decodes our topics this way against the embedded broker "
+        "(tests/integration/test_confluent_client.py). Debian's kcat 1.7.1 is built without "
+        "Avro support (`-s value=avro` answers 'This build of kcat lacks Avro/Schema-Registry "
+        "support'); a kcat built with libserdes takes `-s value=avro -r http://127.0.0.1:6094`.",
         "* The key is the dossier id unless the topic says otherwise (deploy/topics.toml).",
         "* Encoding and decoding (`lienthong.schemas.codec`) run through a native fast path "
         "(`schemas/_avro_native.c`, built by `make setup`; without a C compiler a generated "
