@@ -2,7 +2,6 @@
 
 Columns, all in µs per record (CPU time, best of several runs):
   C        the hand-written C extension (schemas/_avro_native.c), Avro body only
-  gen      the exec-generated Python encoder/decoder, Avro body only
   fastavro fastavro's fastest use: schema parsed once, schemaless_writer into a reused BytesIO
            (seek/truncate) from a ready dict, schemaless_reader from a reused BytesIO with the
            parsed writer schema (reader None: same schema, no resolution)
@@ -11,8 +10,9 @@ Columns, all in µs per record (CPU time, best of several runs):
   codec    AvroCodec.encode / AvroCodec.decode as the bus calls them (framing, fast path,
            pydantic validation)
 
-Then the ratios fastavro/C and fastavro/gen, and what the difference is worth per stream-worker
-event (it decodes one dossier event and encodes one portal status record per event).
+Then the ratio fastavro/C and what the difference is worth per stream-worker event (it decodes
+one dossier event and encodes one portal status record per event). Without the C extension the
+codec is fastavro alone (the codec column then equals +model plus framing).
 
 Run:  taskset -c 0 python benchmarks/bench_codec.py [N]
 """
@@ -83,19 +83,14 @@ def measure_record(codec: AvroCodec, event: Event, n: int) -> dict[str, float]:
     assert codec.decode(data) == event
     schema = current_schema(event.EVENT_TYPE).schema
     head = data[:HEADER_SIZE]
-    gen_enc = compile_encoder(schema, native=False)
-    gen_dec = compile_decoder(schema, native=False)
-    assert gen_enc is not None and gen_dec is not None
     fa_enc, fa_dec = fastavro_paths(event, data)
     record = event.model_dump()
     validate = type(event).model_validate
     row = {
         "bytes": float(len(data)),
-        "enc_gen": cost(lambda: gen_enc(event, head), n),
         "enc_fa": cost(lambda: fa_enc(record), n),
         "enc_fa_model": cost(lambda: fa_enc(event.model_dump()), n),
         "enc_codec": cost(lambda: codec.encode(event), n),
-        "dec_gen": cost(lambda: gen_dec(data), n),
         "dec_fa": cost(fa_dec, n),
         "dec_fa_model": cost(lambda: validate(fa_dec()), n),
         "dec_codec": cost(lambda: codec.decode(data), n),
@@ -118,8 +113,8 @@ def main() -> None:
         f"C extension built: {NATIVE_AVAILABLE}, {n} calls x 5 runs per cell, µs/record"
     )
     header = (
-        f"{'record':24} {'bytes':>5} | {'enc C':>6} {'gen':>6} {'fastav':>6} {'+dump':>6} "
-        f"{'codec':>6} | {'dec C':>6} {'gen':>6} {'fastav':>6} {'+valid':>6} {'codec':>6}"
+        f"{'record':24} {'bytes':>5} | {'enc C':>6} {'fastav':>6} {'+dump':>6} "
+        f"{'codec':>6} | {'dec C':>6} {'fastav':>6} {'+valid':>6} {'codec':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -130,9 +125,9 @@ def main() -> None:
             row = rows[name] = measure_record(codec, event, n)
             print(
                 f"{name:24} {row['bytes']:>5.0f} | {row.get('enc_c', float('nan')):6.2f} "
-                f"{row['enc_gen']:6.2f} {row['enc_fa']:6.2f} {row['enc_fa_model']:6.2f} "
+                f"{row['enc_fa']:6.2f} {row['enc_fa_model']:6.2f} "
                 f"{row['enc_codec']:6.2f} | {row.get('dec_c', float('nan')):6.2f} "
-                f"{row['dec_gen']:6.2f} {row['dec_fa']:6.2f} {row['dec_fa_model']:6.2f} "
+                f"{row['dec_fa']:6.2f} {row['dec_fa_model']:6.2f} "
                 f"{row['dec_codec']:6.2f}",
                 flush=True,
             )
@@ -146,8 +141,7 @@ def summarise(rows: dict[str, dict[str, float]]) -> None:
     print()
     for side in ("enc", "dec"):
         fa = mean(f"{side}_fa")
-        line = f"mean {side}: fastavro {fa:.2f} µs, generated {mean(f'{side}_gen'):.2f} µs"
-        line += f" (fastavro/gen {fa / mean(f'{side}_gen'):.2f}x)"
+        line = f"mean {side}: fastavro {fa:.2f} µs"
         if NATIVE_AVAILABLE:
             line += f", C {mean(f'{side}_c'):.2f} µs (fastavro/C {fa / mean(f'{side}_c'):.2f}x)"
         print(line)
@@ -160,15 +154,12 @@ def summarise(rows: dict[str, dict[str, float]]) -> None:
         f"{dec_fa + enc_fa:.1f} µs = {100 * (dec_fa + enc_fa) / WORKER_US_PER_EVENT:.1f}% of "
         f"{WORKER_US_PER_EVENT:.0f} µs/event"
     )
-    for label, suffix in (("generated", "gen"), ("C", "c")):
-        if not all(f"dec_{suffix}" in r for r in rows.values()):
-            continue
-        fast = statistics.fmean(r[f"dec_{suffix}"] for r in dossier)
-        fast += rows["portal_status_record"][f"enc_{suffix}"]
+    if NATIVE_AVAILABLE:
+        fast = statistics.fmean(r["dec_c"] for r in dossier) + rows["portal_status_record"]["enc_c"]
         saved = dec_fa + enc_fa - fast
         print(
-            f"  {label:9} saves {saved:.1f} µs/event = {100 * saved / WORKER_US_PER_EVENT:.1f}% "
-            f"of the worker's CPU per event"
+            f"  C saves {saved:.1f} µs/event = {100 * saved / WORKER_US_PER_EVENT:.1f}% "
+            f"of the worker's CPU per event (Avro part only)"
         )
     for label, dec, enc in (
         ("the codec as used (framing + validation)", "dec_codec", "enc_codec"),

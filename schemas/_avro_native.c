@@ -2,17 +2,17 @@
  * Native fast path of the bus codec (lienthong.schemas.codec): Avro binary for the schema shapes
  * the catalogue uses, interpreted from a small "program" that codec.py compiles once per schema.
  *
- * Why C: the generated Python encoder/decoder spend ~0.25 us per field in the interpreter, which
- * caps a full encode + decode + validate of a dossier event near 55k/s on one core; the issue-3
- * target is 100k/s. The work itself (varints, UTF-8, a few datetimes and dicts) is cheap.
+ * Why C: fastavro (and an exec-generated Python codec, since removed) spend most of their time in
+ * the interpreter; this is 12-14x fastavro on our records (benchmarks/bench_codec.py). The work
+ * itself (varints, UTF-8, a few datetimes and dicts) is cheap.
  *
- * Contract, the same as the generated Python path it replaces: on the happy path it produces
- * exactly fastavro's bytes and exactly the record dict the Python decoder produces; on anything
+ * Contract: on the happy path it produces exactly fastavro's bytes and a record dict ready for
+ * the pydantic models (uuids as text, aware UTC datetimes); on anything
  * it is not sure about it raises Decline and the caller re-runs the fastavro reference path, so
  * every error, message and accepted/rejected input stays fastavro's. It never reads outside the
  * buffer it was given.
  *
- * Program nodes (tuples built by codec._native_program):
+ * Program nodes (tuples built by codec.native_program):
  *   (NULL,) (BOOLEAN,) (INT,) (LONG,) (FLOAT,) (DOUBLE,) (STRING,) (UUID,) (TIMESTAMP,)
  *   (ENUM, symbols: tuple[str, ...])
  *   (UNION_NULL, node)                       -- ["null", X]
