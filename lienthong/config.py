@@ -277,6 +277,16 @@ class SchemaRegistryRestSettings(_Section):
     port: int = Field(default=6094, ge=1024, le=65535)
 
 
+class BrokerProbeSettings(_Section):
+    """The broker probe (runtime.broker_probe): broker liveness and every group's lag."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6096, ge=1024, le=65535)
+    min_interval_s: float = Field(
+        default=5.0, ge=0, description="ask the broker at most this often, however often scraped"
+    )
+
+
 class ConnectorsSettings(_Section):
     """Edges for department systems, the portal, the post and central agencies (issue 8)."""
 
@@ -300,6 +310,7 @@ class Settings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     schema_registry_url: str | None = None
     schema_registry_rest: SchemaRegistryRestSettings = SchemaRegistryRestSettings()
+    probe: BrokerProbeSettings = BrokerProbeSettings()
     identifier_salt: SecretStr | None = Field(
         default=None,
         description=(

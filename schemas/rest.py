@@ -14,7 +14,6 @@ Run it with ``lienthong run schema-registry`` (``lienthong up`` starts it when n
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -259,21 +258,19 @@ def create_app(registry: FileSchemaRegistry) -> web.Application:
 
 def main(argv: list[str] | None = None) -> int:
     """``lienthong run schema-registry [--host H] [--port P]``."""
-    from lienthong.logs import configure_logging
-    from lienthong.runtime.serving import serve_until_signal, settings_or_report
+    from lienthong.runtime.serving import host_port_command, serve_until_signal
     from lienthong.schemas.registry import registry_from_settings
 
-    parser = argparse.ArgumentParser(
-        prog="lienthong run schema-registry",
+    parsed = host_port_command(
+        argv,
+        component="schema-registry",
         description="Serve the embedded schema registry as the Confluent read API.",
+        section="schema_registry_rest",
+        defaults=lambda s: (s.schema_registry_rest.host, s.schema_registry_rest.port),
     )
-    parser.add_argument("--host", help="default: schema_registry_rest.host")
-    parser.add_argument("--port", type=int, help="default: schema_registry_rest.port")
-    args = parser.parse_args(argv)
-    settings = settings_or_report("lienthong schema-registry")
-    if settings is None:
+    if parsed is None:
         return 2
-    configure_logging("schema-registry", settings.log_level)
+    settings, host, port = parsed
     registry = registry_from_settings(settings)
     if not isinstance(registry, FileSchemaRegistry):
         print(
@@ -282,8 +279,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    host = args.host or settings.schema_registry_rest.host
-    port = settings.schema_registry_rest.port if args.port is None else args.port
     log.info("schema_registry_starting", host=host, port=port, file=str(registry.path))
     asyncio.run(serve_until_signal(create_app(registry), host, port))
     log.info("schema_registry_stopped")

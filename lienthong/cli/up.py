@@ -93,6 +93,7 @@ def where_to_look(settings: Settings) -> str:
         f"  worker health        {worker}/health",
         "  terminal view        .venv/bin/lienthong stats --watch",
         "  component status     .venv/bin/lienthong status",
+        f"  broker and lag       http://{settings.probe.host}:{settings.probe.port}/metrics",
     ]
     if settings.schema_registry_url is None:
         rest = settings.schema_registry_rest

@@ -49,6 +49,8 @@ EXPORTED = (
     "lienthong_event_to_portal_record_seconds",
     "lienthong_gateway_accept_seconds",
     "lienthong_consumer_lag",
+    "lienthong_broker_up",
+    "lienthong_broker_api_versions_seconds",
     "lienthong_connector_events_total",
     "lienthong_connector_open_items",
     "process_resident_memory_bytes",

@@ -7,9 +7,11 @@ a bad configuration into one line and exit code 2 instead of a traceback.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -38,3 +40,30 @@ def settings_or_report(prog: str) -> Settings | None:
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return None
+
+
+def host_port_command(
+    argv: list[str] | None,
+    *,
+    component: str,
+    description: str,
+    section: str,
+    defaults: Callable[[Settings], tuple[str, int]],
+) -> tuple[Settings, str, int] | None:
+    """Parse ``lienthong run COMPONENT [--host H] [--port P]``, load settings, set up logs.
+
+    None after the config error was printed (exit code 2). ``defaults`` reads the host and
+    port of the component's settings ``section`` (named in the help text).
+    """
+    from lienthong.logs import configure_logging
+
+    parser = argparse.ArgumentParser(prog=f"lienthong run {component}", description=description)
+    parser.add_argument("--host", help=f"default: {section}.host")
+    parser.add_argument("--port", type=int, help=f"default: {section}.port")
+    args = parser.parse_args(argv)
+    settings = settings_or_report(f"lienthong {component}")
+    if settings is None:
+        return None
+    configure_logging(component, settings.log_level)
+    host, port = defaults(settings)
+    return settings, args.host or host, port if args.port is None else args.port

@@ -36,7 +36,7 @@ class ComponentSpec:
     """A child process the supervisor runs."""
 
     name: str
-    kind: str  # "worker" | "connector" | "registry" | "service" (demo fake) | "job"
+    kind: str  # "worker" | "connector" | "registry" | "probe" | "service" (demo fake) | "job"
     command: list[str]
     port: int | None = None
     health_path: str | None = "/health"
@@ -62,6 +62,7 @@ _PORT_SETTING = {
     "worker": "worker.web_port",
     "connector": "the connector's port in [connectors.*]",
     "registry": "schema_registry_rest.port",
+    "probe": "probe.port",
     "service": "the demo ports in [demo]",
     "job": "-",
 }
@@ -108,6 +109,16 @@ def component_specs(
                 port=rest.port,
             )
         )
+
+    # Broker liveness and every consumer group's lag (the connectors' groups included).
+    specs.append(
+        ComponentSpec(
+            name="broker-probe",
+            kind="probe",
+            command=_run("broker-probe"),
+            port=settings.probe.port,
+        )
+    )
 
     gateway_env = {}
     if demo_secrets is not None and conn.gateway.clients_file is None:

@@ -22,6 +22,7 @@ import pytest
 
 from lienthong.runtime.probe import free_port
 from lienthong.schemas.models import VN_TZ
+from tests.support.metrics import scrape, total
 
 pytestmark = pytest.mark.integration
 
@@ -263,6 +264,10 @@ def test_answered_by_callback_and_poll_silent_one_escalates(
         1,
         1,
     )
+    _, samples = scrape(f"http://127.0.0.1:{adapter.port}")
+    for event, count in (("sent", 3), ("answered", 2), ("no_answer", 1)):
+        assert total(samples, "lienthong_connector_events_total", event=event) == count
+    assert total(samples, "lienthong_connector_open_items", item="pending") == 1
     # ... and the tracker's own handling of an unaccepted handoff fires for it
     escalated = wait_for(
         lambda: [

@@ -7,16 +7,15 @@ applies them; both are scraped and their documented families checked for plausib
 from __future__ import annotations
 
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from lienthong.config import load_settings
 from lienthong.connectors.gateway.app import ThreadedGateway, build_gateway
+from tests.support.metrics import Samples, scrape, total
 from tests.unit.connectors.gateway.support import (
     CENTER,
     LAND_OFFICE,
@@ -26,25 +25,6 @@ from tests.unit.connectors.gateway.support import (
 )
 
 pytestmark = pytest.mark.integration
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(url: str) -> tuple[str, Samples]:
-    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
-        ctype = response.headers["Content-Type"]
-        text = response.read().decode()
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, frozenset(s.labels.items()))] = s.value
-    return ctype, samples
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``."""
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:

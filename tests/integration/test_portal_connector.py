@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from lienthong.simulators.truth import COUNT_FIELDS
+from tests.support.metrics import scrape, total
 
 pytestmark = pytest.mark.integration
 
@@ -290,6 +291,14 @@ def test_outage_then_recovery_exactly_once_and_rejected_record_parked(
     health = c.health()
     assert health["retried"] >= 7 and health["throttled"] >= 3
     assert health["posted"] == len(expected) and health["last_success_at"]
+    # Its /metrics says the same: portal sync outcomes and the /health counters.
+    _, samples = scrape(f"http://127.0.0.1:{c.health_port}")
+    assert total(samples, "lienthong_portal_sync_items_total", outcome="acknowledged") == len(
+        expected
+    )
+    assert total(samples, "lienthong_portal_sync_items_total", outcome="failed") == 2
+    assert total(samples, "lienthong_connector_events_total", event="retried") == health["retried"]
+    assert total(samples, "lienthong_component_info", component="portal-connector") == 1
 
     [parked] = _read(bus_settings, "portal-parked")
     assert parked.key == rejected.encode()

@@ -34,6 +34,7 @@ from lienthong.schemas.models import (
     ResultReturned,
 )
 from tests.support.fakepost import FakePost
+from tests.support.metrics import scrape, total
 
 pytestmark = pytest.mark.integration
 
@@ -304,7 +305,15 @@ def test_polling_alerts_dead_letters_and_restart(
         wait_for(lambda: first.health()["scans_poll"] == 5, 20, "all scans polled", first.log_tail)
         time.sleep(1.0)  # a few more poll rounds: nothing may be published twice
         health = first.health()
+        _, samples = scrape(f"http://127.0.0.1:{first.port}")
         assert first.stop() == 0
+        for event in ("scans_poll", "orders_placed", "dead_letters", "order_retries"):
+            figure = total(samples, "lienthong_connector_events_total", event=event)
+            assert figure == health[event], (event, figure, health)
+        assert (
+            total(samples, "lienthong_connector_open_items", item="open_orders")
+            == (health["open_orders"])
+        )
         assert health["scans_webhook"] == 0 and health["scans_poll"] == 5, health
         assert health["orders_placed"] == 3 and health["dead_letters"] == 1, health
         assert health["order_retries"] >= 1, health  # the 503s were retried, not dead-lettered

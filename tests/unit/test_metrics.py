@@ -145,5 +145,6 @@ def test_scrape_targets_are_the_default_ports() -> None:
         "lienthong-portal": f"127.0.0.1:{c.portal.health_port}",
         "lienthong-postal": f"127.0.0.1:{c.postal.port}",
         "lienthong-central": f"127.0.0.1:{c.central.port}",
+        "lienthong-broker-probe": f"127.0.0.1:{s.probe.port}",
     }
     assert all(job["metrics_path"] == "/metrics" for job in config["scrape_configs"])

@@ -168,9 +168,9 @@ def test_demo_components_only_when_enabled() -> None:
     from lienthong.runtime.supervisor import component_specs
 
     plain = {s.name: s for s in component_specs(load_settings(environ={}))}
-    # Without outside systems configured only the workers, the ingest gateway and the REST
-    # view of the embedded schema registry run.
-    assert set(plain) == {"worker-1", "gateway", "schema-registry"}
+    # Without outside systems configured only the workers, the ingest gateway, the REST
+    # view of the embedded schema registry and the broker probe run.
+    assert set(plain) == {"worker-1", "gateway", "schema-registry", "broker-probe"}
     assert plain["gateway"].command[-2:] == ["run", "gateway"]
     demo = {
         s.name: s
