@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run up down status test lint lock clean
+.PHONY: setup run up down status test lint lock clean chaos
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ lint: setup
 test: setup lint
 	$(BIN)/lienthong schemas check
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# Kill components under load at full scale (minutes; the suite runs the same claims small).
+chaos: setup
+	$(BIN)/python benchmarks/chaos_gateway.py
 
 # Re-freeze constraints.txt from a clean virtualenv (run after changing pyproject.toml).
 lock:
