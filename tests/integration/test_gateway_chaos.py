@@ -14,7 +14,7 @@ import pytest
 
 from lienthong.simulators.gateway_load import LoadReport, run_load
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+pytestmark = pytest.mark.integration  # small and quick: runs in the suite
 
 
 def test_gateway_killed_under_load_loses_nothing_it_acknowledged(

@@ -1,0 +1,117 @@
+"""Chaos during a replay: workers SIGKILLed three times, the broker SIGSTOPped for 10 s.
+
+The test owns its broker (an embedded Tansu of its own, so pausing it touches no other test).
+Two replay-clock workers share the group; each kill happens when the victim has applied a
+further ``STEP`` events since it (re)started, i.e. while it holds a backlog, whatever the
+machine's speed. Then ``lienthong verify`` must find every count, alert and portal record the
+ground truth expects: nothing lost, nothing counted twice. ``make chaos`` runs the gateway
+half at full scale; this one is sized for the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lienthong.config import load_settings
+from lienthong.runtime import probe
+from lienthong.runtime.broker import EmbeddedBroker
+from lienthong.runtime.topics import TopicAdmin
+from tests.support.broker import embedded_settings
+from tests.support.metrics import scrape, total
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+DOSSIERS = 600
+STEP = 150  # events a worker applies between its start and its kill
+PAUSE_S = 10  # how long the broker is frozen (the fault's length, not a wait)
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 240.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except OSError as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.3)
+    raise AssertionError(f"{what} not seen within {timeout}s (last: {last!r})")
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """(bootstrap, pid) of an embedded broker for this test alone."""
+    broker = EmbeddedBroker(embedded_settings(tmp_path / "chaos-broker", probe.free_port()))
+    record = broker.start()
+    try:
+        yield record.bootstrap, record.pid
+    finally:
+        os.kill(record.pid, signal.SIGCONT)  # never leave it frozen, even on failure
+        broker.stop()
+
+
+def applied(worker: Any) -> float:
+    return total(scrape(worker.url)[1], "lienthong_events_processed_total")
+
+
+def test_replay_survives_three_worker_kills_and_a_frozen_broker(
+    bus_env: dict[str, str], own_broker: tuple[str, int], start_worker, tmp_path: Path
+) -> None:
+    bootstrap, broker_pid = own_broker
+    env = {
+        **bus_env,
+        "LIENTHONG_BOOTSTRAP": bootstrap,
+        "LIENTHONG_STREAMS__CLOCK": "replay",
+        "LIENTHONG_WORKER__SINGLE_RECORD_BATCHES": "true",  # our own Tansu
+    }
+    with TopicAdmin(load_settings(environ=env)) as admin:
+        admin.apply()
+    workers = [start_worker(env), start_worker(env)]
+    truth = tmp_path / "truth.json"
+    sim_log = (tmp_path / "simulate.log").open("wb")
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "lienthong", "simulate", "--mode", "replay", "--period", "2026-01"]
+        + ["--seed", "11", "--dossiers", str(DOSSIERS), "--truth", str(truth)],
+        env={**os.environ, **env},
+        stdout=sim_log,
+        stderr=subprocess.STDOUT,
+    )
+    kills = 0
+    for victim in (0, 1, 0):
+        worker = workers[victim]
+        wait_for(lambda w=worker: applied(w) >= STEP, f"worker {victim} applying {STEP} events")
+        worker.kill()
+        kills += 1
+        workers[victim] = start_worker(env)
+    assert kills == 3
+
+    os.kill(broker_pid, signal.SIGSTOP)
+    try:
+        time.sleep(PAUSE_S)
+    finally:
+        os.kill(broker_pid, signal.SIGCONT)
+
+    assert sim.wait(timeout=600) == 0, (tmp_path / "simulate.log").read_text()[-2000:]
+    result = subprocess.run(
+        [sys.executable, "-m", "lienthong", "verify", "--truth", str(truth)]
+        + ["--wait", "300", "--timeout", "10"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "MISMATCH" not in result.stdout
+    assert all(w.process is not None and w.process.poll() is None for w in workers)
