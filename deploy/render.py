@@ -865,7 +865,11 @@ def _container(component: Component) -> dict[str, Any]:
         # a pod without it does not start (CreateContainerConfigError names the key).
         ref = {"name": "lienthong-site", "key": "documents-store"}
         env.append({"name": "LIENTHONG_DOCUMENTS__STORE", "valueFrom": {"configMapKeyRef": ref}})
-    mounts = [{"name": "run", "mountPath": "/var/lib/lienthong"}]
+    # The root filesystem is read-only: the run dir and /tmp are the pod's scratch space.
+    mounts = [
+        {"name": "run", "mountPath": "/var/lib/lienthong"},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
     if component.kafka:
         mounts.append(
             {"name": "kafka-ca", "mountPath": "/etc/lienthong/kafka-ca", "readOnly": True}
@@ -927,7 +931,10 @@ def _container(component: Component) -> dict[str, Any]:
 
 
 def deployment(component: Component) -> dict[str, Any]:
-    volumes: list[dict[str, Any]] = [{"name": "run", "emptyDir": {}}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "run", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
     if component.kafka:
         volumes.append(
             {
