@@ -28,6 +28,9 @@ KAFKA_VERSION = "4.1.0"
 KAFKA_IMAGE = f"apache/kafka:{KAFKA_VERSION}"
 BUS_IMAGE = "lienthong:0.1.0"
 ADMIN_USER = "admin"  # broker super user: formats storage, sets ACLs, applies topics
+# The broker's own login to its KRaft controller (SASL PLAIN on the loopback controller
+# listener: SCRAM cannot serve a controller listener, its credentials live in the metadata).
+CONTROLLER_USER = "controller"
 SASL_MECHANISM = "SCRAM-SHA-512"
 CLIENT_PORT = 9093  # SASL_SSL listener
 CONTROLLER_PORT = 9094  # KRaft controller, loopback only
@@ -185,6 +188,7 @@ def server_properties(paths: BrokerPaths, target: Target) -> str:
     """KRaft combined broker+controller, one SASL_SSL (SCRAM-SHA-512) client listener."""
     s = paths.secrets_dir
     *providers, login = _admin_login(s)
+    controller = f"${{dir:{s}:{password_secret(CONTROLLER_USER)}}}"
     lines = [
         header(target).rstrip(),
         "# Single-node Apache Kafka in KRaft mode (broker and controller in one process).",
@@ -192,16 +196,22 @@ def server_properties(paths: BrokerPaths, target: Target) -> str:
         "node.id=1",
         f"controller.quorum.voters=1@localhost:{CONTROLLER_PORT}",
         "controller.listener.names=CONTROLLER",
-        # The controller listener is loopback only; every client comes through SASL_SSL.
+        # The controller listener is loopback only and authenticated; clients use SASL_SSL.
         f"listeners=SASL_SSL://0.0.0.0:{CLIENT_PORT},CONTROLLER://localhost:{CONTROLLER_PORT}",
         f"advertised.listeners=SASL_SSL://{paths.advertised_host}:{CLIENT_PORT}",
-        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
         "inter.broker.listener.name=SASL_SSL",
         f"sasl.enabled.mechanisms={SASL_MECHANISM}",
         f"sasl.mechanism.inter.broker.protocol={SASL_MECHANISM}",
         # Secrets are read from files at start (DirectoryConfigProvider), never written here.
         *providers,
         f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={login}",
+        "sasl.mechanism.controller.protocol=PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config="
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{CONTROLLER_USER}" password="{controller}" '
+        f'user_{CONTROLLER_USER}="{controller}";',
         "ssl.keystore.type=PEM",
         f"ssl.keystore.location={s}/kafka-broker.pem",
         "ssl.truststore.type=PEM",
@@ -209,8 +219,7 @@ def server_properties(paths: BrokerPaths, target: Target) -> str:
         "ssl.client.auth=none",
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found=false",
-        # ANONYMOUS is the broker itself on the loopback controller listener.
-        f"super.users=User:{ADMIN_USER};User:ANONYMOUS",
+        f"super.users=User:{ADMIN_USER};User:{CONTROLLER_USER}",
         f"log.dirs={paths.data_dir}",
         "num.partitions=1",
         "default.replication.factor=1",
@@ -346,7 +355,7 @@ def _bus_service(component: Component | None) -> dict[str, Any]:
 
 def render_compose(components: Components, topics: Catalogue) -> dict[str, str]:
     users = kafka_users(components)
-    broker_secrets = [password_secret(u) for u in users] + [
+    broker_secrets = [password_secret(u) for u in [*users, CONTROLLER_USER]] + [
         "kafka-cluster-id",
         "kafka-broker.pem",
         "kafka-ca.pem",

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lienthong.deploy.catalogue import Components
-from lienthong.deploy.render import kafka_users, password_secret
+from lienthong.deploy.render import CONTROLLER_USER, kafka_users, password_secret
 
 PRIVATE = 0o600
 PASSWORD_VAR = "LIENTHONG_KAFKA__SASL_PASSWORD"
@@ -149,16 +149,18 @@ def generate(
 ) -> SecretsReport:
     """Create missing secrets in ``out`` (0600); replace those named in ``rotate``.
 
-    ``rotate`` takes broker user names (a new SCRAM password), ``tls`` (new CA and broker
-    certificate) or ``cluster-id`` is refused: a formatted broker keeps its id.
+    ``rotate`` takes broker user names (a new SCRAM password), ``controller`` (the broker's
+    login to its controller listener) or ``tls`` (new CA and broker certificate); the cluster
+    id is never replaced, a formatted broker keeps it.
     ``env_files`` (systemd) also writes ``<user>.env`` with LIENTHONG_KAFKA__SASL_PASSWORD.
     """
     users = kafka_users(components)
     wanted = set(rotate)
-    unknown = sorted(wanted - {*users, "tls"})
+    unknown = sorted(wanted - {*users, CONTROLLER_USER, "tls"})
     if unknown:
         raise ValueError(
-            f"cannot rotate {', '.join(unknown)}: name a broker user ({', '.join(users)}) or tls"
+            f"cannot rotate {', '.join(unknown)}: name a broker user ({', '.join(users)}), "
+            f"{CONTROLLER_USER} or tls"
         )
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
@@ -178,6 +180,8 @@ def generate(
         put(name, new_password(), rotating)
         if env_files:
             _put_env(out / f"{user}.env", PASSWORD_VAR, (out / name).read_text(), report)
+    # The broker's login to its own controller listener (not a SCRAM user).
+    put(password_secret(CONTROLLER_USER), new_password(), CONTROLLER_USER in wanted)
     put("kafka-cluster-id", new_cluster_id(), False)
     tls_present = all((out / name).exists() for name in TLS_FILES)
     if not tls_present or "tls" in wanted:

@@ -333,6 +333,8 @@ def test_compose_runs_kafka_kraft_and_every_component_with_its_own_user(
     assert "listeners=SASL_SSL://0.0.0.0:9093,CONTROLLER://localhost:9094" in properties
     assert "sasl.enabled.mechanisms=SCRAM-SHA-512" in properties
     assert "allow.everyone.if.no.acl.found=false" in properties
+    assert "ANONYMOUS" not in properties and "CONTROLLER:SASL_PLAINTEXT" in properties
+    assert "kafka-password-controller" in kafka["secrets"]
     users = set()
     for component in components.component:
         service = services[component.name]

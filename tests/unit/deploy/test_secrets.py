@@ -35,6 +35,8 @@ def test_every_user_gets_a_private_password_and_env_file(generated: Path) -> Non
         env = (generated / f"{user}.env").read_text()
         assert env == f"LIENTHONG_KAFKA__SASL_PASSWORD={password}\n"
     assert len(passwords) == len(kafka_users(load_components()))
+    controller = (generated / password_secret("controller")).read_text()
+    assert len(controller) == 64 and controller not in passwords
     for path in generated.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
 
