@@ -450,3 +450,40 @@ def test_systemd_broker_unit_formats_then_starts_kafka() -> None:
     topics = _unit("lienthong-topics.service")
     assert topics.get("Service", "Type") == "oneshot"
     assert "kafka-acls.service" in topics.get("Unit", "After")
+
+
+# -- the rendered settings are settings the bus accepts -------------------------------------
+
+
+def _environments() -> list[tuple[str, dict[str, str]]]:
+    """(where, LIENTHONG_* variables) of every rendered bus process; secrets as placeholders."""
+    found = []
+    (compose,) = _docs("compose", "compose.yaml")
+    for name, service in compose["services"].items():
+        env = {k: str(v) for k, v in service.get("environment", {}).items()}
+        for pair in env.pop("SECRET_ENV_FILES", "").split():
+            env[pair.split("=", 1)[0]] = "placeholder"
+        found.append((f"compose {name}", env))
+    for deployment in _kind("Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value", "placeholder") for e in container["env"]}
+        found.append((f"k8s {deployment['metadata']['name']}", env))
+    for path in sorted((DEPLOY / "systemd").glob("lienthong-*.service")):
+        unit = _unit(path.name)
+        pairs = [e.strip('"').split("=", 1) for e in _values(unit, "Service", "Environment")]
+        env = {k: v.replace("%i", "6066") for k, v in pairs}
+        found.append((f"systemd {path.name}", env | {"LIENTHONG_KAFKA__SASL_PASSWORD": "x"}))
+    return [(where, env) for where, env in found if any(k.startswith("LIENTHONG_") for k in env)]
+
+
+def test_rendered_environments_load_as_valid_settings() -> None:
+    from lienthong.config import load_settings
+
+    environments = _environments()
+    assert len(environments) >= 3 * 6
+    for where, env in environments:
+        settings = load_settings(path=None, environ={"LIENTHONG_CONFIG": "", **env})
+        if "LIENTHONG_BOOTSTRAP" in env:
+            assert not settings.uses_embedded_broker, where
+            assert settings.kafka.security_protocol == "SASL_SSL", where
+            assert settings.kafka.sasl_mechanism == "SCRAM-SHA-512", where
