@@ -24,7 +24,9 @@ from lienthong.runtime.topics import Catalogue, TopicSpec
 Target = Literal["compose", "systemd", "k8s"]
 TARGETS: tuple[Target, ...] = ("compose", "systemd", "k8s")
 
-KAFKA_VERSION = "4.1.0"
+# Apache Kafka of every target; Strimzi 1.2 supports 4.2.x and 4.3.x (4.3.1 its default).
+KAFKA_VERSION = "4.3.1"
+KAFKA_METADATA_VERSION = "4.3-IV0"
 KAFKA_IMAGE = f"apache/kafka:{KAFKA_VERSION}"
 BUS_IMAGE = "lienthong:0.1.0"
 ADMIN_USER = "admin"  # broker super user: formats storage, sets ACLs, applies topics
@@ -729,7 +731,8 @@ def render_systemd(components: Components, topics: Catalogue) -> dict[str, str]:
 
 # -- Kubernetes (Strimzi) ------------------------------------------------------------------
 
-STRIMZI_API = "kafka.strimzi.io/v1beta2"
+# Strimzi 1.0 removed v1beta2; v1 is the only served API (KRaft and node pools always on).
+STRIMZI_API = "kafka.strimzi.io/v1"
 K8S_REPLICATION = 3
 
 
@@ -748,18 +751,19 @@ def _meta(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
     return meta
 
 
+ZONE = "topology.kubernetes.io/zone"
+
+
 def strimzi_cluster() -> list[dict[str, Any]]:
-    """Kafka (KRaft, node pools) and one pool of 3 combined brokers spread over zones."""
+    """Kafka (KRaft) and one node pool of 3 combined controller+brokers spread over zones."""
     kafka = {
         "apiVersion": STRIMZI_API,
         "kind": "Kafka",
-        "metadata": {
-            **_meta(CLUSTER),
-            "annotations": {"strimzi.io/node-pools": "enabled", "strimzi.io/kraft": "enabled"},
-        },
+        "metadata": _meta(CLUSTER),
         "spec": {
             "kafka": {
                 "version": KAFKA_VERSION,
+                "metadataVersion": KAFKA_METADATA_VERSION,
                 "listeners": [
                     {
                         "name": "tls",
@@ -771,7 +775,7 @@ def strimzi_cluster() -> list[dict[str, Any]]:
                 ],
                 "authorization": {"type": "simple"},
                 # Rack awareness (phân tán theo vùng): replicas of a partition in different zones.
-                "rack": {"topologyKey": "topology.kubernetes.io/zone"},
+                "rack": {"type": "topology-label", "topologyKey": ZONE},
                 "config": {
                     "default.replication.factor": K8S_REPLICATION,
                     "min.insync.replicas": 2,
@@ -809,6 +813,24 @@ def strimzi_cluster() -> list[dict[str, Any]]:
                 "limits": {"memory": "8Gi"},
             },
             "jvmOptions": {"-Xms": "4g", "-Xmx": "4g"},
+            # With rack awareness Strimzi adds no zone affinity itself: one broker per zone.
+            "template": {
+                "pod": {
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": ZONE,
+                            "whenUnsatisfiable": "DoNotSchedule",
+                            "labelSelector": {
+                                "matchLabels": {
+                                    "strimzi.io/cluster": CLUSTER,
+                                    "strimzi.io/pool-name": "brokers",
+                                }
+                            },
+                        }
+                    ]
+                }
+            },
         },
     }
     return [kafka, pool]

@@ -186,18 +186,26 @@ def test_pods_take_broker_passwords_from_the_user_operators_secrets(
             assert env["LIENTHONG_KAFKA__SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
 
 
-# -- Strimzi resources: the fields Strimzi documents (v1beta2) ---------------------------------
+# -- Strimzi resources: the fields Strimzi documents (kafka.strimzi.io/v1, Strimzi 1.x) -------
 
+STRIMZI_API = "kafka.strimzi.io/v1"
 STRIMZI_KAFKA_SPEC = {"kafka", "entityOperator", "clusterCa", "clientsCa", "cruiseControl",
                       "kafkaExporter", "maintenanceTimeWindows"}  # fmt: skip
 STRIMZI_KAFKA_CLUSTER = {"version", "metadataVersion", "listeners", "config", "authorization",
                          "rack", "brokerRackInitImage", "logging", "metricsConfig", "template",
-                         "jmxOptions", "livenessProbe", "readinessProbe", "image"}  # fmt: skip
+                         "jmxOptions", "jvmOptions", "livenessProbe", "readinessProbe", "image",
+                         "quotas", "tieredStorage"}  # fmt: skip
 STRIMZI_LISTENER = {"name", "port", "type", "tls", "authentication", "configuration",
                     "networkPolicyPeers"}  # fmt: skip
-STRIMZI_LISTENER_TYPES = {"internal", "route", "loadbalancer", "nodeport", "ingress", "cluster-ip"}
+STRIMZI_LISTENER_TYPES = {"internal", "route", "loadbalancer", "nodeport", "ingress", "cluster-ip",
+                          "tlsroute"}  # fmt: skip
+STRIMZI_RACK = {"type", "topologyKey", "envVarName"}
 STRIMZI_POOL_SPEC = {"replicas", "roles", "storage", "resources", "jvmOptions", "template"}
-STRIMZI_VOLUME = {"id", "type", "size", "class", "selector", "deleteClaim", "kraftMetadata"}
+STRIMZI_POOL_POD = {"affinity", "tolerations", "topologySpreadConstraints", "metadata",
+                    "securityContext", "priorityClassName", "terminationGracePeriodSeconds",
+                    "imagePullSecrets", "volumes", "tmpDirSizeLimit"}  # fmt: skip
+STRIMZI_VOLUME = {"id", "type", "size", "class", "selector", "deleteClaim", "kraftMetadata",
+                  "volumeAttributesClass"}  # fmt: skip
 STRIMZI_TOPIC_SPEC = {"topicName", "partitions", "replicas", "config"}
 STRIMZI_USER_SPEC = {"authentication", "authorization", "quotas", "template"}
 STRIMZI_ACL = {"resource", "operations", "host", "type"}
@@ -207,11 +215,16 @@ STRIMZI_ACL_OPERATIONS = {"Read", "Write", "Create", "Delete", "Alter", "Describ
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
-def test_strimzi_kafka_is_kraft_with_node_pools_scram_tls_and_racks() -> None:
+def test_strimzi_resources_use_the_v1_api() -> None:
+    strimzi = [d for d in _k8s() if d["apiVersion"].startswith("kafka.strimzi.io/")]
+    assert {d["kind"] for d in strimzi} == {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
+    assert {d["apiVersion"] for d in strimzi} == {STRIMZI_API}
+    assert all(d["spec"] for d in strimzi)  # v1 requires .spec
+
+
+def test_strimzi_kafka_is_kraft_with_scram_tls_and_racks() -> None:
     (kafka,) = _kind("Kafka")
-    assert kafka["apiVersion"] == "kafka.strimzi.io/v1beta2"
-    annotations = kafka["metadata"]["annotations"]
-    assert annotations == {"strimzi.io/node-pools": "enabled", "strimzi.io/kraft": "enabled"}
+    assert "annotations" not in kafka["metadata"]  # v1: KRaft and node pools are not optional
     assert set(kafka["spec"]) <= STRIMZI_KAFKA_SPEC
     cluster = kafka["spec"]["kafka"]
     assert set(cluster) <= STRIMZI_KAFKA_CLUSTER
@@ -224,7 +237,12 @@ def test_strimzi_kafka_is_kraft_with_node_pools_scram_tls_and_racks() -> None:
         assert listener["tls"] is True
         assert listener["authentication"] == {"type": "scram-sha-512"}
     assert cluster["authorization"] == {"type": "simple"}
-    assert cluster["rack"]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert set(cluster["rack"]) <= STRIMZI_RACK
+    assert cluster["rack"] == {
+        "type": "topology-label",
+        "topologyKey": "topology.kubernetes.io/zone",
+    }
+    assert cluster["version"] == render.KAFKA_VERSION
     assert cluster["config"]["min.insync.replicas"] == 2
     assert set(kafka["spec"]["entityOperator"]) == {"topicOperator", "userOperator"}
 
@@ -241,6 +259,13 @@ def test_strimzi_node_pool_has_three_combined_nodes_on_persistent_storage() -> N
     for volume in storage["volumes"]:
         assert set(volume) <= STRIMZI_VOLUME
         assert volume["type"] == "persistent-claim" and volume["deleteClaim"] is False
+    pod = pool["spec"]["template"]["pod"]
+    assert set(pod) <= STRIMZI_POOL_POD
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+    assert (
+        spread["labelSelector"]["matchLabels"]["strimzi.io/pool-name"] == pool["metadata"]["name"]
+    )
 
 
 def test_kafka_topics_are_generated_from_the_catalogue(
