@@ -3,10 +3,10 @@
 # Formats the storage once, creating the SCRAM-SHA-512 user of every component from
 # the generated password files; a formatted directory is left alone.
 set -eu
-DATA="/var/lib/kafka/data"
-SECRETS="/etc/kafka/lienthong/secrets"
-CONFIG="/etc/kafka/lienthong/server.properties"
-KAFKA="/opt/kafka/bin"
+DATA="${KAFKA_DATA_DIR:-/var/lib/kafka/data}"
+SECRETS="${KAFKA_SECRETS_DIR:-/etc/kafka/lienthong/secrets}"
+CONFIG="${KAFKA_CONFIG_FILE:-/etc/kafka/lienthong/server.properties}"
+KAFKA="${KAFKA_HOME:-/opt/kafka}/bin"
 if [ -f "$DATA/meta.properties" ]; then exit 0; fi
 set --
 for user in admin worker gateway portal-connector postal-connector central-adapter; do
