@@ -103,3 +103,45 @@ def test_compose_secrets_name_what_the_outside_systems_must_provide(
     printed = capsys.readouterr().out
     assert f"provide (outside system's secret): {out}/portal-token" in printed
     assert not list(out.glob("*.env"))
+
+
+def _handshake(generated: Path, server_hostname: str) -> str:
+    """TLS as kafka-python and aiokafka do it (Python ssl, CA file, hostname checked)."""
+    import socket
+    import ssl
+    import threading
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(generated / "kafka-broker.pem")  # key and chain in one PEM
+    client_ctx = ssl.create_default_context(cafile=str(generated / "kafka-ca.pem"))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            try:
+                with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(1)
+            except (ssl.SSLError, OSError):
+                pass
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with client_ctx.wrap_socket(raw, server_hostname=server_hostname) as tls:
+                version = tls.version() or ""
+                tls.sendall(b"x")
+        thread.join(timeout=10)
+    return version
+
+
+def test_a_client_trusting_the_ca_reaches_the_broker_by_its_names(generated: Path) -> None:
+    assert _handshake(generated, "kafka.tinh").startswith("TLS")
+    assert _handshake(generated, "kafka").startswith("TLS")
+
+
+def test_a_name_missing_from_the_certificate_is_refused(generated: Path) -> None:
+    import ssl
+
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        _handshake(generated, "other.host")
