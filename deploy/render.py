@@ -181,6 +181,8 @@ def _admin_login(secrets_dir: str) -> list[str]:
     return [
         "config.providers=dir",
         f"config.providers.dir.class={DIR_PROVIDER}",
+        # Only the secrets directory may be read through ${dir:...} (Kafka 3.8+).
+        f"config.providers.dir.param.allowed.paths={secrets_dir}",
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
         f'username="{ADMIN_USER}" password="{password}";',
     ]
