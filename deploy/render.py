@@ -618,6 +618,31 @@ def _instances(component: Component) -> list[str]:
     return [f"lienthong-{component.name}.service"]
 
 
+def _oneshot(
+    description: str, after: str, user: str, service: list[tuple[str, str]], wanted_by: str
+) -> str:
+    """A set-up step that runs once per boot after the broker (ACLs, topics)."""
+    return _unit(
+        [
+            (
+                "Unit",
+                [("Description", description), ("After", after), ("Requires", "kafka.service")],
+            ),
+            (
+                "Service",
+                [
+                    ("Type", "oneshot"),
+                    ("RemainAfterExit", "true"),
+                    ("User", user),
+                    *service,
+                    ("StandardOutput", "journal"),
+                ],
+            ),
+            ("Install", [("WantedBy", wanted_by)]),
+        ]
+    )
+
+
 def render_systemd(components: Components, topics: Catalogue) -> dict[str, str]:
     files: dict[str, str] = {}
     for component in components.component:
@@ -630,31 +655,17 @@ def render_systemd(components: Components, topics: Catalogue) -> dict[str, str]:
         ]
     )
     topics_env = bus_env(None, f"localhost:{CLIENT_PORT}", f"{SYSTEMD_SECRETS}/kafka-ca.pem", 1)
-    files["lienthong-topics.service"] = _unit(
-        [
-            (
-                "Unit",
-                [
-                    ("Description", "lienthong: create or raise the catalogue topics"),
-                    ("After", "kafka.service kafka-acls.service"),
-                    ("Requires", "kafka.service"),
-                ],
-            ),
-            (
-                "Service",
-                [
-                    ("Type", "oneshot"),
-                    ("RemainAfterExit", "true"),
-                    ("User", "lienthong"),
-                    *[("Environment", f'"{k}={v}"') for k, v in topics_env.items()],
-                    ("EnvironmentFile", f"{SYSTEMD_SECRETS}/{ADMIN_USER}.env"),
-                    ("ExecStart", f"{SYSTEMD_PREFIX}/lienthong topics apply"),
-                    ("StandardOutput", "journal"),
-                    ("SyslogIdentifier", "lienthong-topics"),
-                ],
-            ),
-            ("Install", [("WantedBy", "lienthong.target")]),
-        ]
+    files["lienthong-topics.service"] = _oneshot(
+        "lienthong: create or raise the catalogue topics",
+        after="kafka.service kafka-acls.service",
+        user="lienthong",
+        service=[
+            *[("Environment", f'"{k}={v}"') for k, v in topics_env.items()],
+            ("EnvironmentFile", f"{SYSTEMD_SECRETS}/{ADMIN_USER}.env"),
+            ("ExecStart", f"{SYSTEMD_PREFIX}/lienthong topics apply"),
+            ("SyslogIdentifier", "lienthong-topics"),
+        ],
+        wanted_by="lienthong.target",
     )
     files["kafka.service"] = _unit(
         [
@@ -693,33 +704,19 @@ def render_systemd(components: Components, topics: Catalogue) -> dict[str, str]:
             ("Install", [("WantedBy", "multi-user.target")]),
         ]
     )
-    files["kafka-acls.service"] = _unit(
-        [
-            (
-                "Unit",
-                [
-                    ("Description", "Kafka: least-privilege ACLs of the lienthong components"),
-                    ("After", "kafka.service"),
-                    ("Requires", "kafka.service"),
-                ],
-            ),
-            (
-                "Service",
-                [
-                    ("Type", "oneshot"),
-                    ("RemainAfterExit", "true"),
-                    ("User", "kafka"),
-                    ("Environment", f'"BOOTSTRAP=localhost:{CLIENT_PORT}"'),
-                    # kafka-server-start returns before the listener is up: retry a while.
-                    ("Restart", "on-failure"),
-                    ("RestartSec", "10s"),
-                    ("ExecStart", f"/bin/sh {SYSTEMD_BROKER.config_dir}/kafka-acls.sh"),
-                    ("StandardOutput", "journal"),
-                    ("SyslogIdentifier", "kafka-acls"),
-                ],
-            ),
-            ("Install", [("WantedBy", "multi-user.target")]),
-        ]
+    files["kafka-acls.service"] = _oneshot(
+        "Kafka: least-privilege ACLs of the lienthong components",
+        after="kafka.service",
+        user="kafka",
+        service=[
+            ("Environment", f'"BOOTSTRAP=localhost:{CLIENT_PORT}"'),
+            # kafka-server-start returns before the listener is up: retry a while.
+            ("Restart", "on-failure"),
+            ("RestartSec", "10s"),
+            ("ExecStart", f"/bin/sh {SYSTEMD_BROKER.config_dir}/kafka-acls.sh"),
+            ("SyslogIdentifier", "kafka-acls"),
+        ],
+        wanted_by="multi-user.target",
     )
     broker = SYSTEMD_BROKER
     files["kafka/server.properties"] = server_properties(broker, "systemd")
