@@ -36,6 +36,7 @@ COMMANDS: tuple[str, ...] = (
     "verify",
     "stats",
     "portal",
+    "deploy",
 )
 
 
