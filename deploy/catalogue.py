@@ -36,7 +36,7 @@ class Component(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    kind: Literal["worker", "connector", "registry"]
+    kind: Literal["worker", "connector", "registry", "probe"]
     command: list[str] = Field(min_length=1)
     port: int = Field(ge=1024, le=65535)
     port_setting: str
@@ -52,6 +52,7 @@ class Component(BaseModel):
     reads: list[str] = Field(default_factory=list)
     internal_prefix: str | None = None
     kafka: bool = True
+    monitors: bool = False  # describes every topic and group (the broker probe's lag)
     exposed: bool = False
     documents: bool = False
     cpu: str

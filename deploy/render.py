@@ -123,6 +123,11 @@ def acls_for(component: Component) -> list[Acl]:
         rules.append(Acl("topic", component.internal_prefix, "prefix", ops))
     if component.group:
         rules.append(Acl("group", component.group, "literal", ("Read", "Describe")))
+    if component.monitors:
+        # Lag of every group: committed offsets (group Describe) against end offsets (topic
+        # Describe); no Read, so it sees positions, never a record.
+        rules.append(Acl("topic", "*", "literal", ("Describe",)))
+        rules.append(Acl("group", "*", "literal", ("Describe",)))
     return rules
 
 

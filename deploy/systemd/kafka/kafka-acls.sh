@@ -54,4 +54,8 @@ acl --allow-principal User:central-adapter --operation Read --operation Write --
 acl --allow-principal User:central-adapter --operation Write --operation Describe --topic 'monitoring-alerts' --resource-pattern-type literal
 acl --allow-principal User:central-adapter --operation Read --operation Describe --group 'lienthong-central-adapter' --resource-pattern-type literal
 
-echo "ACLs in place for: worker gateway portal-connector postal-connector central-adapter"
+# broker-probe
+acl --allow-principal User:broker-probe --operation Describe --topic '*' --resource-pattern-type literal
+acl --allow-principal User:broker-probe --operation Describe --group '*' --resource-pattern-type literal
+
+echo "ACLs in place for: worker gateway portal-connector postal-connector central-adapter broker-probe"

@@ -102,6 +102,15 @@ def test_shell_scripts_parse(script: str) -> None:
 def test_acls_grant_exactly_the_catalogued_rights(components: Components) -> None:
     for component in _kafka(components):
         rules = render.acls_for(component)
+        wildcard = [r for r in rules if r.name == "*"]
+        if component.monitors:  # the broker probe: Describe everything, nothing more
+            assert {(r.resource, r.operations) for r in wildcard} == {
+                ("topic", ("Describe",)),
+                ("group", ("Describe",)),
+            }
+        else:
+            assert wildcard == [], component.name
+        rules = [r for r in rules if r.name != "*"]
         topics = {r.name: set(r.operations) for r in rules if r.resource == "topic"}
         literal = {r.name for r in rules if r.resource == "topic" and r.pattern == "literal"}
         assert literal == component.topics, component.name
