@@ -213,8 +213,10 @@ class ConsumeLoop:
         *,
         max_records: int = 500,
         timeout_ms: int = 500,
+        on_lag: Callable[[int | None], Any] | None = None,
     ) -> None:
         self.kafka = kafka
+        self.on_lag = on_lag
         self.consumer = consumer
         self.handle = handle
         self.max_records = max_records
@@ -228,6 +230,8 @@ class ConsumeLoop:
             (r for rs in batch.values() for r in rs), key=lambda r: (r.topic, r.partition)
         )
         self.lag = consumer_lag(self.consumer)
+        if self.on_lag is not None:
+            self.on_lag(self.lag)
         return [(r, gate(r)) for r in records]
 
     async def once(self) -> int:
