@@ -64,7 +64,7 @@ def read_topics(
     strict: bool = True,
     consumer_factory: Callable[..., Any] | None = None,
 ) -> dict[str, list[Any]]:
-    """Every record of the catalogue topics ``names`` up to their end offsets at call time.
+    """Every record of the catalogue topics ``names`` up to their end at call time.
 
     A missing topic reads as empty. When no record arrives for ``idle_timeout_s`` before the
     end is reached, ``strict`` raises (state would be silently incomplete); otherwise what was
@@ -95,7 +95,12 @@ def read_topics(
         ends = consumer.end_offsets(list(tps))
         remaining = {tp for tp in tps if ends[tp] > 0}
         deadline = time.monotonic() + idle_timeout_s
-        while remaining and time.monotonic() < deadline:
+        # End offsets are a lower bound on some brokers (Tansu: last batch's base offset + 1),
+        # so once they are reached one more poll takes the rest of the last batch (and stops
+        # there, so a topic written to all the time cannot keep the start waiting).
+        extra_poll = any(ends.values())
+        while (remaining or extra_poll) and time.monotonic() < deadline:
+            extra_poll = bool(remaining)
             for tp, records in consumer.poll(timeout_ms=500, max_records=5000).items():
                 out[tps[tp]].extend(records)
                 deadline = time.monotonic() + idle_timeout_s

@@ -317,3 +317,21 @@ def test_health_app_serves_health_and_metrics() -> None:
     health, metrics = asyncio.run(scenario())
     assert health == {"status": "ok", "lag": 3}
     assert 'lienthong_component_info{component="skeleton-test"} 1.0' in metrics
+
+
+def test_read_topics_reads_past_under_reported_end_offsets_until_a_quiet_poll() -> None:
+    tp = TopicPartition("u.postal-orders", 0)
+    records = [Rec(tp.topic, 0, n, b"k", b"v") for n in range(4)]
+    fake = FakeConsumer([{tp: records[:2]}, {tp: records[2:]}], {tp.topic: {0}})
+    fake.end_offsets = lambda tps: dict.fromkeys(tps, 1)  # type: ignore[method-assign]
+    out = read_topics(SETTINGS, ["postal-orders"], consumer_factory=lambda: fake)
+    assert [r.offset for r in out["postal-orders"]] == [0, 1, 2, 3]
+
+
+def test_read_topics_does_not_wait_on_a_topic_written_to_all_the_time() -> None:
+    tp = TopicPartition("u.postal-orders", 0)
+    busy = [{tp: [Rec(tp.topic, 0, n, b"k", b"v")]} for n in range(1000)]
+    fake = FakeConsumer(busy, {tp.topic: {0}})
+    fake.end_offsets = lambda tps: dict.fromkeys(tps, 1)  # type: ignore[method-assign]
+    out = read_topics(SETTINGS, ["postal-orders"], consumer_factory=lambda: fake)
+    assert [r.offset for r in out["postal-orders"]] == [0, 1]
