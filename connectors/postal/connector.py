@@ -182,9 +182,7 @@ class PostalConnector:
     async def start(self) -> None:
         from aiohttp import ClientSession, ClientTimeout
 
-        self.state = await asyncio.get_running_loop().run_in_executor(
-            None, rebuild_state, self.settings
-        )
+        self.state = await self.kafka.call(rebuild_state, self.settings)
         _ = self.producer  # connect before serving
         self._session = ClientSession(timeout=ClientTimeout(total=self.cfg.timeout_s))
         self.client = PostalClient(
@@ -218,7 +216,7 @@ class PostalConnector:
         if self._session is not None:
             await self._session.close()
         if self._producer is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._producer.flush)
+            await self.kafka.call(self._producer.flush)
         self.kafka.shutdown()
         log.info("postal_connector_stopped", **self.counters)
 
