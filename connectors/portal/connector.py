@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +27,15 @@ from lienthong.connectors.portal.client import (
     PortalAuthError,
     PortalClient,
     Stopped,
+)
+from lienthong.connectors.skeleton import (
+    ConsumeLoop,
+    KafkaThread,
+    Polled,
+    health_app,
+    open_consumer,
+    start_site,
+    stop_on_signals,
 )
 from lienthong.logs import get_logger
 from lienthong.runtime.metrics import CountersCollector, Metrics, install
@@ -165,51 +173,25 @@ class PortalConnector:
         self.stop = asyncio.Event()
         self._consumer: Any = None
         self._producer: Any = None
+        self.kafka = KafkaThread("portal-kafka")
 
     # --- Kafka (blocking calls, run in a worker thread) ----------------------------------------
 
     def _open(self) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        from lienthong.connectors.kafka import kafka_python_config, resume_from_committed
         from lienthong.connectors.sdk import BusProducer
 
         self._producer = BusProducer(self.settings)
-        consumer = KafkaConsumer(
-            **kafka_python_config(self.settings),
-            group_id=self.group_id,
-            enable_auto_commit=False,
+        self._consumer = open_consumer(
+            self.settings,
+            self.group_id,
+            [PortalStatusRecord.TOPIC, LiveStatsSnapshot.TOPIC],
         )
-        self._consumer = consumer
-        tps = []
-        for name in (PortalStatusRecord.TOPIC, LiveStatsSnapshot.TOPIC):
-            topic = self.settings.topic(name)
-            partitions = consumer.partitions_for_topic(topic) or ()
-            tps += [TopicPartition(topic, p) for p in sorted(partitions)]
-        resume_from_committed(consumer, tps)
         self.dead_letters = DeadLetterPublisher(
             _RawSender(self._producer), "dead-letters", CONSUMER_NAME
         )
 
-    def _poll(self) -> list[tuple[Any, Event | DecodeError]]:
-        from lienthong.schemas import decode_or_reason
-
-        batches = self._consumer.poll(timeout_ms=500, max_records=self.config.batch_size)
-        records = sorted(
-            (r for rs in batches.values() for r in rs), key=lambda r: (r.topic, r.partition)
-        )
-        out = [(r, decode_or_reason(r.value)) for r in records]
-        self.counters.lag = self._lag()
-        return out
-
-    def _lag(self) -> int | None:
-        total = 0
-        for tp in self._consumer.assignment():
-            high = self._consumer.highwater(tp)
-            if high is None:
-                return None
-            total += max(0, high - self._consumer.position(tp))
-        return total
+    def _set_lag(self, lag: int | None) -> None:
+        self.counters.lag = lag
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -246,16 +228,16 @@ class PortalConnector:
             )
 
     def _settle(self, futures: list[Any]) -> None:
-        """Wait until parked records, alerts and dead letters are durable, then commit."""
+        """Wait until parked records, alerts and dead letters are durable (the loop commits
+        the batch after this)."""
         for future in futures:
             future.get(timeout=30)
         self.dead_letters.flush(30)
-        self._consumer.commit()
 
     # --- the loop -------------------------------------------------------------------------------
 
-    async def handle(self, client: PortalClient, polled: list[tuple[Any, Any]]) -> int:
-        """Resolve one poll completely; returns items the portal acknowledged."""
+    async def handle(self, client: PortalClient, polled: Polled) -> int:
+        """Resolve one poll completely (its commit follows); items the portal acknowledged."""
         futures: list[Any] = []
         pending: dict[str, list[Item]] = {RECORDS_PATH: [], STATS_PATH: []}
         for record, outcome in polled:
@@ -284,14 +266,14 @@ class PortalConnector:
                 if result.parked:
                     self.counters.parked += len(result.parked)
                     self._park(result.parked, futures)
-        await asyncio.to_thread(self._settle, futures)
+        await self.kafka.call(self._settle, futures)
         if delivered:
             log.info("portal_forwarded", items=delivered)
         return delivered
 
     async def run(self, stop_after_idle_polls: int | None = None) -> int:
         """Forward until :attr:`stop` is set (or after that many empty polls); items posted."""
-        await asyncio.to_thread(self._open)
+        await self.kafka.call(self._open)
         sent = 0
         try:
             async with aiohttp.ClientSession() as session:
@@ -307,33 +289,31 @@ class PortalConnector:
                     counters=self.counters,
                     stop=self.stop,
                 )
-                idle = 0
-                while not self.stop.is_set():
-                    if stop_after_idle_polls is not None and idle >= stop_after_idle_polls:
-                        break
-                    polled = await asyncio.to_thread(self._poll)
-                    if not polled:
-                        idle += 1
-                        continue
-                    idle = 0
+
+                async def handle(polled: Polled) -> None:
+                    nonlocal sent
                     sent += await self.handle(client, polled)
+
+                loop = ConsumeLoop(
+                    self.kafka,
+                    self._consumer,
+                    handle,
+                    max_records=self.config.batch_size,
+                    on_lag=self._set_lag,
+                )
+                await loop.run(self.stop, stop_after_idle_polls=stop_after_idle_polls)
         except Stopped:
             log.info("portal_connector_stopping", uncommitted="re-read on restart")
         finally:
-            await asyncio.to_thread(self._close)
+            await self.kafka.call(self._close)
+            self.kafka.shutdown()
         return sent
 
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "portal": self.portal_url, **self.counters.as_dict()}
+
     def health_app(self) -> web.Application:
-        app = web.Application()
-
-        async def health(_: web.Request) -> web.Response:
-            return web.json_response(
-                {"status": "ok", "portal": self.portal_url, **self.counters.as_dict()}
-            )
-
-        app.router.add_get("/health", health)
-        app.router.add_get("/metrics", self.metrics.aiohttp_handler)
-        return app
+        return health_app(self.health, self.metrics)
 
 
 # Which /health counters are gauges and which make up the portal sync outcomes.
@@ -367,12 +347,8 @@ def run(
 
 async def serve(connector: PortalConnector, host: str, port: int) -> int:
     """Run with ``GET /health`` until SIGTERM/SIGINT."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, connector.stop.set)
-    runner = web.AppRunner(connector.health_app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    stop_on_signals(connector.stop)
+    runner = await start_site(connector.health_app(), host, port)
     log.info("portal_connector_started", portal=connector.portal_url, health_port=port)
     try:
         await connector.run()

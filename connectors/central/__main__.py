@@ -1,0 +1,5 @@
+"""``python -m lienthong.connectors.central``."""
+
+from lienthong.connectors.central.connector import main
+
+raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""``python -m lienthong.connectors.postal``."""
+
+from lienthong.connectors.postal.connector import main
+
+raise SystemExit(main())
