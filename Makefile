@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run up down status test lint lock clean
+.PHONY: setup run up down status test lint lock clean browser
 
 setup: $(STAMP)
 
@@ -36,7 +36,16 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup lint
+# Headless Chromium + its driver for the console's browser tests (Debian packages); installed
+# when missing and we are root (CI), else the tests say what to install.
+browser:
+	@if ! { command -v chromium && command -v chromedriver; } >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  else echo "browser tests need: apt-get install chromium chromium-driver"; fi; \
+	fi
+
+test: setup lint browser
 	$(BIN)/lienthong schemas check
 	$(BIN)/pytest -q -p no:cacheprovider
 

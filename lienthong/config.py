@@ -277,6 +277,23 @@ class SchemaRegistryRestSettings(_Section):
     port: int = Field(default=6094, ge=1024, le=65535)
 
 
+class ConsoleSettings(_Section):
+    """The monitoring console in the browser (connectors.console); deny by default."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6095, ge=1024, le=65535)
+    users_file: Path | None = Field(
+        default=None,
+        description="console users (TOML [[user]] name, role monitor|operator, api_key_sha256); "
+        "none means nobody can log in",
+    )
+    worker_urls: list[str] = Field(
+        default_factory=list,
+        description="workers' HTTP base URLs for health and slips; empty = worker.web_port..+count",
+    )
+    refresh_s: float = Field(default=1.0, gt=0, le=2.0, description="browser poll interval")
+
+
 class ConnectorsSettings(_Section):
     """Edges for department systems, the portal, the post and central agencies (issue 8)."""
 
@@ -314,6 +331,7 @@ class Settings(_Section):
     streams: StreamsSettings = StreamsSettings()
     documents: DocumentSettings = DocumentSettings()
     connectors: ConnectorsSettings = ConnectorsSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @field_validator("run_dir", mode="after")
     @classmethod

@@ -17,6 +17,7 @@ RUNNABLE: dict[str, tuple[str, str]] = {
     "portal": ("lienthong.connectors.portal", "national portal connector"),
     "postal": ("lienthong.connectors.postal", "postal service connector"),
     "central": ("lienthong.connectors.central", "central vertical agency adapter"),
+    "console": ("lienthong.connectors.console.app", "monitoring console in the browser"),
     "schema-registry": ("lienthong.schemas.rest", "Confluent read API of the embedded registry"),
     "fake-portal": ("lienthong.simulators.portal", "demo: fake national portal"),
     "fake-postal": ("lienthong.simulators.postal", "demo: fake postal service"),

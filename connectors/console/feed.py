@@ -1,0 +1,205 @@
+"""What the console knows: the bus's topics read into memory by one background thread.
+
+Why read topics instead of asking the workers: ``live-stats`` (compacted, latest snapshot per
+key), ``deadline-alerts`` and ``dead-letters`` are the bus's published views for monitoring
+consoles; reading them with manual assignment (no consumer group) never moves anyone's
+offsets and works with any number of workers. The thread only appends to :class:`BusState`;
+pages read a consistent copy under its lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from lienthong.domain.stats import FIGURES
+from lienthong.logs import get_logger
+
+log = get_logger(__name__)
+
+# The counts a live-stats snapshot carries (its channel counts travel as rates).
+STATS_FIELDS = tuple(f for f in FIGURES if f not in ("received_online", "received_postal"))
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record of the dead-letter topic, untouched (the redrive sends exactly this)."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """The latest deadline alert of one dossier (or one of its steps)."""
+
+    dossier_id: str
+    kind: str  # overdue | warning
+    scope: str  # dossier | step
+    agency: str
+    step: int | None
+    due_at: datetime
+    minutes: int  # working minutes over (overdue) or left (warning)
+    occurred_at: datetime
+
+
+@dataclass
+class BusState:
+    """In-memory copy of the console's topics; ``version`` grows with every change."""
+
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    dead_letters: dict[tuple[int, int], DeadLetter] = field(default_factory=dict)
+    redrives: dict[tuple[int, int], dict[str, str]] = field(default_factory=dict)
+    version: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def put_stats(self, event: Any) -> None:
+        """A ``LiveStatsSnapshot``: counts, and the channel counts its rates stand for."""
+        figures: dict[str, Any] = {f: getattr(event, f) for f in STATS_FIELDS}
+        received = event.received
+        figures["received_online"] = round((event.online_rate or 0) * received)
+        figures["received_postal"] = round((event.postal_rate or 0) * received)
+        figures["as_of"] = event.as_of
+        with self.lock:
+            self.stats[event.key] = figures
+            self.version += 1
+
+    def put_alert(self, event: Any) -> None:
+        kind = {"deadline_overdue": "overdue", "deadline_warning": "warning"}.get(event.EVENT_TYPE)
+        if kind is None:
+            return
+        dossier = str(event.envelope.dossier_id)
+        minutes = (
+            event.overdue_working_minutes if kind == "overdue" else event.remaining_working_minutes
+        )
+        alert = Alert(
+            dossier_id=dossier,
+            kind=kind,
+            scope=event.scope.value,
+            agency=event.responsible_agency,
+            step=event.step,
+            due_at=event.due_at,
+            minutes=minutes,
+            occurred_at=event.envelope.occurred_at,
+        )
+        key = f"{dossier}#{event.step or ''}"
+        with self.lock:
+            old = self.alerts.get(key)
+            # An overdue notice outranks a warning of the same dossier/step, whatever the order.
+            if old is None or old.kind == alert.kind or alert.kind == "overdue":
+                self.alerts[key] = alert
+                self.version += 1
+
+    def put_dead_letter(self, letter: DeadLetter) -> None:
+        with self.lock:
+            self.dead_letters[(letter.partition, letter.offset)] = letter
+            self.version += 1
+
+    def note_redrive(self, address: tuple[int, int], by: str, at: str, to: str) -> None:
+        with self.lock:
+            self.redrives[address] = {"by": by, "at": at, "to": to}
+            self.version += 1
+
+    def snapshot(self) -> BusState:
+        """A copy for one page render (the reader thread keeps writing the original)."""
+        with self.lock:
+            return BusState(
+                dict(self.stats),
+                dict(self.alerts),
+                dict(self.dead_letters),
+                dict(self.redrives),
+                self.version,
+            )
+
+
+class TopicReader:
+    """Background thread: tail live-stats, deadline-alerts and dead-letters into a state."""
+
+    TOPICS = ("live-stats", "deadline-alerts", "dead-letters")
+
+    def __init__(self, settings: Any, state: BusState) -> None:
+        self.settings = settings
+        self.state = state
+        self.stop = threading.Event()
+        self.ready = threading.Event()  # set once every topic was read to its end once
+        self.thread = threading.Thread(target=self._run, name="console-reader", daemon=True)
+
+    def start(self) -> TopicReader:
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self._tail()
+            except Exception as exc:  # broker away: say so and try again
+                log.warning("console_reader_error", error=f"{type(exc).__name__}: {exc}")
+                self.stop.wait(2.0)
+
+    def _tail(self) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        from lienthong.connectors.kafka import kafka_python_config
+
+        consumer = KafkaConsumer(
+            **kafka_python_config(self.settings), enable_auto_commit=False, group_id=None
+        )
+        try:
+            assigned: set[Any] = set()
+            last_check = 0.0
+            while not self.stop.is_set():
+                if time.monotonic() - last_check > 5.0 or not assigned:
+                    # Topics (and partitions) may appear after the console started.
+                    wanted = set()
+                    for name in self.TOPICS:
+                        topic = self.settings.topic(name)
+                        for p in consumer.partitions_for_topic(topic) or ():
+                            wanted.add(TopicPartition(topic, p))
+                    if wanted - assigned:
+                        new = wanted - assigned
+                        consumer.assign(sorted(wanted, key=lambda tp: (tp.topic, tp.partition)))
+                        consumer.seek_to_beginning(*new)
+                        assigned = wanted
+                    last_check = time.monotonic()
+                    if not assigned:
+                        self.stop.wait(1.0)
+                        continue
+                batch = consumer.poll(timeout_ms=500, max_records=5000)
+                if not batch and assigned:
+                    self.ready.set()
+                for tp, records in batch.items():
+                    for record in records:
+                        self._apply(tp.topic, record)
+        finally:
+            consumer.close()
+
+    def _apply(self, topic: str, record: Any) -> None:
+        from lienthong.schemas import Event, decode_or_reason
+
+        if topic == self.settings.topic("dead-letters"):
+            headers = tuple((name, bytes(value or b"")) for name, value in record.headers or ())
+            letter = DeadLetter(
+                record.partition, record.offset, record.key, record.value, headers, record.timestamp
+            )
+            self.state.put_dead_letter(letter)
+            return
+        event = decode_or_reason(record.value)
+        if not isinstance(event, Event):
+            return
+        if topic == self.settings.topic("live-stats"):
+            if event.EVENT_TYPE == "live_stats_snapshot":
+                self.state.put_stats(event)
+        else:
+            self.state.put_alert(event)

@@ -1,0 +1,319 @@
+"""The console's view-model: plain Python over the in-memory state, no HTTP, no Kafka.
+
+Figures per department are sums of the ``live-stats`` snapshots (agency × procedure ×
+channel) of one period, so they are the BRIEF §6 figures the stream workers computed; the
+console adds nothing but sums and the rates over the sums.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from html import escape
+from typing import Any
+
+from lienthong.connectors import headers as h
+from lienthong.domain.stats import FIGURES, VN, Period, parse_period, period_of
+
+from .feed import Alert, DeadLetter
+
+PERIOD_CHOICES = ("day", "month", "quarter", "year")
+
+# Vietnamese first (the officers' language), English with ?lang=en.
+TEXT: dict[str, tuple[str, str]] = {
+    "title": ("Bảng điều khiển Một cửa liên thông", "One-stop-shop console"),
+    "overview": ("Tổng quan", "Overview"),
+    "overdue": ("Hồ sơ quá hạn / sắp đến hạn", "Overdue / at-risk dossiers"),
+    "dead_letters": ("Thư chết (DLQ)", "Dead letters"),
+    "health": ("Tình trạng hệ thống", "Bus health"),
+    "login": ("Đăng nhập", "Log in"),
+    "logout": ("Đăng xuất", "Log out"),
+    "api_key": ("Khóa truy cập", "Access key"),
+    "login_failed": ("Khóa truy cập không đúng", "Wrong access key"),
+    "agency": ("Đơn vị", "Department"),
+    "level": ("Cấp", "Level"),
+    "received": ("Tiếp nhận", "Received"),
+    "carried_over": ("Kỳ trước chuyển qua", "Carried over"),
+    "finished_early": ("Giải quyết trước hạn", "Finished early"),
+    "finished_on_time": ("Đúng hạn", "On time"),
+    "finished_late": ("Trễ hạn", "Late"),
+    "in_progress_on_time": ("Đang giải quyết trong hạn", "In progress, on time"),
+    "in_progress_overdue": ("Đang giải quyết quá hạn", "In progress, overdue"),
+    "waiting_supplement": ("Chờ bổ sung", "Waiting for supplement"),
+    "on_time_rate": ("Tỷ lệ đúng hạn", "On-time %"),
+    "online_rate": ("Tỷ lệ trực tuyến", "Online %"),
+    "postal_rate": ("Tỷ lệ bưu chính", "Postal %"),
+    "total": ("Tổng cộng", "Total"),
+    "day": ("Hôm nay", "Today"),
+    "month": ("Tháng này", "This month"),
+    "quarter": ("Quý này", "This quarter"),
+    "year": ("Năm nay", "This year"),
+    "period": ("Kỳ", "Period"),
+    "as_of": ("Số liệu tại", "Figures as of"),
+    "chart": ("Tiếp nhận và trễ hạn theo ngày", "Intake and late per day"),
+    "no_data": ("Chưa có số liệu", "No figures yet"),
+    "dossier": ("Hồ sơ", "Dossier"),
+    "step": ("Bước", "Step"),
+    "due_at": ("Hạn", "Due"),
+    "over": ("Quá (giờ làm việc)", "Working time over"),
+    "left": ("Còn (giờ làm việc)", "Working time left"),
+    "kind": ("Loại", "Kind"),
+    "source": ("Nguồn", "Source"),
+    "reason": ("Lý do", "Reason"),
+    "error_class": ("Loại lỗi", "Error class"),
+    "count": ("Số lượng", "Count"),
+    "redrive": ("Gửi lại", "Redrive"),
+    "redriven": ("Đã gửi lại", "Redriven"),
+    "by": ("bởi", "by"),
+    "all": ("Tất cả", "All"),
+    "component": ("Thành phần", "Component"),
+    "status": ("Trạng thái", "Status"),
+    "lag": ("Độ trễ tiêu thụ", "Consumer lag"),
+    "read_only": ("Chỉ xem", "Read-only"),
+    "forbidden": ("Chỉ cán bộ vận hành được gửi lại", "Only an operator may redrive"),
+    "slip": ("Phiếu kiểm soát", "Process control slip"),
+    "back": ("Quay lại", "Back"),
+}
+
+
+def t(key: str, lang: str) -> str:
+    vi, en = TEXT[key]
+    return en if lang == "en" else vi
+
+
+def resolve_period(choice: str | None, reference: datetime) -> Period:
+    """``day|month|quarter|year`` relative to ``reference``, or an explicit ``month:2026-01``.
+
+    Raises ValueError with a one-line reason for anything else.
+    """
+    choice = (choice or "month").strip()
+    if choice in PERIOD_CHOICES:
+        return period_of(choice, reference)
+    return parse_period(choice)
+
+
+def reference_instant(stats: dict[str, dict[str, Any]], now: datetime) -> datetime:
+    """The bus's "now": the latest ``as_of`` of the figures (the replay watermark when the
+    workers replay history), or the wall clock when there are none yet."""
+    instants = [row["as_of"] for row in stats.values() if row.get("as_of") is not None]
+    return max(instants) if instants else now
+
+
+@dataclass(frozen=True)
+class OverviewRow:
+    agency: str
+    name: str
+    level: str
+    figures: dict[str, int]
+
+    @property
+    def rates(self) -> dict[str, float | None]:
+        return rates(self.figures)
+
+
+def rates(f: dict[str, int]) -> dict[str, float | None]:
+    finished = f["finished_early"] + f["finished_on_time"] + f["finished_late"]
+    received = f["received"]
+    return {
+        "on_time_rate": (f["finished_early"] + f["finished_on_time"]) / finished
+        if finished
+        else None,
+        "online_rate": f["received_online"] / received if received else None,
+        "postal_rate": f["received_postal"] / received if received else None,
+    }
+
+
+def overview(
+    stats: dict[str, dict[str, Any]], period: Period, registry: Any = None
+) -> tuple[list[OverviewRow], dict[str, int]]:
+    """Rows per department (agency) for one period, and the totals over them."""
+    per: dict[str, dict[str, int]] = {}
+    for key, row in stats.items():
+        agency, _procedure, _channel, label = key.split("|")
+        if label != period.label:
+            continue
+        acc = per.setdefault(agency, dict.fromkeys(FIGURES, 0))
+        for name in FIGURES:
+            acc[name] += int(row.get(name, 0))
+    rows = []
+    for agency in sorted(per):
+        info = registry.get(agency) if registry is not None else None
+        name = info.name if info is not None else agency
+        level = str(info.level.value) if info is not None else ""
+        rows.append(OverviewRow(agency, name, level, per[agency]))
+    totals = dict.fromkeys(FIGURES, 0)
+    for r in rows:
+        for name in FIGURES:
+            totals[name] += r.figures[name]
+    return rows, totals
+
+
+def daily_series(
+    stats: dict[str, dict[str, Any]], period: Period, agency: str | None = None
+) -> list[tuple[str, int, int]]:
+    """(day, received, finished late) for every day of ``period`` (zeros where none)."""
+    per: dict[str, list[int]] = {}
+    for key, row in stats.items():
+        a, _p, _c, label = key.split("|")
+        kind, _, day = label.partition(":")
+        if kind != "day" or (agency and a != agency):
+            continue
+        acc = per.setdefault(day, [0, 0])
+        acc[0] += int(row.get("received", 0))
+        acc[1] += int(row.get("finished_late", 0))
+    out = []
+    day = period.start
+    while day < period.end:
+        name = day.strftime("%Y-%m-%d")
+        received, late = per.get(name, (0, 0))
+        out.append((name, received, late))
+        day = (day + timedelta(days=1, hours=2)).replace(hour=0, tzinfo=VN)
+    return out
+
+
+def chart_svg(series: list[tuple[str, int, int]], lang: str, width: int = 720) -> str:
+    """Inline SVG: one bar pair (intake, late) per day; no script, no library."""
+    height, pad = 180, 24
+    top = max([max(r, lt) for _, r, lt in series] + [1])
+    n = max(len(series), 1)
+    slot = (width - 2 * pad) / n
+    bar = max(slot * 0.4, 1.0)
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(t("chart", lang))}" '
+        f'viewBox="0 0 {width} {height + 2 * pad}" width="100%" height="{height + 2 * pad}">',
+        f'<line x1="{pad}" y1="{pad + height}" x2="{width - pad}" y2="{pad + height}" '
+        'stroke="#888"/>',
+        f'<text x="{pad}" y="{pad - 8}" font-size="11">max {top}</text>',
+    ]
+    for i, (day, received, late) in enumerate(series):
+        x = pad + i * slot
+        bars = ((received, "#2f6fb3", "received"), (late, "#c0392b", "finished_late"))
+        for j, (value, colour, name) in enumerate(bars):
+            label = t(name, lang)
+            bar_h = value / top * height
+            parts.append(
+                f'<rect x="{x + j * bar:.1f}" y="{pad + height - bar_h:.1f}" width="{bar:.1f}" '
+                f'height="{bar_h:.1f}" fill="{colour}"><title>{day} {escape(label)}: {value}'
+                "</title></rect>"
+            )
+        if n <= 31 and (i % max(n // 10, 1) == 0):
+            parts.append(
+                f'<text x="{x:.1f}" y="{pad + height + 14}" font-size="10">{day[8:]}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    alert: Alert
+    hours: float
+
+
+def alert_rows(alerts: dict[str, Alert], agency: str | None = None) -> list[AlertRow]:
+    """Overdue first (most working time over first), then warnings (least time left first)."""
+    rows = [
+        AlertRow(a, round(a.minutes / 60, 1))
+        for a in alerts.values()
+        if agency is None or a.agency == agency
+    ]
+    rows.sort(
+        key=lambda r: (
+            r.alert.kind != "overdue",
+            -r.alert.minutes if r.alert.kind == "overdue" else r.alert.minutes,
+            r.alert.dossier_id,
+        )
+    )
+    return rows
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    address: str
+    source: str
+    error_class: str
+    reason: str
+    consumer: str
+    failed_at: str
+    redriven: dict[str, str] | None
+
+
+def dlq_headers(letter: DeadLetter) -> dict[str, str]:
+    out = {}
+    for name, value in letter.headers:
+        if name.startswith("lienthong.dlq."):
+            out[name] = value.decode("utf-8", "replace")
+    return out
+
+
+def dead_letter_rows(
+    letters: dict[tuple[int, int], DeadLetter],
+    redrives: dict[tuple[int, int], dict[str, str]],
+    source: str | None = None,
+    error_class: str | None = None,
+) -> list[DeadLetterRow]:
+    """Newest first, filtered by source topic and error class."""
+    rows = []
+    for address in sorted(letters, key=lambda a: (-(letters[a].timestamp_ms or 0), a)):
+        d = dlq_headers(letters[address])
+        src = d.get(h.DLQ_SOURCE_TOPIC, "?")
+        cls = d.get(h.DLQ_ERROR_CLASS, "?")
+        if (source and src != source) or (error_class and cls != error_class):
+            continue
+        rows.append(
+            DeadLetterRow(
+                f"{address[0]}:{address[1]}",
+                src,
+                cls,
+                d.get(h.DLQ_REASON, ""),
+                d.get(h.DLQ_CONSUMER, ""),
+                d.get(h.DLQ_FAILED_AT, ""),
+                redrives.get(address),
+            )
+        )
+    return rows
+
+
+def dead_letter_groups(letters: dict[tuple[int, int], DeadLetter]) -> list[tuple[str, str, int]]:
+    """(source topic, error class, count), largest first: where to look first."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for letter in letters.values():
+        d = dlq_headers(letter)
+        counts[(d.get(h.DLQ_SOURCE_TOPIC, "?"), d.get(h.DLQ_ERROR_CLASS, "?"))] += 1
+    return [(s, c, n) for (s, c), n in sorted(counts.items(), key=lambda i: (-i[1], i[0]))]
+
+
+def parse_address(text: str) -> tuple[int, int]:
+    """``PARTITION:OFFSET`` → (partition, offset); ValueError with the reason otherwise."""
+    part, sep, offset = text.strip().partition(":")
+    if not sep or not part.isdigit() or not offset.isdigit():
+        raise ValueError(f"expected PARTITION:OFFSET, got {text!r}")
+    return int(part), int(offset)
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def lag_rows(metrics_text: str) -> list[tuple[str, str, int]]:
+    """(group, topic:partition, lag) from a Prometheus exposition of the consumer lag gauge."""
+    rows = []
+    for line in metrics_text.splitlines():
+        if not line.startswith("lienthong_consumer_lag{"):
+            continue
+        labels_text, _, value = line[len("lienthong_consumer_lag{") :].rpartition("} ")
+        labels = dict(part.split("=", 1) for part in labels_text.split(",") if "=" in part)
+        labels = {k: v.strip('"') for k, v in labels.items()}
+        try:
+            lag = int(float(value))
+        except ValueError:
+            continue
+        rows.append(
+            (
+                labels.get("group", "?"),
+                f"{labels.get('topic', '?')}:{labels.get('partition', '?')}",
+                lag,
+            )
+        )
+    return sorted(rows)

@@ -1,0 +1,240 @@
+"""Deny by default, roles and the audited redrive, through the aiohttp app (no broker).
+
+The producer is replaced by a recorder: what it is given is exactly what ``dlq replay``
+would send (same function), plus the audit header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from lienthong.config import load_settings
+from lienthong.connectors import headers as h
+from lienthong.connectors.console.app import COOKIE, REDRIVEN_BY, Console, create_app
+from lienthong.connectors.console.auth import (
+    ConsoleRole,
+    Gatekeeper,
+    UsersFileError,
+    parse_users,
+    write_demo_users,
+)
+from lienthong.connectors.console.feed import DeadLetter
+
+MONITOR_KEY, OPERATOR_KEY = "monitor-key-1", "operator-key-2"
+
+
+def users_toml() -> str:
+    def entry(name: str, role: str, key: str) -> str:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return f'[[user]]\nname = "{name}"\nrole = "{role}"\napi_key_sha256 = "{digest}"\n'
+
+    return entry("Lan", "monitor", MONITOR_KEY) + entry("Minh", "operator", OPERATOR_KEY)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, topic: str, key: Any = None, value: Any = None, headers: Any = None) -> None:
+        self.sent.append({"topic": topic, "key": key, "value": value, "headers": headers})
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+    def close(self, timeout: float | None = None) -> None:
+        pass
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Console:
+    settings = load_settings(environ={"LIENTHONG_RUN_DIR": str(tmp_path / "run")})
+    c = Console(settings, parse_users(users_toml(), "users.toml"))
+    c._producer = Recorder()
+    headers = (
+        (h.DLQ_SOURCE_TOPIC, b"dossier-events"),
+        (h.DLQ_SOURCE_PARTITION, b"2"),
+        (h.DLQ_ERROR_CLASS, b"UnknownAgency"),
+        (h.DLQ_REASON, b"agency 999 unknown"),
+        ("traceparent", b"00-abc"),
+    )
+    c.state.put_dead_letter(DeadLetter(0, 5, b"HS-1", b"\x00\x01", headers, 1))
+    c.state.put_dead_letter(DeadLetter(1, 2, b"HS-2", b"\x00", ((h.DLQ_REASON, b"x"),), 2))
+    return c
+
+
+def run(console: Console, scenario: Any) -> Any:
+    async def go() -> Any:
+        async with TestClient(TestServer(create_app(console))) as client:
+            return await scenario(client)
+
+    return asyncio.run(go())
+
+
+async def login(client: TestClient, key: str) -> None:
+    r = await client.post("/login", data={"api_key": key, "next": "/"}, allow_redirects=False)
+    assert r.status == 303, await r.text()
+    assert COOKIE in r.cookies
+
+
+PATHS = (
+    "/",
+    "/?fragment=1",
+    "/overdue",
+    "/dossiers/HS-1",
+    "/dead-letters",
+    "/dead-letters/0:5",
+    "/bus-health",
+    "/static/console.js",
+    "/api/overview",
+    "/api/dead-letters",
+    "/api/bus-health",
+    "/nothing-here",
+)
+
+
+def test_nothing_answers_without_a_credential(console: Console) -> None:
+    async def scenario(client: TestClient) -> None:
+        for path in PATHS:
+            r = await client.get(path, allow_redirects=False)
+            if path.startswith("/api/") or "fragment" in path:
+                assert r.status == 401, path
+            else:
+                assert r.status == 303, path
+                assert r.headers["Location"].startswith("/login?next="), path
+            assert "HS-1" not in await r.text()
+        for path in ("/dead-letters/redrive", "/api/dead-letters/0:5/redrive"):
+            r = await client.post(path, data={"address": "0:5"}, allow_redirects=False)
+            assert r.status == 401, path
+        r = await client.get("/api/overview", headers={"Authorization": "Bearer wrong"})
+        assert r.status == 401
+        r = await client.post("/login", data={"api_key": "wrong"}, allow_redirects=False)
+        assert r.status == 303 and "failed=1" in r.headers["Location"]
+        assert COOKIE not in r.cookies
+        r = await client.get("/login")
+        assert r.status == 200 and 'name="api_key"' in await r.text()
+
+    run(console, scenario)
+    assert console._producer.sent == []
+
+
+def test_a_monitoring_officer_reads_but_may_not_redrive(console: Console) -> None:
+    async def scenario(client: TestClient) -> None:
+        await login(client, MONITOR_KEY)
+        for path in PATHS[:-1]:
+            r = await client.get(path)
+            assert r.status == 200, path
+        page = await (await client.get("/dead-letters")).text()
+        assert "Lan (monitor)" in page and 'class="redrive"' not in page
+        r = await client.post("/api/dead-letters/0:5/redrive")
+        assert r.status == 403
+        r = await client.post("/api/dead-letters/0:5/redrive", headers={"X-API-Key": MONITOR_KEY})
+        assert r.status == 403
+        r = await client.get("/?lang=en")
+        assert "Overview" in await r.text()
+        r = await client.get("/")
+        assert "Tổng quan" in await r.text()
+
+    run(console, scenario)
+    assert console._producer.sent == []
+
+
+def test_an_operator_redrives_with_the_dlq_replay_path_and_is_recorded(console: Console) -> None:
+    async def scenario(client: TestClient) -> None:
+        await login(client, OPERATOR_KEY)
+        page = await (await client.get("/dead-letters")).text()
+        assert 'data-address="0:5"' in page and 'class="redrive"' in page
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        r = await client.post(
+            "/dead-letters/redrive",
+            data={"address": "0:5", "csrf": "forged"},
+            allow_redirects=False,
+        )
+        assert r.status == 403  # a form without its session's token
+        r = await client.post(
+            "/dead-letters/redrive", data={"address": "0:5", "csrf": csrf}, allow_redirects=False
+        )
+        assert r.status == 303
+        page = await (await client.get("/dead-letters?lang=en")).text()
+        assert "Redriven by Minh" in page
+        r = await client.post("/dead-letters/redrive", data={"address": "9:9", "csrf": csrf})
+        assert r.status == 404
+        r = await client.post("/dead-letters/redrive", data={"address": "x", "csrf": csrf})
+        assert r.status == 400
+        # A dead letter that names no source topic is refused, nothing is sent.
+        r = await client.post(
+            "/api/dead-letters/1:2/redrive", headers={"Authorization": f"Bearer {OPERATOR_KEY}"}
+        )
+        assert r.status == 400 and "no source topic" in await r.text()
+
+    run(console, scenario)
+    [sent] = console._producer.sent
+    assert sent["topic"] == "dossier-events" and sent["key"] == b"HS-1"
+    assert sent["value"] == b"\x00\x01"
+    names = dict(sent["headers"])
+    assert names["traceparent"] == b"00-abc"
+    assert not any(n.startswith("lienthong.dlq.") and n != h.DLQ_REPLAYED_FROM for n in names)
+    assert names[h.DLQ_REPLAYED_FROM] == b"dead-letters:0:5"
+    assert names[REDRIVEN_BY].startswith(b"Minh (operator) ")
+    [entry] = [json.loads(line) for line in console.audit_file.read_text().splitlines()]
+    assert entry["by"] == "Minh" and entry["address"] == "0:5" and entry["to"] == "dossier-events"
+    # A restarted console still shows who redrove it.
+    again = Console(console.settings, [])
+    assert again.state.redrives[(0, 5)]["by"] == "Minh"
+
+
+def test_login_bounces_only_to_local_paths(console: Console) -> None:
+    async def scenario(client: TestClient) -> None:
+        for target, expected in (
+            ("/dead-letters", "/dead-letters"),
+            ("//evil", "/"),
+            ("https://evil/", "/"),
+        ):
+            r = await client.post(
+                "/login", data={"api_key": MONITOR_KEY, "next": target}, allow_redirects=False
+            )
+            assert r.headers["Location"] == expected
+
+    run(console, scenario)
+
+
+def test_users_file_errors_name_the_entry_and_field() -> None:
+    digest = "ab" * 32
+    cases = {
+        "[[user]]\nrole='monitor'\napi_key_sha256='" + digest + "'": "name",
+        "[[user]]\nname='A'\nrole='admin'\napi_key_sha256='" + digest + "'": "role",
+        "[[user]]\nname='A'\nrole='monitor'\napi_key_sha256='xyz'": "api_key_sha256",
+        "[[user]]\nname='A'\nrole='monitor'\napi_key_sha256='" + digest + "'\nx=1": "unknown",
+        "not toml [": "not valid TOML",
+    }
+    for text, word in cases.items():
+        with pytest.raises(UsersFileError, match=word):
+            parse_users(text, "u.toml")
+
+
+def test_sessions_expire_and_close() -> None:
+    [user] = parse_users(users_toml(), "u")[:1]
+    gate = Gatekeeper.of([user])
+    assert gate.by_key(MONITOR_KEY) == user and gate.by_key("nope") is None
+    token = gate.open_session(user, now=0.0)
+    assert gate.session(token, now=10.0).user == user
+    assert gate.session(token, now=gate.ttl_s + 1) is None
+    token = gate.open_session(user)
+    gate.close_session(token)
+    assert gate.session(token) is None and gate.session(None) is None
+
+
+def test_demo_users_are_one_monitor_and_one_operator(tmp_path: Path) -> None:
+    path = write_demo_users(tmp_path)
+    users = parse_users(path.read_text(), str(path))
+    keys = json.loads((tmp_path / "console-keys.json").read_text())
+    assert {u.role for u in users} == {ConsoleRole.MONITOR, ConsoleRole.OPERATOR}
+    gate = Gatekeeper.of(users)
+    assert {gate.by_key(k["api_key"]).role.value for k in keys} == {"monitor", "operator"}
+    assert (tmp_path / "console-keys.json").stat().st_mode & 0o077 == 0
