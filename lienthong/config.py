@@ -289,9 +289,18 @@ class ConsoleSettings(_Section):
     )
     worker_urls: list[str] = Field(
         default_factory=list,
-        description="workers' HTTP base URLs for health and slips; empty = worker.web_port..+count",
+        description="workers' HTTP base URLs (comma-separated in the environment) for health "
+        "and slips; empty = worker.web_port .. + worker.count",
     )
-    refresh_s: float = Field(default=1.0, gt=0, le=2.0, description="browser poll interval")
+    refresh_s: float = Field(default=0.5, gt=0, le=2.0, description="browser poll interval (s)")
+
+    @field_validator("worker_urls", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # From the environment: LIENTHONG_CONSOLE__WORKER_URLS=http://h:6066,http://h:6067
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 class ConnectorsSettings(_Section):

@@ -203,14 +203,33 @@ def _encode(params: dict[str, str]) -> str:
     return urlencode(params)
 
 
-def _page(console: Console, request: web.Request, title: str, body: str) -> web.Response:
+def _unchanged(request: web.Request, version: int | None) -> bool:
+    """A fragment poll that has already seen this version of the state (answered 204)."""
+    return (
+        version is not None
+        and bool(request.query.get("fragment"))
+        and request.query.get("since") == str(version)
+    )
+
+
+def _page(
+    console: Console, request: web.Request, title: str, body: str, version: int | None = None
+) -> web.Response:
+    """The page, or only its fragment for the browser's poll (with the state's version, so
+    that an unchanged page is not re-sent and not re-drawn)."""
+    headers = {"X-Console-Version": str(version)} if version is not None else {}
     if request.query.get("fragment"):
-        return web.Response(text=body, content_type="text/html")
+        return web.Response(text=body, content_type="text/html", headers=headers)
     lang = _lang(request)
     html = pages.frame(
-        view.t(title, lang), body, lang, request.get(USER), console.settings.console.refresh_s
+        view.t(title, lang),
+        body,
+        lang,
+        request.get(USER),
+        console.settings.console.refresh_s,
+        version=version,
     )
-    return web.Response(text=html, content_type="text/html")
+    return web.Response(text=html, content_type="text/html", headers=headers)
 
 
 def create_app(console: Console) -> web.Application:
@@ -261,20 +280,28 @@ def create_app(console: Console) -> web.Application:
         except ValueError as exc:
             raise web.HTTPBadRequest(text=f"period: {exc}") from None
         agency = request.query.get("agency") or None
+        level = request.query.get("level") or None
         rows, totals = view.overview(snap.stats, period, console.registry)
-        if agency:
-            rows = [r for r in rows if r.agency == agency]
+        if agency or level:
+            rows = [r for r in rows if r.agency == (agency or r.agency)]
+            rows = [r for r in rows if r.level == (level or r.level)]
+            totals = view.sum_rows(rows)
         return {
             "period": period,
             "choice": choice,
             "reference": reference,
             "rows": rows,
             "totals": totals,
-            "series": view.daily_series(snap.stats, period, agency),
+            "series": view.daily_series(
+                snap.stats, period, {r.agency for r in rows} if agency or level else None
+            ),
         }
 
     @routes.get("/")
     async def overview(request: web.Request) -> web.Response:
+        version = console.state.version
+        if _unchanged(request, version):
+            return web.Response(status=204)
         m = overview_model(request)
         lang = _lang(request)
         body = pages.overview_fragment(
@@ -287,7 +314,7 @@ def create_app(console: Console) -> web.Application:
             lang,
             _params(request),
         )
-        return _page(console, request, "overview", body)
+        return _page(console, request, "overview", body, version)
 
     @routes.get("/api/overview")
     async def overview_api(request: web.Request) -> web.Response:
@@ -309,10 +336,12 @@ def create_app(console: Console) -> web.Application:
     @routes.get("/overdue")
     async def overdue(request: web.Request) -> web.Response:
         snap = console.state.snapshot()
+        if _unchanged(request, snap.version):
+            return web.Response(status=204)
         rows = view.alert_rows(snap.alerts, request.query.get("agency") or None)
         names = {code: a.name for code, a in _names(console, rows).items()}
         body = pages.overdue_fragment(rows, _lang(request), names)
-        return _page(console, request, "overdue", body)
+        return _page(console, request, "overdue", body, snap.version)
 
     @routes.get("/dossiers/{dossier_id}")
     async def dossier(request: web.Request) -> web.Response:
@@ -327,6 +356,8 @@ def create_app(console: Console) -> web.Application:
     async def dead_letters(request: web.Request) -> web.Response:
         user, session = _who(request)
         snap = console.state.snapshot()
+        if _unchanged(request, snap.version):
+            return web.Response(status=204)
         q = request.query
         rows = view.dead_letter_rows(
             snap.dead_letters, snap.redrives, q.get("source") or None, q.get("error_class") or None
@@ -339,7 +370,7 @@ def create_app(console: Console) -> web.Application:
             user.may_redrive and session is not None,
             session.csrf if session else "",
         )
-        return _page(console, request, "dead_letters", body)
+        return _page(console, request, "dead_letters", body, snap.version)
 
     @routes.get("/api/dead-letters")
     async def dead_letters_api(request: web.Request) -> web.Response:

@@ -153,8 +153,12 @@ class TopicReader:
 
         from lienthong.connectors.kafka import kafka_python_config
 
+        # A short broker-side wait: a new snapshot should reach the page well within 2 s.
         consumer = KafkaConsumer(
-            **kafka_python_config(self.settings), enable_auto_commit=False, group_id=None
+            **kafka_python_config(self.settings),
+            enable_auto_commit=False,
+            group_id=None,
+            fetch_max_wait_ms=100,
         )
         try:
             assigned: set[Any] = set()

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from .feed import STATS_FIELDS
 from .view import (
+    LEVELS,
     PERIOD_CHOICES,
     AlertRow,
     DeadLetterRow,
@@ -28,6 +29,7 @@ header{background:#8b1a1a;color:#fff;padding:.5em 1em;display:flex;gap:1em;align
 header a{color:#fff;text-decoration:none}header .who{margin-left:auto}
 main{padding:1em}table{border-collapse:collapse;background:#fff;margin:.5em 0}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right;font-size:13px}
+th{text-align:left;background:#eef0f3}button{white-space:nowrap}
 th:first-child,td:first-child{text-align:left}td.l{text-align:left}
 nav.periods a{margin-right:.8em}nav.periods a.on{font-weight:bold}
 .late{color:#c0392b}.ok{color:#2e7d32}.muted{color:#777}form.inline{display:inline}
@@ -41,13 +43,16 @@ SCRIPT = """
   var every=parseFloat(main.dataset.refresh||'1')*1000;
   function tick(){
     var u=new URL(window.location.href); u.searchParams.set('fragment','1');
+    if(main.dataset.version) u.searchParams.set('since',main.dataset.version);
     fetch(u,{credentials:'same-origin',cache:'no-store'}).then(function(r){
-      if(r.status===401){window.location.reload();return null;} return r.ok?r.text():null;
-    }).then(function(html){
-      if(html!==null && html!==main.dataset.html){main.innerHTML=html;main.dataset.html=html;}
-    }).catch(function(){}).finally(function(){setTimeout(tick,every);});
+      if(r.status===401){window.location.reload();return null;}
+      if(r.status!==200) return null;
+      var v=r.headers.get('X-Console-Version'); if(v) main.dataset.version=v;
+      return r.text();
+    }).then(function(html){ if(html!==null) main.innerHTML=html; })
+      .catch(function(){}).finally(function(){setTimeout(tick,every);});
   }
-  main.dataset.html=main.innerHTML; setTimeout(tick,every);
+  setTimeout(tick,every);
 })();
 """
 
@@ -58,7 +63,13 @@ def _q(params: dict[str, str], **changes: str | None) -> str:
 
 
 def frame(
-    title: str, body: str, lang: str, user: Any | None, refresh_s: float, script: bool = True
+    title: str,
+    body: str,
+    lang: str,
+    user: Any | None,
+    refresh_s: float,
+    script: bool = True,
+    version: int | None = None,
 ) -> str:
     """The full page around a fragment: header, navigation, language switch."""
     nav = ""
@@ -84,7 +95,9 @@ def frame(
         f"<title>{escape(title)} · {escape(t('title', lang))}</title>"
         f'<meta name="viewport" content="width=device-width"><style>{STYLE}</style></head>'
         f"<body><header><strong>{escape(t('title', lang))}</strong>{nav}{switch}</header>"
-        f'<main id="live" data-refresh="{refresh_s}">{body}</main>'
+        f'<main id="live" data-refresh="{refresh_s}"'
+        + (f' data-version="{version}"' if version is not None else "")
+        + f">{body}</main>"
         + ('<script src="/static/console.js"></script>' if script else "")
         + "</body></html>"
     )
@@ -143,9 +156,17 @@ def overview_fragment(
     )
     body = "".join(
         f'<tr data-agency="{escape(r.agency)}"><td class="l">{escape(r.name)}'
-        f'<br><span class="muted">{escape(r.agency)}</span></td><td>{escape(r.level)}</td>'
+        f'<br><span class="muted">{escape(r.agency)}</span></td>'
+        f'<td class="l">{escape(t(r.level, lang) if r.level in LEVELS else r.level)}</td>'
         f"{_figure_cells(r.figures, r.agency)}</tr>"
         for r in rows
+    )
+    level = params.get("level", "")
+    levels = f'<a href="{_q(params, level=None)}" class="{"" if level else "on"}">'
+    levels += f"{escape(t('all', lang))}</a>" + "".join(
+        f'<a href="{_q(params, level=v)}" class="{"on" if v == level else ""}">'
+        f"{escape(t(v, lang))}</a>"
+        for v in LEVELS
     )
     total_row = (
         f'<tr data-agency="*"><th>{escape(t("total", lang))}</th><td></td>'
@@ -161,7 +182,8 @@ def overview_fragment(
         f'<nav class="periods">{links}</nav>'
         f'<p>{escape(t("period", lang))}: <b id="period">{escape(period_label)}</b> · '
         f'{escape(t("as_of", lang))} <span id="as-of">{escape(as_of)}</span></p>'
-        f"{table}<h2>{escape(t('chart', lang))}</h2>{chart}"
+        f'<nav class="periods">{escape(t("levels", lang))}: {levels}</nav>'
+        f"<h2>{escape(t('chart', lang))}</h2>{chart}{table}"
     )
 
 

@@ -8,6 +8,7 @@ console adds nothing but sums and the rates over the sums.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
@@ -74,7 +75,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "forbidden": ("Chỉ cán bộ vận hành được gửi lại", "Only an operator may redrive"),
     "slip": ("Phiếu kiểm soát", "Process control slip"),
     "back": ("Quay lại", "Back"),
+    "province_center": ("Trung tâm tỉnh", "Province center"),
+    "department": ("Sở, ngành", "Department"),
+    "district": ("Cấp huyện", "District"),
+    "commune": ("Cấp xã", "Commune"),
+    "central": ("Ngành dọc", "Central agency"),
+    "levels": ("Cấp", "Levels"),
 }
+
+LEVELS = ("province_center", "department", "district", "commune", "central")
 
 
 def t(key: str, lang: str) -> str:
@@ -142,22 +151,27 @@ def overview(
         name = info.name if info is not None else agency
         level = str(info.level.value) if info is not None else ""
         rows.append(OverviewRow(agency, name, level, per[agency]))
+    return rows, sum_rows(rows)
+
+
+def sum_rows(rows: list[OverviewRow]) -> dict[str, int]:
     totals = dict.fromkeys(FIGURES, 0)
     for r in rows:
         for name in FIGURES:
             totals[name] += r.figures[name]
-    return rows, totals
+    return totals
 
 
 def daily_series(
-    stats: dict[str, dict[str, Any]], period: Period, agency: str | None = None
+    stats: dict[str, dict[str, Any]], period: Period, agencies: Collection[str] | None = None
 ) -> list[tuple[str, int, int]]:
-    """(day, received, finished late) for every day of ``period`` (zeros where none)."""
+    """(day, received, finished late) for every day of ``period`` (zeros where none), over
+    ``agencies`` (None: all)."""
     per: dict[str, list[int]] = {}
     for key, row in stats.items():
         a, _p, _c, label = key.split("|")
         kind, _, day = label.partition(":")
-        if kind != "day" or (agency and a != agency):
+        if kind != "day" or (agencies is not None and a not in agencies):
             continue
         acc = per.setdefault(day, [0, 0])
         acc[0] += int(row.get("received", 0))

@@ -238,3 +238,37 @@ def test_demo_users_are_one_monitor_and_one_operator(tmp_path: Path) -> None:
     gate = Gatekeeper.of(users)
     assert {gate.by_key(k["api_key"]).role.value for k in keys} == {"monitor", "operator"}
     assert (tmp_path / "console-keys.json").stat().st_mode & 0o077 == 0
+
+
+def test_overview_api_by_level_and_a_bad_period(console: Console) -> None:
+    from tests.unit.console.test_view import CENTER, LAND, snapshot
+
+    console.state.put_stats(snapshot(CENTER, "1.004227", "counter", "month:2026-01", received=4))
+    console.state.put_stats(snapshot(LAND, "1.004227", "counter", "month:2026-01", received=3))
+    console.state.put_stats(snapshot(LAND, "1.004227", "counter", "day:2026-01-05", received=3))
+    console.state.put_stats(snapshot(CENTER, "1.004227", "counter", "day:2026-01-06", received=4))
+    auth = {"X-API-Key": MONITOR_KEY}
+
+    async def scenario(client: TestClient) -> None:
+        r = await client.get("/api/overview?period=month", headers=auth)
+        body = await r.json()
+        assert body["period"] == "month:2026-01"  # the bus's clock: the latest as_of
+        assert [row["agency"] for row in body["rows"]] == [CENTER, LAND]
+        assert body["totals"]["received"] == 7
+        r = await client.get("/api/overview?period=month&level=department", headers=auth)
+        body = await r.json()
+        assert [row["agency"] for row in body["rows"]] == [LAND]
+        assert body["totals"]["received"] == 3
+        assert sum(received for _, received, _ in body["series"]) == 3
+        r = await client.get("/api/overview?period=fortnight", headers=auth)
+        assert r.status == 400 and "period" in await r.text()
+        # The poll of an unchanged page gets 204; a change of state re-sends it.
+        r = await client.get("/?fragment=1", headers=auth)
+        version = r.headers["X-Console-Version"]
+        r = await client.get(f"/?fragment=1&since={version}", headers=auth)
+        assert r.status == 204
+        console.state.put_stats(snapshot(LAND, "1.004227", "online", "month:2026-01", received=1))
+        r = await client.get(f"/?fragment=1&since={version}", headers=auth)
+        assert r.status == 200 and int(r.headers["X-Console-Version"]) > int(version)
+
+    run(console, scenario)

@@ -119,7 +119,7 @@ def test_daily_series_has_every_day_of_the_period(state: BusState) -> None:
     series = view.daily_series(state.stats, period)
     assert len(series) == 31 and series[0][0] == "2026-01-01" and series[-1][0] == "2026-01-31"
     assert dict((d, (r, lt)) for d, r, lt in series)["2026-01-05"] == (6, 1)
-    assert view.daily_series(state.stats, period, LAND)[4] == ("2026-01-05", 1, 0)
+    assert view.daily_series(state.stats, period, {LAND})[4] == ("2026-01-05", 1, 0)
     svg = view.chart_svg(series, "en")
     assert svg.startswith("<svg") and svg.count("<rect") == 62
     assert "2026-01-05 Received: 6" in svg and "2026-01-05 Late: 1" in svg
