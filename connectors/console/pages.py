@@ -117,7 +117,7 @@ def login_page(lang: str, failed: bool, next_url: str) -> str:
 
 
 # The overview's count columns: the §6 counts an officer reads per department.
-_COLUMNS = tuple(
+COLUMNS = tuple(
     f for f in STATS_FIELDS if f not in ("carried_over", "refused", "withdrawn", "returned_by_post")
 )
 
@@ -125,7 +125,7 @@ _COLUMNS = tuple(
 def _figure_cells(figures: dict[str, int], agency: str) -> str:
     cells = "".join(
         f'<td data-agency="{escape(agency)}" data-figure="{name}">{figures[name]}</td>'
-        for name in _COLUMNS
+        for name in COLUMNS
     )
     r = rates(figures)
     cells += "".join(
@@ -152,7 +152,7 @@ def overview_fragment(
     )
     head = "".join(
         f"<th>{escape(t(n, lang))}</th>"
-        for n in ("agency", "level", *_COLUMNS, "on_time_rate", "online_rate", "postal_rate")
+        for n in ("agency", "level", *COLUMNS, "on_time_rate", "online_rate", "postal_rate")
     )
     body = "".join(
         f'<tr data-agency="{escape(r.agency)}"><td class="l">{escape(r.name)}'

@@ -272,3 +272,22 @@ def test_overview_api_by_level_and_a_bad_period(console: Console) -> None:
         assert r.status == 200 and int(r.headers["X-Console-Version"]) > int(version)
 
     run(console, scenario)
+
+
+def test_up_starts_the_console_when_someone_can_log_in(tmp_path: Path) -> None:
+    from lienthong.runtime.demo import write_demo_secrets
+    from lienthong.runtime.supervisor import component_specs
+
+    run_dir = {"LIENTHONG_RUN_DIR": str(tmp_path / "run")}
+    plain = load_settings(environ=run_dir)
+    assert "console" not in {s.name for s in component_specs(plain)}  # nobody could log in
+    users = tmp_path / "users.toml"
+    users.write_text(users_toml())
+    configured = load_settings(environ=run_dir | {"LIENTHONG_CONSOLE__USERS_FILE": str(users)})
+    [spec] = [s for s in component_specs(configured) if s.name == "console"]
+    assert spec.port == 6095 and spec.health_path is None
+    assert spec.command[-2:] == ["run", "console"]
+    demo = load_settings(environ=run_dir | {"LIENTHONG_DEMO__ENABLED": "true"})
+    [spec] = [s for s in component_specs(demo, write_demo_secrets(demo)) if s.name == "console"]
+    demo_users = Path(spec.env["LIENTHONG_CONSOLE__USERS_FILE"])
+    assert len(parse_users(demo_users.read_text(), str(demo_users))) == 2
