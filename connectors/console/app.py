@@ -27,7 +27,7 @@ from lienthong.logs import get_logger
 
 from . import pages, view
 from .auth import Gatekeeper, Session, User, UsersFileError, load_users
-from .feed import BusState, TopicReader
+from .feed import BusState, TopicReader, read_key
 
 log = get_logger(__name__)
 
@@ -45,14 +45,17 @@ class Console:
 
     def __init__(self, settings: Any, users: list[User], state: BusState | None = None) -> None:
         from lienthong.domain.agencies import load_agencies
+        from lienthong.domain.calendar import default_calendar
 
         self.settings = settings
         self.gate = Gatekeeper.of(users)
         self.state = state or BusState()
         self.registry = load_agencies()
+        self.calendar = default_calendar()
         self.audit_file = Path(settings.run_dir) / "console-audit.jsonl"
         self._producer: Any = None
         self._health_cache: tuple[float, dict[str, Any]] | None = None
+        self._names: dict[str, str] | None = None
         self._load_audit()
 
     @property
@@ -139,19 +142,53 @@ class Console:
         self._health_cache = (time.monotonic(), report)
         return report
 
-    def slip(self, dossier_id: str) -> Any:
-        """The dossier's process control slip from whichever worker holds it (None if none)."""
+    def worker_json(self, path: str, dossier_id: str) -> Any:
+        """A dossier view (slip, documents) from whichever worker holds it (None if none)."""
         from urllib.parse import quote
 
         for url in self.worker_urls:
             try:
-                with urllib.request.urlopen(
-                    f"{url}/dossiers/slip?id={quote(dossier_id)}", timeout=2
-                ) as r:
+                with urllib.request.urlopen(f"{url}{path}{quote(dossier_id)}", timeout=2) as r:
                     return json.loads(r.read())
             except (OSError, ValueError):
                 continue
         return None
+
+    def portal_records(self, dossier_id: str) -> list[dict[str, Any]]:
+        """The status records the bus sent the national portal for one dossier, oldest first."""
+        from lienthong.schemas import Event, decode_or_reason
+
+        out = []
+        try:
+            records = read_key(self.settings, "portal-status", dossier_id)
+        except Exception as exc:
+            log.warning("console_portal_read_failed", dossier_id=dossier_id, error=str(exc))
+            return []
+        for record in records:
+            event = decode_or_reason(record.value)
+            if isinstance(event, Event) and event.EVENT_TYPE == "portal_status_record":
+                out.append(
+                    {
+                        "at": event.envelope.occurred_at.isoformat(timespec="minutes"),
+                        "TrangThaiHoSo": event.TrangThaiHoSo,
+                        "DonViXuLy": event.DonViXuLy,
+                        "NgayHenTra": event.NgayHenTra,
+                    }
+                )
+        return out
+
+    def now(self, snap: BusState) -> datetime:
+        """The bus's clock: the latest figures' ``as_of`` (the replay watermark), else now."""
+        return view.reference_instant(snap.stats, datetime.now(UTC))
+
+    def alert_rows(self, snap: BusState, agency: str | None) -> list[view.AlertRow]:
+        """Open dossiers' alerts with the working time over/left at the bus's clock."""
+        return view.alert_rows(snap.alerts, agency, self.now(snap), self.calendar, snap.ended)
+
+    def agency_names(self) -> dict[str, str]:
+        if self._names is None:
+            self._names = {a.code: a.name for a in self.registry}
+        return self._names
 
     def close(self) -> None:
         if self._producer is not None:
@@ -338,18 +375,86 @@ def create_app(console: Console) -> web.Application:
         snap = console.state.snapshot()
         if _unchanged(request, snap.version):
             return web.Response(status=204)
-        rows = view.alert_rows(snap.alerts, request.query.get("agency") or None)
-        names = {code: a.name for code, a in _names(console, rows).items()}
-        body = pages.overdue_fragment(rows, _lang(request), names)
+        rows = console.alert_rows(snap, request.query.get("agency") or None)
+        body = pages.overdue_fragment(rows, _lang(request), console.agency_names())
         return _page(console, request, "overdue", body, snap.version)
+
+    @routes.get("/handoffs")
+    async def handoffs(request: web.Request) -> web.Response:
+        snap = console.state.snapshot()
+        if _unchanged(request, snap.version):
+            return web.Response(status=204)
+        body = pages.handoffs_fragment(
+            view.escalation_rows(snap.escalations),
+            view.postal_alert_rows(snap.ops_alerts),
+            _lang(request),
+            console.agency_names(),
+        )
+        return _page(console, request, "handoffs", body, snap.version)
+
+    @routes.get("/api/overdue")
+    async def overdue_api(request: web.Request) -> web.Response:
+        snap = console.state.snapshot()
+        rows = console.alert_rows(snap, request.query.get("agency") or None)
+        return web.json_response(
+            {
+                "as_of": console.now(snap).isoformat(),
+                "alerts": [
+                    {
+                        "dossier_id": r.alert.dossier_id,
+                        "kind": r.alert.kind,
+                        "scope": r.alert.scope,
+                        "agency": r.alert.agency,
+                        "step": r.alert.step,
+                        "due_at": r.alert.due_at.isoformat(),
+                        "working_hours": r.hours,
+                    }
+                    for r in rows
+                ],
+            }
+        )
+
+    @routes.get("/api/handoffs")
+    async def handoffs_api(request: web.Request) -> web.Response:
+        snap = console.state.snapshot()
+        stuck = [
+            {
+                **e.__dict__,
+                "sent_at": e.sent_at.isoformat(),
+                "accept_due_at": e.accept_due_at.isoformat(),
+            }
+            for e in view.escalation_rows(snap.escalations)
+        ]
+        postal = view.postal_alert_rows(snap.ops_alerts)
+        return web.json_response({"stuck_handoffs": stuck, "postal_alerts": postal})
 
     @routes.get("/dossiers/{dossier_id}")
     async def dossier(request: web.Request) -> web.Response:
         dossier_id = request.match_info["dossier_id"]
         snap = console.state.snapshot()
-        alerts = [r for r in view.alert_rows(snap.alerts) if r.alert.dossier_id == dossier_id]
-        slip = await asyncio.get_running_loop().run_in_executor(None, console.slip, dossier_id)
-        body = pages.slip_fragment(dossier_id, slip, alerts, _lang(request))
+        alerts = [
+            r
+            for r in view.alert_rows(
+                snap.alerts, as_of=console.now(snap), calendar=console.calendar
+            )
+            if r.alert.dossier_id == dossier_id
+        ]
+        loop = asyncio.get_running_loop()
+        slip, documents, portal = await asyncio.gather(
+            loop.run_in_executor(None, console.worker_json, "/dossiers/slip?id=", dossier_id),
+            loop.run_in_executor(None, console.worker_json, "/documents/?dossier=", dossier_id),
+            loop.run_in_executor(None, console.portal_records, dossier_id),
+        )
+        body = pages.slip_fragment(
+            dossier_id,
+            slip,
+            alerts,
+            view.escalation_rows(snap.escalations, dossier_id),
+            view.postal_alert_rows(snap.ops_alerts, dossier_id),
+            portal,
+            documents,
+            _lang(request),
+        )
         return _page(console, request, "dossier", body)
 
     @routes.get("/dead-letters")
@@ -447,15 +552,6 @@ def create_app(console: Console) -> web.Application:
 
     app.add_routes(routes)
     return app
-
-
-def _names(console: Console, rows: list[view.AlertRow]) -> dict[str, Any]:
-    found = {}
-    for r in rows:
-        info = console.registry.get(r.alert.agency)
-        if info is not None:
-            found[r.alert.agency] = info
-    return found
 
 
 def _safe_next(request: web.Request, value: str | None = None) -> str:

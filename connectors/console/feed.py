@@ -9,6 +9,7 @@ pages read a consistent copy under its lock.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,11 @@ log = get_logger(__name__)
 
 # The counts a live-stats snapshot carries (its channel counts travel as rates).
 STATS_FIELDS = tuple(f for f in FIGURES if f not in ("received_online", "received_postal"))
+
+
+# TrangThaiHoSo of a dossier whose processing is over: 3 không được tiếp nhận, 7 rút hồ sơ,
+# 8 dừng xử lý, 9 đã xử lý xong, 10 đã trả kết quả.
+ENDED_PORTAL_CODES = frozenset({3, 7, 8, 9, 10})
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,19 @@ class Alert:
     occurred_at: datetime
 
 
+@dataclass(frozen=True)
+class Escalation:
+    """A handoff not accepted within its window (chuyển hồ sơ chưa được tiếp nhận)."""
+
+    dossier_id: str
+    handoff_id: str
+    step: int
+    from_agency: str
+    to_agency: str
+    sent_at: datetime
+    accept_due_at: datetime
+
+
 @dataclass
 class BusState:
     """In-memory copy of the console's topics; ``version`` grows with every change."""
@@ -58,6 +77,11 @@ class BusState:
     alerts: dict[str, Alert] = field(default_factory=dict)
     dead_letters: dict[tuple[int, int], DeadLetter] = field(default_factory=dict)
     redrives: dict[tuple[int, int], dict[str, str]] = field(default_factory=dict)
+    escalations: dict[str, Escalation] = field(default_factory=dict)  # by handoff id
+    ops_alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # by alert id
+    # Dossiers whose processing has ended (portal status refused, withdrawn, stopped,
+    # finished, returned): no longer on the overdue list; their lateness is in the figures.
+    ended: set[str] = field(default_factory=set)
     version: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -98,6 +122,37 @@ class BusState:
                 self.alerts[key] = alert
                 self.version += 1
 
+    def put_escalation(self, event: Any) -> None:
+        escalation = Escalation(
+            str(event.envelope.dossier_id),
+            event.handoff_id,
+            event.step,
+            event.from_agency,
+            event.to_agency,
+            event.sent_at,
+            event.accept_due_at,
+        )
+        with self.lock:
+            self.escalations[escalation.handoff_id] = escalation
+            self.version += 1
+
+    def put_ops_alert(self, alert: dict[str, Any]) -> None:
+        """A ``monitoring-alerts`` record (JSON: alert_type, alert_id, dossier_id, reason …)."""
+        alert_id = str(alert.get("alert_id") or alert.get("alert_type") or "?")
+        with self.lock:
+            self.ops_alerts[alert_id] = alert
+            self.version += 1
+
+    def put_portal_status(self, dossier_id: str, code: int) -> None:
+        with self.lock:
+            before = dossier_id in self.ended
+            if code in ENDED_PORTAL_CODES:
+                self.ended.add(dossier_id)
+            else:
+                self.ended.discard(dossier_id)
+            if before != (dossier_id in self.ended):
+                self.version += 1
+
     def put_dead_letter(self, letter: DeadLetter) -> None:
         with self.lock:
             self.dead_letters[(letter.partition, letter.offset)] = letter
@@ -116,14 +171,17 @@ class BusState:
                 dict(self.alerts),
                 dict(self.dead_letters),
                 dict(self.redrives),
+                dict(self.escalations),
+                dict(self.ops_alerts),
+                set(self.ended),
                 self.version,
             )
 
 
 class TopicReader:
-    """Background thread: tail live-stats, deadline-alerts and dead-letters into a state."""
+    """Background thread: tail the console's topics into a :class:`BusState`."""
 
-    TOPICS = ("live-stats", "deadline-alerts", "dead-letters")
+    TOPICS = ("live-stats", "deadline-alerts", "dead-letters", "monitoring-alerts", "portal-status")
 
     def __init__(self, settings: Any, state: BusState) -> None:
         self.settings = settings
@@ -199,11 +257,65 @@ class TopicReader:
             )
             self.state.put_dead_letter(letter)
             return
+        if topic == self.settings.topic("monitoring-alerts"):
+            try:
+                alert = json.loads(record.value or b"")
+            except ValueError:
+                return
+            if isinstance(alert, dict):
+                self.state.put_ops_alert(alert)
+            return
         event = decode_or_reason(record.value)
         if not isinstance(event, Event):
             return
-        if topic == self.settings.topic("live-stats"):
+        if topic == self.settings.topic("portal-status"):
+            if event.EVENT_TYPE == "portal_status_record":
+                self.state.put_portal_status(str(event.envelope.dossier_id), event.TrangThaiHoSo)
+        elif topic == self.settings.topic("live-stats"):
             if event.EVENT_TYPE == "live_stats_snapshot":
                 self.state.put_stats(event)
+        elif event.EVENT_TYPE == "handoff_escalated":
+            self.state.put_escalation(event)
         else:
             self.state.put_alert(event)
+
+
+def read_key(settings: Any, name: str, key: str, timeout_s: float = 5.0) -> list[Any]:
+    """Every record of one key in a catalogue topic, oldest first (a dossier's page).
+
+    Reads only the key's partition (murmur2, the partitioner every producer of the bus uses),
+    from its start to the end seen now; manual assignment, no consumer group.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.partitioner.default import murmur2
+
+    from lienthong.connectors.kafka import kafka_python_config
+
+    topic = settings.topic(name)
+    raw = key.encode("utf-8")
+    consumer = KafkaConsumer(
+        **kafka_python_config(settings),
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_wait_ms=100,
+    )
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            return []
+        tp = TopicPartition(topic, partitions[(murmur2(raw) & 0x7FFFFFFF) % len(partitions)])
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        found: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=300, max_records=5000)
+            for records in batch.values():
+                found.extend(r for r in records if r.key == raw)
+            # End offsets can be a lower bound (Tansu): stop at the first empty poll past them.
+            if not batch and consumer.position(tp) >= end:
+                break
+        return found
+    finally:
+        consumer.close()

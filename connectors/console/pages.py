@@ -11,10 +11,11 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from .feed import STATS_FIELDS
+from .feed import STATS_FIELDS, Escalation
 from .view import (
     LEVELS,
     PERIOD_CHOICES,
+    TEXT,
     AlertRow,
     DeadLetterRow,
     OverviewRow,
@@ -77,9 +78,10 @@ def frame(
         suffix = "?lang=en" if lang == "en" else ""
         links = [
             ("/", "overview"),
-            ("/overdue", "overdue"),
-            ("/dead-letters", "dead_letters"),
-            ("/health", "health"),
+            ("/overdue", "nav_overdue"),
+            ("/handoffs", "nav_handoffs"),
+            ("/dead-letters", "nav_dead_letters"),
+            ("/bus-health", "nav_health"),
         ]
         nav = "".join(f'<a href="{href}{suffix}">{escape(t(k, lang))}</a>' for href, k in links)
         role = user.role.value
@@ -196,7 +198,7 @@ def overdue_fragment(rows: list[AlertRow], lang: str, names: dict[str, str]) -> 
     for row in rows:
         a = row.alert
         cls = "late" if a.kind == "overdue" else ""
-        kind = t("overdue", lang).split("/")[0].strip() if a.kind == "overdue" else "⚠"
+        kind = t(f"kind_{a.kind}", lang)
         body += (
             f'<tr class="{cls}" data-dossier="{escape(a.dossier_id)}">'
             f'<td><a href="/dossiers/{escape(a.dossier_id)}">{escape(a.dossier_id)}</a></td>'
@@ -299,13 +301,92 @@ def health_fragment(
     )
 
 
-def slip_fragment(dossier_id: str, slip: Any, alerts: list[AlertRow], lang: str) -> str:
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="minutes") if hasattr(value, "isoformat") else str(value)
+
+
+def _table(table_id: str, head: list[str], rows: list[list[str]], lang: str) -> str:
+    """A plain table of already-escaped cells (header keys are TEXT keys or literals)."""
+    th = "".join(f"<th>{escape(t(h, lang) if h in TEXT else h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f'<td class="l">{c}</td>' for c in r) + "</tr>" for r in rows)
+    return f'<table id="{table_id}"><tr>{th}</tr>{body}</table>'
+
+
+def _dossier_link(dossier_id: str) -> str:
+    d = escape(dossier_id)
+    return f'<a href="/dossiers/{d}">{d}</a>'
+
+
+def handoffs_fragment(
+    escalations: list[Escalation],
+    postal: list[dict[str, Any]],
+    lang: str,
+    names: dict[str, str],
+) -> str:
+    stuck = [
+        [
+            _dossier_link(e.dossier_id),
+            str(e.step),
+            escape(names.get(e.from_agency, e.from_agency)),
+            escape(names.get(e.to_agency, e.to_agency)),
+            escape(_when(e.sent_at)),
+            escape(_when(e.accept_due_at)),
+        ]
+        for e in escalations
+    ]
+    late = [
+        [
+            _dossier_link(str(a.get("dossier_id", ""))),
+            escape(str(a.get("alert_type", ""))),
+            escape(names.get(str(a.get("agency")), str(a.get("agency", "")))),
+            escape(str(a.get("reason", ""))),
+            escape(str(a.get("raised_at", ""))),
+        ]
+        for a in postal
+    ]
+    return (
+        f"<h1>{escape(t('handoffs', lang))}</h1>"
+        f"<h2>{escape(t('stuck', lang))} ({len(stuck)})</h2>"
+        + _table("stuck", ["dossier", "step", "from", "to", "sent_at", "accept_due"], stuck, lang)
+        + f"<h2>{escape(t('postal_late', lang))} ({len(late)})</h2>"
+        + _table("postal", ["dossier", "kind", "agency", "reason", "raised_at"], late, lang)
+    )
+
+
+def _pretty(value: Any) -> str:
     import json
 
-    shown = json.dumps(slip, ensure_ascii=False, indent=2, default=str) if slip else "–"
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str) if value else "–"
+
+
+def slip_fragment(
+    dossier_id: str,
+    slip: Any,
+    alerts: list[AlertRow],
+    escalations: list[Escalation],
+    postal: list[dict[str, Any]],
+    portal: list[dict[str, Any]],
+    documents: Any,
+    lang: str,
+) -> str:
+    """One dossier: its alerts, stuck handoffs, the post's alerts, the process control slip
+    (phiếu kiểm soát quá trình), the records sent to the national portal, its documents."""
+    portal_rows = [
+        [
+            escape(str(r.get(k, "") or ""))
+            for k in ("at", "TrangThaiHoSo", "DonViXuLy", "NgayHenTra")
+        ]
+        for r in portal
+    ]
     return (
         f"<h1>{escape(t('dossier', lang))} {escape(dossier_id)}</h1>"
         f'<p><a href="/overdue">{escape(t("back", lang))}</a></p>'
-        f"{overdue_fragment(alerts, lang, {})}"
-        f'<h2>{escape(t("slip", lang))}</h2><pre id="slip">{escape(shown)}</pre>'
+        f"<h2>{escape(t('alerts', lang))}</h2>"
+        f"{overdue_fragment(alerts, lang, {}).split('</h1>', 1)[1]}"
+        + (handoffs_fragment(escalations, postal, lang, {}).split("</h1>", 1)[1])
+        + f'<h2>{escape(t("slip", lang))}</h2><pre id="slip">{escape(_pretty(slip))}</pre>'
+        + f"<h2>{escape(t('portal_records', lang))} ({len(portal)})</h2>"
+        + _table("portal", ["raised_at", "status", "agency", "due_at"], portal_rows, lang)
+        + f"<h2>{escape(t('documents', lang))}</h2>"
+        + f'<pre id="documents">{escape(_pretty(documents))}</pre>'
     )

@@ -17,9 +17,10 @@ from typing import Any
 from lienthong.connectors import headers as h
 from lienthong.domain.stats import FIGURES, VN, Period, parse_period, period_of
 
-from .feed import Alert, DeadLetter
+from .feed import Alert, DeadLetter, Escalation
 
 PERIOD_CHOICES = ("day", "month", "quarter", "year")
+_MINUTE = timedelta(minutes=1)
 
 # Vietnamese first (the officers' language), English with ?lang=en.
 TEXT: dict[str, tuple[str, str]] = {
@@ -81,6 +82,23 @@ TEXT: dict[str, tuple[str, str]] = {
     "commune": ("Cấp xã", "Commune"),
     "central": ("Ngành dọc", "Central agency"),
     "levels": ("Cấp", "Levels"),
+    "handoffs": ("Chuyển hồ sơ bị treo, bưu chính quá hạn", "Stuck handoffs, late post"),
+    "stuck": ("Chuyển hồ sơ chưa được tiếp nhận", "Handoffs not accepted in time"),
+    "postal_late": ("Bưu chính quá hạn và sự cố", "Postal orders late or failed"),
+    "from": ("Từ", "From"),
+    "to": ("Đến", "To"),
+    "sent_at": ("Gửi lúc", "Sent"),
+    "accept_due": ("Hạn tiếp nhận", "Accept by"),
+    "raised_at": ("Lúc", "Raised"),
+    "portal_records": ("Bản ghi gửi Cổng DVC quốc gia", "Portal records"),
+    "documents": ("Tài liệu", "Documents"),
+    "alerts": ("Cảnh báo", "Alerts"),
+    "nav_overdue": ("Quá hạn", "Overdue"),
+    "kind_overdue": ("Quá hạn", "Overdue"),
+    "kind_warning": ("Sắp đến hạn", "At risk"),
+    "nav_handoffs": ("Chuyển hồ sơ treo", "Stuck handoffs"),
+    "nav_dead_letters": ("Thư chết", "Dead letters"),
+    "nav_health": ("Hệ thống", "Health"),
 }
 
 LEVELS = ("province_center", "department", "district", "commune", "central")
@@ -225,17 +243,39 @@ class AlertRow:
     hours: float
 
 
-def alert_rows(alerts: dict[str, Alert], agency: str | None = None) -> list[AlertRow]:
-    """Overdue first (most working time over first), then warnings (least time left first)."""
-    rows = [
-        AlertRow(a, round(a.minutes / 60, 1))
-        for a in alerts.values()
-        if agency is None or a.agency == agency
-    ]
+def alert_rows(
+    alerts: dict[str, Alert],
+    agency: str | None = None,
+    as_of: datetime | None = None,
+    calendar: Any = None,
+    ended: Collection[str] = (),
+) -> list[AlertRow]:
+    """Overdue first (most working time over first), then warnings (least time left first).
+
+    With ``as_of`` and a working calendar the hours are those at ``as_of`` (an overdue notice
+    is raised when the time runs out, so its own figure is about zero); else the alert's own.
+    Dossiers in ``ended`` (processing over) are left out, and so are warnings whose due
+    instant passed without an overdue notice (the step or dossier was done in time).
+    """
+    rows = []
+    for a in alerts.values():
+        if (agency is not None and a.agency != agency) or a.dossier_id in ended:
+            continue
+        minutes = a.minutes
+        if as_of is not None and calendar is not None:
+            if a.kind == "overdue" and as_of > a.due_at:
+                minutes = max(minutes, calendar.working_time_between(a.due_at, as_of) // _MINUTE)
+            elif a.kind == "warning" and as_of >= a.due_at:
+                continue  # due passed without an overdue notice: done in time
+            elif a.kind == "warning" and as_of > a.occurred_at:
+                spent = calendar.working_time_between(a.occurred_at, as_of) // _MINUTE
+                minutes = max(0, minutes - spent)
+        rows.append(AlertRow(a, round(minutes / 60, 1)))
+
     rows.sort(
         key=lambda r: (
             r.alert.kind != "overdue",
-            -r.alert.minutes if r.alert.kind == "overdue" else r.alert.minutes,
+            -r.hours if r.alert.kind == "overdue" else r.hours,
             r.alert.dossier_id,
         )
     )
@@ -331,3 +371,24 @@ def lag_rows(metrics_text: str) -> list[tuple[str, str, int]]:
             )
         )
     return sorted(rows)
+
+
+def escalation_rows(
+    escalations: dict[str, Escalation], dossier: str | None = None
+) -> list[Escalation]:
+    """Longest waiting first (earliest accept-by instant)."""
+    rows = [e for e in escalations.values() if dossier is None or e.dossier_id == dossier]
+    return sorted(rows, key=lambda e: (e.accept_due_at, e.handoff_id))
+
+
+def postal_alert_rows(
+    alerts: dict[str, dict[str, Any]], dossier: str | None = None
+) -> list[dict[str, Any]]:
+    """The post's operational alerts (late delivery, failed or returned), newest first."""
+    rows = [
+        a
+        for a in alerts.values()
+        if str(a.get("alert_type", "")).startswith("postal_")
+        and (dossier is None or a.get("dossier_id") == dossier)
+    ]
+    return sorted(rows, key=lambda a: str(a.get("raised_at", "")), reverse=True)

@@ -208,6 +208,34 @@ def test_api_figures_equal_the_truth_and_nothing_answers_without_a_key(bus: dict
     status, dl = console.get("/api/dead-letters")
     assert status == 200 and dl["dead_letters"]
     assert all(r["source"] != "?" and r["error_class"] != "?" for r in dl["dead_letters"])
+    # Stuck handoffs are the truth's escalations (handoffs not accepted within the window).
+    escalated = {e["handoff_id"] for e in bus["truth"]["alerts"]["escalations"].values()}
+    status, handoffs = console.get("/api/handoffs")
+    assert status == 200
+    assert {h["handoff_id"] for h in handoffs["stuck_handoffs"]} == escalated
+    # Overdue list: the truth's overdue dossiers whose processing has not ended (their last
+    # portal status, read here straight from the topic, is not 3/7/8/9/10).
+    from lienthong.schemas.codec import AvroCodec
+    from lienthong.schemas.registry import registry_from_settings
+    from lienthong.simulators.verify import read_topic
+
+    codec = AvroCodec(registry_from_settings(bus["settings"]))
+    last: dict[str, int] = {}
+    for record in read_topic(bus["settings"], "portal-status", 10.0):
+        event = codec.decode(record.value)
+        last[str(event.envelope.dossier_id)] = event.TrangThaiHoSo
+    assert last
+    still_open = {
+        d for d in bus["truth"]["alerts"]["overdue_dossiers"] if last.get(d) not in {3, 7, 8, 9, 10}
+    }
+    status, overdue = console.get("/api/overdue")
+    listed = {
+        a["dossier_id"]
+        for a in overdue["alerts"]
+        if a["kind"] == "overdue" and a["scope"] == "dossier"
+    }
+    assert still_open and listed == still_open
+    assert all(a["working_hours"] > 0 for a in overdue["alerts"] if a["kind"] == "overdue")
     status, health = console.get("/api/bus-health")
     assert status == 200 and any(c["status"] == "ok" for c in health["components"])
     assert health["lag"], health
@@ -367,14 +395,16 @@ def test_browser_overdue_dossier_slip(bus: dict, browser: Any) -> None:
 
     url = bus["console"].url
     log_in(browser, url, MONITOR_KEY, "/overdue")
-    overdue = bus["truth"]["alerts"]["overdue_dossiers"]
-    assert overdue
+    overdue = set(bus["truth"]["alerts"]["overdue_dossiers"])
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#alerts tr.late"), 20, "overdue")
     shown = {
         e.get_attribute("data-dossier")
         for e in browser.find_elements(By.CSS_SELECTOR, "#alerts tr.late")
     }
-    assert set(overdue) <= shown | {d.split("#")[0] for d in shown}
+    assert shown and shown <= overdue | {
+        s.split("#")[0] for s in bus["truth"]["alerts"]["overdue_steps"]
+    }
+
     browser.save_screenshot(str(shots_dir(bus) / "console-overdue.png"))
     first = browser.find_element(By.CSS_SELECTOR, "#alerts tr.late td a")
     dossier = first.text
@@ -382,6 +412,9 @@ def test_browser_overdue_dossier_slip(bus: dict, browser: Any) -> None:
     wait_for(lambda: browser.find_elements(By.ID, "slip"), 10, "dossier page")
     slip = browser.find_element(By.ID, "slip").text
     assert dossier in slip, slip[:500]
+    # What the bus sent the national portal for it: at least the reception record.
+    assert browser.find_elements(By.CSS_SELECTOR, "#portal tr td"), browser.page_source[-3000:]
+    browser.save_screenshot(str(shots_dir(bus) / "console-dossier.png"))
 
 
 def test_browser_operator_redrives_a_dead_letter(bus: dict, browser: Any) -> None:

@@ -57,6 +57,7 @@ def console(tmp_path: Path) -> Console:
     settings = load_settings(environ={"LIENTHONG_RUN_DIR": str(tmp_path / "run")})
     c = Console(settings, parse_users(users_toml(), "users.toml"))
     c._producer = Recorder()
+    c.portal_records = lambda dossier_id: []  # type: ignore[method-assign]  # no broker here
     headers = (
         (h.DLQ_SOURCE_TOPIC, b"dossier-events"),
         (h.DLQ_SOURCE_PARTITION, b"2"),
@@ -87,6 +88,8 @@ PATHS = (
     "/",
     "/?fragment=1",
     "/overdue",
+    "/handoffs",
+    "/api/handoffs",
     "/dossiers/HS-1",
     "/dead-letters",
     "/dead-letters/0:5",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -125,7 +125,13 @@ def test_daily_series_has_every_day_of_the_period(state: BusState) -> None:
     assert "2026-01-05 Received: 6" in svg and "2026-01-05 Late: 1" in svg
 
 
-def alert(dossier: str, kind: str, minutes: int, step: int | None = None):
+def alert(
+    dossier: str,
+    kind: str,
+    minutes: int,
+    step: int | None = None,
+    due: datetime = datetime(2026, 1, 8, 17, tzinfo=VN),
+):
     fields = {
         "overdue_working_minutes" if kind == "overdue" else "remaining_working_minutes": minutes
     }
@@ -135,7 +141,7 @@ def alert(dossier: str, kind: str, minutes: int, step: int | None = None):
         scope=SimpleNamespace(value="step" if step else "dossier"),
         responsible_agency=LAND,
         step=step,
-        due_at=datetime(2026, 1, 8, 17, tzinfo=VN),
+        due_at=due,
         **fields,
     )
 
@@ -215,3 +221,85 @@ def test_every_text_has_both_languages() -> None:
     for key, (vi, en) in view.TEXT.items():
         assert vi and en, key
     assert view.t("finished_late", "vi") == "Trễ hạn" and view.t("finished_late", "en") == "Late"
+
+
+def test_stuck_handoffs_longest_waiting_first_and_postal_alerts_newest_first() -> None:
+    s = BusState()
+    for handoff, due_day in (("H-1", 9), ("H-2", 7)):
+        s.put_escalation(
+            SimpleNamespace(
+                envelope=SimpleNamespace(dossier_id=f"HS-{handoff}"),
+                handoff_id=handoff,
+                step=2,
+                from_agency=CENTER,
+                to_agency=LAND,
+                sent_at=datetime(2026, 1, 5, 9, tzinfo=VN),
+                accept_due_at=datetime(2026, 1, due_day, 9, tzinfo=VN),
+            )
+        )
+    assert [e.handoff_id for e in view.escalation_rows(s.escalations)] == ["H-2", "H-1"]
+    assert [e.handoff_id for e in view.escalation_rows(s.escalations, "HS-H-1")] == ["H-1"]
+    s.put_ops_alert(
+        {
+            "alert_type": "postal_delivery_overdue",
+            "alert_id": "a1",
+            "dossier_id": "HS-1",
+            "raised_at": "2026-01-09T01:00:00+00:00",
+        }
+    )
+    s.put_ops_alert(
+        {
+            "alert_type": "postal_returned",
+            "alert_id": "a2",
+            "dossier_id": "HS-2",
+            "raised_at": "2026-01-10T01:00:00+00:00",
+        }
+    )
+    s.put_ops_alert({"alert_type": "dead_letter", "alert_id": "a3", "dossier_id": "HS-1"})
+    s.put_ops_alert(
+        {
+            "alert_type": "postal_delivery_overdue",
+            "alert_id": "a1",
+            "dossier_id": "HS-1",
+            "raised_at": "2026-01-09T01:00:00+00:00",
+        }
+    )
+    assert [a["alert_id"] for a in view.postal_alert_rows(s.ops_alerts)] == ["a2", "a1"]
+    assert [a["alert_id"] for a in view.postal_alert_rows(s.ops_alerts, "HS-1")] == ["a1"]
+
+
+def test_working_time_over_is_counted_at_the_bus_clock_and_ended_dossiers_leave() -> None:
+    from lienthong.domain.calendar import default_calendar
+
+    s = BusState()
+    s.put_alert(alert("HS-1", "overdue", 0))  # raised when the time ran out: 0 minutes over
+    s.put_alert(alert("HS-2", "overdue", 0))
+    s.put_alert(alert("HS-3", "warning", 240, due=datetime(2026, 1, 12, 9, tzinfo=VN)))
+    cal = default_calendar()
+    # Due Thu 8 Jan 2026 17:00; at Fri 9 Jan 10:00 one morning of working time has passed.
+    as_of = datetime(2026, 1, 9, 10, tzinfo=VN)
+    over = cal.working_time_between(datetime(2026, 1, 8, 17, tzinfo=VN), as_of)
+    assert over > timedelta(0)
+    rows = view.alert_rows(s.alerts, as_of=as_of, calendar=cal)
+    by = {r.alert.dossier_id: r.hours for r in rows}
+    assert by["HS-1"] == round(over / timedelta(hours=1), 1)
+    # The warning was raised at 00:00 on the 9th with 4 h left; the morning used some of it.
+    spent = cal.working_time_between(datetime(2026, 1, 9, tzinfo=VN), as_of)
+    assert by["HS-3"] == round((240 - spent / timedelta(minutes=1)) / 60, 1)
+    s.put_portal_status("HS-2", 9)  # đã xử lý xong
+    rows = view.alert_rows(s.alerts, as_of=as_of, calendar=cal, ended=s.ended)
+    assert [r.alert.dossier_id for r in rows] == ["HS-1", "HS-3"]
+    s.put_portal_status("HS-2", 4)  # back in processing (a correction): listed again
+    assert "HS-2" not in s.ended
+
+
+def test_a_warning_past_its_due_without_an_overdue_notice_is_done() -> None:
+    from lienthong.domain.calendar import default_calendar
+
+    s = BusState()
+    s.put_alert(alert("HS-1", "warning", 240))  # due 8 Jan 17:00
+    cal = default_calendar()
+    assert view.alert_rows(s.alerts, as_of=datetime(2026, 1, 12, 9, tzinfo=VN), calendar=cal) == []
+    assert (
+        len(view.alert_rows(s.alerts, as_of=datetime(2026, 1, 8, 9, tzinfo=VN), calendar=cal)) == 1
+    )
