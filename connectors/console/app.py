@@ -461,7 +461,7 @@ def create_app(console: Console) -> web.Application:
     async def dead_letters(request: web.Request) -> web.Response:
         user, session = _who(request)
         snap = console.state.snapshot()
-        if _unchanged(request, snap.version):
+        if _unchanged(request, snap.dlq_version):
             return web.Response(status=204)
         q = request.query
         rows = view.dead_letter_rows(
@@ -475,7 +475,7 @@ def create_app(console: Console) -> web.Application:
             user.may_redrive and session is not None,
             session.csrf if session else "",
         )
-        return _page(console, request, "dead_letters", body, snap.version)
+        return _page(console, request, "dead_letters", body, snap.dlq_version)
 
     @routes.get("/api/dead-letters")
     async def dead_letters_api(request: web.Request) -> web.Response:
@@ -531,7 +531,13 @@ def create_app(console: Console) -> web.Application:
         # A form post must carry its session's token (no cross-site redrive).
         if session is None or form.get("csrf") != session.csrf:
             raise web.HTTPForbidden(text="missing or wrong form token")
-        await redrive_request(request, str(form.get("address", "")))
+        addresses = [str(a) for a in form.getall("address", [])]
+        if not addresses:
+            raise web.HTTPBadRequest(text="no dead letter selected (address=PARTITION:OFFSET)")
+        # One at a time, in the order given; the first that fails stops the rest (its error
+        # is the answer, the ones before it are redriven and recorded).
+        for address in addresses:
+            await redrive_request(request, address)
         raise web.HTTPSeeOther("/dead-letters")
 
     @routes.post("/api/dead-letters/{address}/redrive")

@@ -83,6 +83,7 @@ class BusState:
     # finished, returned): no longer on the overdue list; their lateness is in the figures.
     ended: set[str] = field(default_factory=set)
     version: int = 0
+    dlq_version: int = 0  # dead letters and redrives only: that page is not redrawn per count
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def put_stats(self, event: Any) -> None:
@@ -157,11 +158,13 @@ class BusState:
         with self.lock:
             self.dead_letters[(letter.partition, letter.offset)] = letter
             self.version += 1
+            self.dlq_version += 1
 
     def note_redrive(self, address: tuple[int, int], by: str, at: str, to: str) -> None:
         with self.lock:
             self.redrives[address] = {"by": by, "at": at, "to": to}
             self.version += 1
+            self.dlq_version += 1
 
     def snapshot(self) -> BusState:
         """A copy for one page render (the reader thread keeps writing the original)."""
@@ -175,6 +178,7 @@ class BusState:
                 dict(self.ops_alerts),
                 set(self.ended),
                 self.version,
+                self.dlq_version,
             )
 
 

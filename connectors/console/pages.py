@@ -43,6 +43,8 @@ SCRIPT = """
   var main=document.getElementById('live'); if(!main) return;
   var every=parseFloat(main.dataset.refresh||'1')*1000;
   function tick(){
+    // A selection in progress (dead letters to redrive) is not swapped away under the user.
+    if(main.querySelector('input[type=checkbox]:checked')){setTimeout(tick,every);return;}
     var u=new URL(window.location.href); u.searchParams.set('fragment','1');
     if(main.dataset.version) u.searchParams.set('since',main.dataset.version);
     fetch(u,{credentials:'same-origin',cache:'no-store'}).then(function(r){
@@ -243,6 +245,8 @@ def dead_letters_fragment(
             )
         elif may_redrive:
             action = (
+                f'<input type="checkbox" name="address" value="{escape(r.address)}" '
+                'form="redrive-selection" class="select"> '
                 '<form class="inline" method="post" action="/dead-letters/redrive">'
                 f'<input type="hidden" name="address" value="{escape(r.address)}">'
                 f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
@@ -258,9 +262,17 @@ def dead_letters_fragment(
             f'<td class="l">{escape(r.reason[:160])}</td><td class="l">{action}</td></tr>'
         )
     shown = f'<a href="{_q(params, source=None, error_class=None)}">{escape(t("all", lang))}</a>'
+    selection = ""
+    if may_redrive:
+        selection = (
+            '<form id="redrive-selection" method="post" action="/dead-letters/redrive">'
+            f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
+            f'<button type="submit" id="redrive-selected">{escape(t("redrive_selected", lang))}'
+            "</button></form>"
+        )
     return (
         f"<h1>{escape(t('dead_letters', lang))}</h1>{groups_table}<p>{shown} · "
-        f'<span id="dlq-count">{len(rows)}</span></p>'
+        f'<span id="dlq-count">{len(rows)}</span></p>{selection}'
         f'<table id="dlq"><tr>{head}</tr>{body}</table>'
     )
 

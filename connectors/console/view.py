@@ -67,6 +67,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "count": ("Số lượng", "Count"),
     "redrive": ("Gửi lại", "Redrive"),
     "redriven": ("Đã gửi lại", "Redriven"),
+    "redrive_selected": ("Gửi lại các mục đã chọn", "Redrive the selected"),
     "by": ("bởi", "by"),
     "all": ("Tất cả", "All"),
     "component": ("Thành phần", "Component"),

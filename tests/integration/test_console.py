@@ -446,6 +446,16 @@ def test_browser_operator_redrives_a_dead_letter(bus: dict, browser: Any) -> Non
         return False
 
     wait_for(replayed, 30, "redriven record in its source topic", every=1.0)
+    # A selection of two at once; the live poll leaves the page alone while boxes are ticked.
+    boxes = browser.find_elements(By.CSS_SELECTOR, "#dlq input.select")[:2]
+    chosen = [b.get_attribute("value") for b in boxes]
+    assert len(chosen) == 2
+    for box in boxes:
+        box.click()
+    browser.find_element(By.ID, "redrive-selected").click()
+    for address in chosen:
+        row = f'#dlq tr[data-address="{address}"] .redriven'
+        wait_for(lambda row=row: browser.find_elements(By.CSS_SELECTOR, row), 15, "selection")
     browser.get(url + "/bus-health")
     wait_for(lambda: browser.find_elements(By.ID, "lag"), 10, "health page")
     browser.save_screenshot(str(shots_dir(bus) / "console-health.png"))

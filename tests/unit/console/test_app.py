@@ -294,3 +294,26 @@ def test_up_starts_the_console_when_someone_can_log_in(tmp_path: Path) -> None:
     [spec] = [s for s in component_specs(demo, write_demo_secrets(demo)) if s.name == "console"]
     demo_users = Path(spec.env["LIENTHONG_CONSOLE__USERS_FILE"])
     assert len(parse_users(demo_users.read_text(), str(demo_users))) == 2
+
+
+def test_an_operator_redrives_a_selection(console: Console) -> None:
+    headers = ((h.DLQ_SOURCE_TOPIC, b"postal-tracking"), (h.DLQ_ERROR_CLASS, b"NotFramed"))
+    console.state.put_dead_letter(DeadLetter(2, 7, b"HS-3", b"{}", headers, 3))
+
+    async def scenario(client: TestClient) -> None:
+        await login(client, OPERATOR_KEY)
+        page = await (await client.get("/dead-letters")).text()
+        assert 'id="redrive-selected"' in page and 'class="select"' in page
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        form = [("csrf", csrf), ("address", "0:5"), ("address", "2:7")]
+        r = await client.post("/dead-letters/redrive", data=form, allow_redirects=False)
+        assert r.status == 303
+        r = await client.post("/dead-letters/redrive", data={"csrf": csrf})
+        assert r.status == 400
+
+    run(console, scenario)
+    assert [(m["topic"], m["key"]) for m in console._producer.sent] == [
+        ("dossier-events", b"HS-1"),
+        ("postal-tracking", b"HS-3"),
+    ]
+    assert set(console.state.redrives) == {(0, 5), (2, 7)}
