@@ -138,7 +138,17 @@ class Console:
             except (OSError, ValueError):
                 pass
             components.append({"name": "worker", "url": url, "status": status})
-        report = {"components": components, "lag": lag}
+        portal: dict[str, Any] = {}
+        conn = self.settings.connectors.portal
+        try:
+            # The portal sync backlog: the portal connector's counters (lag = records not yet
+            # sent, parked = given up after retries), when one runs.
+            url = f"http://{conn.host}:{conn.health_port}/health"
+            with urllib.request.urlopen(url, timeout=1.0) as r:
+                portal = json.loads(r.read())
+        except (OSError, ValueError):
+            pass
+        report = {"components": components, "lag": lag, "portal": portal}
         self._health_cache = (time.monotonic(), report)
         return report
 
@@ -176,6 +186,39 @@ class Console:
                     }
                 )
         return out
+
+    def export_evidence(self, dossier_id: str) -> tuple[bytes | None, str]:
+        """The dossier's signed evidence bundle (.zip) by ``lienthong audit export`` — the
+        same command an auditor runs — or None and its one-line reason."""
+        import subprocess
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="console-evidence-") as tmp:
+            out = Path(tmp) / "bundle"
+            try:
+                done = self.run_cli(["audit", "export", dossier_id, "--zip", "--out", str(out)])
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                return None, f"export failed: {exc}"
+            if done.returncode != 0:
+                lines = (done.stderr or done.stdout or "export failed").strip().splitlines()
+                return None, lines[-1] if lines else "export failed"
+            written = done.stdout.strip().rpartition(": ")[2]
+            path = Path(written) if written else out.with_suffix(".zip")
+            try:
+                return path.read_bytes(), ""
+            except OSError as exc:
+                return None, f"export wrote no bundle: {exc}"
+
+    def run_cli(self, args: list[str]) -> Any:
+        import subprocess
+
+        return subprocess.run(
+            [sys.executable, "-m", "lienthong", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
 
     def now(self, snap: BusState) -> datetime:
         """The bus's clock: the latest figures' ``as_of`` (the replay watermark), else now."""
@@ -457,6 +500,23 @@ def create_app(console: Console) -> web.Application:
         )
         return _page(console, request, "dossier", body)
 
+    @routes.get("/dossiers/{dossier_id}/evidence.zip")
+    async def evidence(request: web.Request) -> web.Response:
+        dossier_id = request.match_info["dossier_id"]
+        loop = asyncio.get_running_loop()
+        data, reason = await loop.run_in_executor(None, console.export_evidence, dossier_id)
+        user, _ = _who(request)
+        if data is None:
+            log.warning("console_evidence_failed", dossier_id=dossier_id, reason=reason)
+            raise web.HTTPConflict(text=f"no evidence bundle for {dossier_id}: {reason}")
+        log.info("console_evidence_downloaded", dossier_id=dossier_id, user=user.name)
+        name = "".join(c if c.isalnum() or c in ".-_" else "_" for c in dossier_id)
+        return web.Response(
+            body=data,
+            content_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="evidence-{name}.zip"'},
+        )
+
     @routes.get("/dead-letters")
     async def dead_letters(request: web.Request) -> web.Response:
         user, session = _who(request)
@@ -548,7 +608,9 @@ def create_app(console: Console) -> web.Application:
     @routes.get("/bus-health")
     async def health(request: web.Request) -> web.Response:
         report = await asyncio.get_running_loop().run_in_executor(None, console.health)
-        body = pages.health_fragment(report["components"], report["lag"], _lang(request))
+        body = pages.health_fragment(
+            report["components"], report["lag"], report["portal"], _lang(request)
+        )
         return _page(console, request, "health", body)
 
     @routes.get("/api/bus-health")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from html import escape
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from .feed import STATS_FIELDS, Escalation
 from .view import (
@@ -292,7 +292,10 @@ def dead_letter_detail(
 
 
 def health_fragment(
-    components: list[dict[str, Any]], lag: list[tuple[str, str, int]], lang: str
+    components: list[dict[str, Any]],
+    lag: list[tuple[str, str, int]],
+    portal: dict[str, Any],
+    lang: str,
 ) -> str:
     comp = "".join(
         f'<tr><td>{escape(c["name"])}</td><td class="l">{escape(c["url"])}</td>'
@@ -307,7 +310,22 @@ def health_fragment(
         f"<h1>{escape(t('health', lang))}</h1>"
         f'<table id="components"><tr><th>{escape(t("component", lang))}</th><th>URL</th>'
         f"<th>{escape(t('status', lang))}</th></tr>{comp}</table>"
-        f"<h2>{escape(t('lag', lang))}</h2>"
+        f"<h2>{escape(t('portal_sync', lang))}</h2>"
+        + (
+            _table(
+                "portal-sync",
+                ["kind", "count"],
+                [
+                    [escape(str(k)), escape(str(v))]
+                    for k, v in portal.items()
+                    if isinstance(v, int | float | str)
+                ],
+                lang,
+            )
+            if portal
+            else f'<p class="muted" id="portal-sync">{escape(t("no_portal", lang))}</p>'
+        )
+        + f"<h2>{escape(t('lag', lang))}</h2>"
         f'<table id="lag"><tr><th>group</th><th>topic:partition</th><th>lag</th></tr>'
         f"{lag_html}</table>"
     )
@@ -392,7 +410,9 @@ def slip_fragment(
     ]
     return (
         f"<h1>{escape(t('dossier', lang))} {escape(dossier_id)}</h1>"
-        f'<p><a href="/overdue">{escape(t("back", lang))}</a></p>'
+        f'<p><a href="/overdue">{escape(t("back", lang))}</a> · '
+        f'<a id="evidence" href="/dossiers/{quote(dossier_id)}/evidence.zip">'
+        f"{escape(t('evidence', lang))}</a></p>"
         f"<h2>{escape(t('alerts', lang))}</h2>"
         f"{overdue_fragment(alerts, lang, {}).split('</h1>', 1)[1]}"
         + (handoffs_fragment(escalations, postal, lang, {}).split("</h1>", 1)[1])

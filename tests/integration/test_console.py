@@ -236,6 +236,9 @@ def test_api_figures_equal_the_truth_and_nothing_answers_without_a_key(bus: dict
     }
     assert still_open and listed == still_open
     assert all(a["working_hours"] > 0 for a in overdue["alerts"] if a["kind"] == "overdue")
+    # Without a trust directory there is no evidence bundle, and the console says why.
+    status, text = console.get(f"/dossiers/{sorted(still_open)[0]}/evidence.zip")
+    assert status == 409 and "trust directory" in text, text
     status, health = console.get("/api/bus-health")
     assert status == 200 and any(c["status"] == "ok" for c in health["components"])
     assert health["lag"], health

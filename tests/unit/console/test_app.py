@@ -317,3 +317,36 @@ def test_an_operator_redrives_a_selection(console: Console) -> None:
         ("postal-tracking", b"HS-3"),
     ]
     assert set(console.state.redrives) == {(0, 5), (2, 7)}
+
+
+def test_evidence_bundle_is_the_audit_export_command(console: Console) -> None:
+    calls: list[list[str]] = []
+
+    def fake_cli(args: list[str]) -> Any:
+        from types import SimpleNamespace
+
+        calls.append(args)
+        if args[2] == "HS-NONE":
+            return SimpleNamespace(
+                returncode=2, stdout="", stderr="lienthong: no audit-chain records for dossier"
+            )
+        out = Path(args[args.index("--out") + 1]).with_suffix(".zip")
+        out.write_bytes(b"PK-bundle")
+        return SimpleNamespace(returncode=0, stdout=f"evidence bundle for {args[2]}: {out}\n")
+
+    console.run_cli = fake_cli  # type: ignore[method-assign]
+
+    async def scenario(client: TestClient) -> None:
+        r = await client.get("/dossiers/HS-1/evidence.zip", allow_redirects=False)
+        assert r.status == 303  # deny by default here too
+        await login(client, MONITOR_KEY)
+        page = await (await client.get("/dossiers/HS-1")).text()
+        assert 'href="/dossiers/HS-1/evidence.zip"' in page
+        r = await client.get("/dossiers/HS-1/evidence.zip")
+        assert r.status == 200 and await r.read() == b"PK-bundle"
+        assert r.headers["Content-Disposition"] == 'attachment; filename="evidence-HS-1.zip"'
+        r = await client.get("/dossiers/HS-NONE/evidence.zip")
+        assert r.status == 409 and "no audit-chain records" in await r.text()
+
+    run(console, scenario)
+    assert calls[0][:3] == ["audit", "export", "HS-1"] and "--zip" in calls[0]
