@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 import urllib.request
@@ -34,6 +35,8 @@ log = get_logger(__name__)
 COOKIE = "lienthong_console"
 REDRIVEN_BY = "lienthong.console.redriven_by"
 _OPEN_PATHS = frozenset({"/login"})
+# What a dossier id may look like before it goes on a command line (H10.2601.0000011).
+_DOSSIER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 USER = web.RequestKey("console_user", User)
 SESSION = web.RequestKey("console_session", Session)
 
@@ -193,10 +196,13 @@ class Console:
         import subprocess
         import tempfile
 
+        if not _DOSSIER_ID.fullmatch(dossier_id):
+            return None, f"not a dossier id: {dossier_id!r}"
         with tempfile.TemporaryDirectory(prefix="console-evidence-") as tmp:
             out = Path(tmp) / "bundle"
             try:
-                done = self.run_cli(["audit", "export", dossier_id, "--zip", "--out", str(out)])
+                args = ["audit", "export", "--zip", "--out", str(out), "--", dossier_id]
+                done = self.run_cli(args)
             except (OSError, subprocess.TimeoutExpired) as exc:
                 return None, f"export failed: {exc}"
             if done.returncode != 0:

@@ -326,13 +326,13 @@ def test_evidence_bundle_is_the_audit_export_command(console: Console) -> None:
         from types import SimpleNamespace
 
         calls.append(args)
-        if args[2] == "HS-NONE":
+        if args[-1] == "HS-NONE":
             return SimpleNamespace(
                 returncode=2, stdout="", stderr="lienthong: no audit-chain records for dossier"
             )
         out = Path(args[args.index("--out") + 1]).with_suffix(".zip")
         out.write_bytes(b"PK-bundle")
-        return SimpleNamespace(returncode=0, stdout=f"evidence bundle for {args[2]}: {out}\n")
+        return SimpleNamespace(returncode=0, stdout=f"evidence bundle for {args[-1]}: {out}\n")
 
     console.run_cli = fake_cli  # type: ignore[method-assign]
 
@@ -347,6 +347,9 @@ def test_evidence_bundle_is_the_audit_export_command(console: Console) -> None:
         assert r.headers["Content-Disposition"] == 'attachment; filename="evidence-HS-1.zip"'
         r = await client.get("/dossiers/HS-NONE/evidence.zip")
         assert r.status == 409 and "no audit-chain records" in await r.text()
+        r = await client.get("/dossiers/--store=x/evidence.zip")  # never an option
+        assert r.status == 409 and "not a dossier id" in await r.text()
 
     run(console, scenario)
-    assert calls[0][:3] == ["audit", "export", "HS-1"] and "--zip" in calls[0]
+    assert calls[0][:2] == ["audit", "export"] and calls[0][-2:] == ["--", "HS-1"]
+    assert "--zip" in calls[0] and len(calls) == 2
