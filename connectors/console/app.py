@@ -228,7 +228,7 @@ class Console:
 
     def now(self, snap: BusState) -> datetime:
         """The bus's clock: the latest figures' ``as_of`` (the replay watermark), else now."""
-        return view.reference_instant(snap.stats, datetime.now(UTC))
+        return view.reference_instant(snap.as_of, datetime.now(UTC))
 
     def alert_rows(self, snap: BusState, agency: str | None) -> list[view.AlertRow]:
         """Open dossiers' alerts with the working time over/left at the bus's clock."""
@@ -359,7 +359,7 @@ def create_app(console: Console) -> web.Application:
 
     def overview_model(request: web.Request) -> dict[str, Any]:
         snap = console.state.snapshot()
-        reference = view.reference_instant(snap.stats, datetime.now(UTC))
+        reference = console.now(snap)
         choice = request.query.get("period", "month")
         try:
             period = view.resolve_period(choice, reference)
@@ -367,7 +367,8 @@ def create_app(console: Console) -> web.Application:
             raise web.HTTPBadRequest(text=f"period: {exc}") from None
         agency = request.query.get("agency") or None
         level = request.query.get("level") or None
-        rows, totals = view.overview(snap.stats, period, console.registry)
+        sums = console.state.sums_of(view.labels_for(period))
+        rows, totals = view.agency_rows(sums[period.label], console.registry)
         if agency or level:
             rows = [r for r in rows if r.agency == (agency or r.agency)]
             rows = [r for r in rows if r.level == (level or r.level)]
@@ -378,8 +379,8 @@ def create_app(console: Console) -> web.Application:
             "reference": reference,
             "rows": rows,
             "totals": totals,
-            "series": view.daily_series(
-                snap.stats, period, {r.agency for r in rows} if agency or level else None
+            "series": view.series_of(
+                sums, period, {r.agency for r in rows} if agency or level else None
             ),
         }
 

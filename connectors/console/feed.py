@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,7 +74,10 @@ class Escalation:
 class BusState:
     """In-memory copy of the console's topics; ``version`` grows with every change."""
 
-    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Period label → {agency|procedure|channel|label: figures}: a page reads one period (and
+    # its days), never the whole province-year of keys.
+    stats_by_label: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    agency_sums: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     alerts: dict[str, Alert] = field(default_factory=dict)
     dead_letters: dict[tuple[int, int], DeadLetter] = field(default_factory=dict)
     redrives: dict[tuple[int, int], dict[str, str]] = field(default_factory=dict)
@@ -84,6 +88,7 @@ class BusState:
     ended: set[str] = field(default_factory=set)
     version: int = 0
     dlq_version: int = 0  # dead letters and redrives only: that page is not redrawn per count
+    as_of: datetime | None = None  # the latest figures' as_of: the bus's clock
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def put_stats(self, event: Any) -> None:
@@ -93,9 +98,44 @@ class BusState:
         figures["received_online"] = round((event.online_rate or 0) * received)
         figures["received_postal"] = round((event.postal_rate or 0) * received)
         figures["as_of"] = event.as_of
+        agency, _, rest = event.key.partition("|")
+        label = rest.rsplit("|", 1)[1]
         with self.lock:
-            self.stats[event.key] = figures
+            old = self.stats_by_label.setdefault(label, {}).get(event.key)
+            self.stats_by_label[label][event.key] = figures
+            # Kept summed per agency as snapshots replace each other: a page costs the
+            # number of agencies, not the number of agency × procedure × channel keys.
+            acc = self.agency_sums.setdefault(label, {}).setdefault(
+                agency, dict.fromkeys(FIGURES, 0)
+            )
+            for name in FIGURES:
+                acc[name] += figures[name] - (old[name] if old else 0)
+            if self.as_of is None or event.as_of > self.as_of:
+                self.as_of = event.as_of
             self.version += 1
+
+    def sums_of(self, labels: Iterable[str]) -> dict[str, dict[str, dict[str, int]]]:
+        """label → agency → summed figures, for these labels (a copy)."""
+        with self.lock:
+            return {
+                label: {a: dict(f) for a, f in self.agency_sums.get(label, {}).items()}
+                for label in labels
+            }
+
+    def stats_of(self, labels: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The snapshots of these period labels (a copy, by full key)."""
+        out: dict[str, dict[str, Any]] = {}
+        with self.lock:
+            for label in labels:
+                out.update(self.stats_by_label.get(label, {}))
+        return out
+
+    @property
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Every snapshot by full key (a copy; tests and small tools)."""
+        with self.lock:
+            labels = list(self.stats_by_label)
+        return self.stats_of(labels)
 
     def put_alert(self, event: Any) -> None:
         kind = {"deadline_overdue": "overdue", "deadline_warning": "warning"}.get(event.EVENT_TYPE)
@@ -167,19 +207,20 @@ class BusState:
             self.dlq_version += 1
 
     def snapshot(self) -> BusState:
-        """A copy for one page render (the reader thread keeps writing the original)."""
+        """A copy for one page render (the reader thread keeps writing the original); the
+        figures are not copied, see :meth:`stats_of`."""
         with self.lock:
             return BusState(
-                dict(self.stats),
-                dict(self.alerts),
-                dict(self.dead_letters),
-                dict(self.redrives),
-                dict(self.escalations),
-                dict(self.ops_alerts),
-                set(self.ended),
-                self.version,
-                self.dlq_version,
-            )
+                alerts=dict(self.alerts),
+                dead_letters=dict(self.dead_letters),
+                redrives=dict(self.redrives),
+                escalations=dict(self.escalations),
+                ops_alerts=dict(self.ops_alerts),
+                ended=set(self.ended),
+                version=self.version,
+                dlq_version=self.dlq_version,
+                as_of=self.as_of,
+            )  # figures are not copied: read them per period with stats_of / sums_of
 
 
 class TopicReader:

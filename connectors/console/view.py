@@ -124,11 +124,25 @@ def resolve_period(choice: str | None, reference: datetime) -> Period:
     return parse_period(choice)
 
 
-def reference_instant(stats: dict[str, dict[str, Any]], now: datetime) -> datetime:
+def reference_instant(as_of: datetime | None, now: datetime) -> datetime:
     """The bus's "now": the latest ``as_of`` of the figures (the replay watermark when the
     workers replay history), or the wall clock when there are none yet."""
-    instants = [row["as_of"] for row in stats.values() if row.get("as_of") is not None]
-    return max(instants) if instants else now
+    return as_of if as_of is not None else now
+
+
+def days_of(period: Period) -> list[str]:
+    """``YYYY-MM-DD`` of every day in the period (Vietnam time)."""
+    days = []
+    day = period.start
+    while day < period.end:
+        days.append(f"{day:%Y-%m-%d}")
+        day = (day + timedelta(days=1, hours=2)).replace(hour=0, tzinfo=VN)
+    return days
+
+
+def labels_for(period: Period) -> list[str]:
+    """The period's own label and those of its days (what its page and chart read)."""
+    return [period.label, *(f"day:{d}" for d in days_of(period))]
 
 
 @dataclass(frozen=True)
@@ -155,24 +169,34 @@ def rates(f: dict[str, int]) -> dict[str, float | None]:
     }
 
 
+def by_agency(stats: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+    """label → agency → the sums of its procedure × channel snapshots."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for key, row in stats.items():
+        agency, _procedure, _channel, label = key.split("|")
+        acc = out.setdefault(label, {}).setdefault(agency, dict.fromkeys(FIGURES, 0))
+        for name in FIGURES:
+            acc[name] += int(row.get(name, 0))
+    return out
+
+
 def overview(
     stats: dict[str, dict[str, Any]], period: Period, registry: Any = None
 ) -> tuple[list[OverviewRow], dict[str, int]]:
     """Rows per department (agency) for one period, and the totals over them."""
-    per: dict[str, dict[str, int]] = {}
-    for key, row in stats.items():
-        agency, _procedure, _channel, label = key.split("|")
-        if label != period.label:
-            continue
-        acc = per.setdefault(agency, dict.fromkeys(FIGURES, 0))
-        for name in FIGURES:
-            acc[name] += int(row.get(name, 0))
+    return agency_rows(by_agency(stats).get(period.label, {}), registry)
+
+
+def agency_rows(
+    per_agency: dict[str, dict[str, int]], registry: Any = None
+) -> tuple[list[OverviewRow], dict[str, int]]:
+    """The overview's rows from one period's figures per agency, and their totals."""
     rows = []
-    for agency in sorted(per):
+    for agency in sorted(per_agency):
         info = registry.get(agency) if registry is not None else None
         name = info.name if info is not None else agency
         level = str(info.level.value) if info is not None else ""
-        rows.append(OverviewRow(agency, name, level, per[agency]))
+        rows.append(OverviewRow(agency, name, level, dict(per_agency[agency])))
     return rows, sum_rows(rows)
 
 
@@ -189,22 +213,23 @@ def daily_series(
 ) -> list[tuple[str, int, int]]:
     """(day, received, finished late) for every day of ``period`` (zeros where none), over
     ``agencies`` (None: all)."""
-    per: dict[str, list[int]] = {}
-    for key, row in stats.items():
-        a, _p, _c, label = key.split("|")
-        kind, _, day = label.partition(":")
-        if kind != "day" or (agencies is not None and a not in agencies):
-            continue
-        acc = per.setdefault(day, [0, 0])
-        acc[0] += int(row.get("received", 0))
-        acc[1] += int(row.get("finished_late", 0))
+    return series_of(by_agency(stats), period, agencies)
+
+
+def series_of(
+    per_label: dict[str, dict[str, dict[str, int]]],
+    period: Period,
+    agencies: Collection[str] | None = None,
+) -> list[tuple[str, int, int]]:
+    """:func:`daily_series` from figures already summed per label and agency."""
     out = []
-    day = period.start
-    while day < period.end:
-        name = day.strftime("%Y-%m-%d")
-        received, late = per.get(name, (0, 0))
-        out.append((name, received, late))
-        day = (day + timedelta(days=1, hours=2)).replace(hour=0, tzinfo=VN)
+    for day in days_of(period):
+        received = late = 0
+        for agency, f in per_label.get(f"day:{day}", {}).items():
+            if agencies is None or agency in agencies:
+                received += f["received"]
+                late += f["finished_late"]
+        out.append((day, received, late))
     return out
 
 

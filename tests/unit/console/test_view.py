@@ -104,12 +104,12 @@ def test_rates_are_none_without_a_denominator() -> None:
 
 
 def test_relative_periods_follow_the_bus_clock(state: BusState) -> None:
-    reference = view.reference_instant(state.stats, datetime(2030, 1, 1, tzinfo=VN))
+    reference = view.reference_instant(state.as_of, datetime(2030, 1, 1, tzinfo=VN))
     assert reference == datetime(2026, 1, 31, 17, tzinfo=VN)  # latest as_of, not the wall clock
     assert view.resolve_period("day", reference).label == "day:2026-01-31"
     assert view.resolve_period("quarter", reference).label == "quarter:2026-Q1"
     assert view.resolve_period(None, reference).label == "month:2026-01"
-    assert view.reference_instant({}, reference) == reference
+    assert view.reference_instant(None, reference) == reference
     with pytest.raises(ValueError):
         view.resolve_period("fortnight", reference)
 
@@ -120,6 +120,17 @@ def test_daily_series_has_every_day_of_the_period(state: BusState) -> None:
     assert len(series) == 31 and series[0][0] == "2026-01-01" and series[-1][0] == "2026-01-31"
     assert dict((d, (r, lt)) for d, r, lt in series)["2026-01-05"] == (6, 1)
     assert view.daily_series(state.stats, period, {LAND})[4] == ("2026-01-05", 1, 0)
+    # A page reads only its period's keys and its days'.
+    labels = view.labels_for(period)
+    assert len(labels) == 32 and labels[0] == "month:2026-01" and labels[-1] == "day:2026-01-31"
+    only = state.stats_of(labels)
+    assert not any("month:2026-02" in k for k in only)
+    assert view.daily_series(only, period) == series
+    assert view.overview(only, period)[1] == view.overview(state.stats, period)[1]
+    # The running sums per agency (what the app reads) equal the sums over the snapshots.
+    sums = state.sums_of(labels)
+    assert view.agency_rows(sums[period.label])[1] == view.overview(state.stats, period)[1]
+    assert view.series_of(sums, period, {LAND}) == view.daily_series(state.stats, period, {LAND})
     svg = view.chart_svg(series, "en")
     assert svg.startswith("<svg") and svg.count("<rect") == 62
     assert "2026-01-05 Received: 6" in svg and "2026-01-05 Late: 1" in svg
@@ -303,3 +314,18 @@ def test_a_warning_past_its_due_without_an_overdue_notice_is_done() -> None:
     assert (
         len(view.alert_rows(s.alerts, as_of=datetime(2026, 1, 8, 9, tzinfo=VN), calendar=cal)) == 1
     )
+
+
+def test_a_newer_snapshot_of_a_key_replaces_the_older_in_the_sums() -> None:
+    s = BusState()
+    s.put_stats(snapshot(CENTER, "1.004227", "counter", "month:2026-01", received=5))
+    s.put_stats(
+        snapshot(CENTER, "1.004227", "counter", "month:2026-01", received=7, finished_late=1)
+    )
+    s.put_stats(
+        snapshot(CENTER, "1.004238", "online", "month:2026-01", received=2, online_rate=0.5)
+    )
+    center = s.sums_of(["month:2026-01"])["month:2026-01"][CENTER]
+    assert center["received"] == 9 and center["finished_late"] == 1
+    assert center["received_online"] == 1
+    assert s.sums_of(["day:2026-01-01"]) == {"day:2026-01-01": {}}
