@@ -27,6 +27,9 @@ def main(agencies_n: int = 60, procedures_n: int = 100) -> None:
     procedures = [f"1.{i:06d}" for i in range(procedures_n)]
     labels = ["month:2026-01", *(f"day:2026-01-{d:02d}" for d in range(1, 32))]
     labels += ["month:2026-02", "quarter:2026-Q1", "year:2026"]
+    import tracemalloc
+
+    tracemalloc.start()
     state = BusState()
     as_of = datetime(2026, 1, 31, 16, tzinfo=VN)
     started = time.perf_counter()
@@ -46,8 +49,10 @@ def main(agencies_n: int = 60, procedures_n: int = 100) -> None:
                     )
                     n += 1
     load_s = time.perf_counter() - started
+    memory, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
     print(f"{n} snapshots ({len(agencies)} agencies) loaded in {load_s:.1f} s "
-          f"({load_s / n * 1e6:.1f} µs each)")  # fmt: skip
+          f"({load_s / n * 1e6:.1f} µs each, traced), {memory / n:.0f} bytes each")  # fmt: skip
     period = view.resolve_period("month", state.as_of or as_of)
 
     def page() -> None:

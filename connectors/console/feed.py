@@ -24,6 +24,8 @@ log = get_logger(__name__)
 
 # The counts a live-stats snapshot carries (its channel counts travel as rates).
 STATS_FIELDS = tuple(f for f in FIGURES if f not in ("received_online", "received_postal"))
+# The order of the figures tuple kept per key.
+_ORDER = (*STATS_FIELDS, "received_online", "received_postal")
 
 
 # TrangThaiHoSo of a dossier whose processing is over: 3 không được tiếp nhận, 7 rút hồ sơ,
@@ -76,7 +78,7 @@ class BusState:
 
     # Period label → {agency|procedure|channel|label: figures}: a page reads one period (and
     # its days), never the whole province-year of keys.
-    stats_by_label: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    stats_by_label: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
     agency_sums: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     alerts: dict[str, Alert] = field(default_factory=dict)
     dead_letters: dict[tuple[int, int], DeadLetter] = field(default_factory=dict)
@@ -93,23 +95,27 @@ class BusState:
 
     def put_stats(self, event: Any) -> None:
         """A ``LiveStatsSnapshot``: counts, and the channel counts its rates stand for."""
-        figures: dict[str, Any] = {f: getattr(event, f) for f in STATS_FIELDS}
         received = event.received
-        figures["received_online"] = round((event.online_rate or 0) * received)
-        figures["received_postal"] = round((event.postal_rate or 0) * received)
-        figures["as_of"] = event.as_of
+        figures = (
+            *(int(getattr(event, f)) for f in STATS_FIELDS),
+            round((event.online_rate or 0) * received),
+            round((event.postal_rate or 0) * received),
+        )
         agency, _, rest = event.key.partition("|")
         label = rest.rsplit("|", 1)[1]
         with self.lock:
-            old = self.stats_by_label.setdefault(label, {}).get(event.key)
-            self.stats_by_label[label][event.key] = figures
-            # Kept summed per agency as snapshots replace each other: a page costs the
-            # number of agencies, not the number of agency × procedure × channel keys.
+            # Only a tuple per key (memory: a province-year has hundreds of thousands of
+            # keys), kept to take a replaced snapshot out of the per-agency sums, which are
+            # what pages read: a page costs the agencies, not the agency × procedure × channel
+            # keys.
+            keys = self.stats_by_label.setdefault(label, {})
+            old = keys.get(event.key)
+            keys[event.key] = figures
             acc = self.agency_sums.setdefault(label, {}).setdefault(
                 agency, dict.fromkeys(FIGURES, 0)
             )
-            for name in FIGURES:
-                acc[name] += figures[name] - (old[name] if old else 0)
+            for i, name in enumerate(_ORDER):
+                acc[name] += figures[i] - (old[i] if old else 0)
             if self.as_of is None or event.as_of > self.as_of:
                 self.as_of = event.as_of
             self.version += 1
@@ -122,16 +128,17 @@ class BusState:
                 for label in labels
             }
 
-    def stats_of(self, labels: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The snapshots of these period labels (a copy, by full key)."""
-        out: dict[str, dict[str, Any]] = {}
+    def stats_of(self, labels: Iterable[str]) -> dict[str, dict[str, int]]:
+        """The snapshots of these period labels by full key (a copy, as dicts)."""
+        out: dict[str, dict[str, int]] = {}
         with self.lock:
             for label in labels:
-                out.update(self.stats_by_label.get(label, {}))
+                for key, figures in self.stats_by_label.get(label, {}).items():
+                    out[key] = dict(zip(_ORDER, figures, strict=True))
         return out
 
     @property
-    def stats(self) -> dict[str, dict[str, Any]]:
+    def stats(self) -> dict[str, dict[str, int]]:
         """Every snapshot by full key (a copy; tests and small tools)."""
         with self.lock:
             labels = list(self.stats_by_label)
