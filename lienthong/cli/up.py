@@ -97,8 +97,6 @@ def where_to_look(settings: Settings) -> str:
     if settings.schema_registry_url is None:
         rest = settings.schema_registry_rest
         lines.insert(3, f"  schema registry      http://{rest.host}:{rest.port}/subjects")
-    console = settings.console
-    lines.insert(3, f"  console (browser)    http://{console.host}:{console.port}/")
     gw = settings.connectors.gateway
     scheme = "https" if gw.tls_certfile else "http"
     lines.insert(3, f"  ingest gateway       {scheme}://{gw.host}:{gw.port}/openapi.json")
@@ -109,9 +107,13 @@ def where_to_look(settings: Settings) -> str:
             from lienthong.runtime.demo import demo_keys_file
 
             lines.insert(5, f"  demo gateway API keys {demo_keys_file(settings)}")
+    console = settings.console
+    if console.users_file is not None or settings.demo.enabled:  # started by `up` then
+        at = next(i for i, line in enumerate(lines) if "ingest gateway" in line) + 1
+        lines.insert(at, f"  console (browser)    http://{console.host}:{console.port}/")
         if console.users_file is None:
             keys = settings.run_dir / "demo" / "console-keys.json"
-            lines.insert(5, f"  demo console keys    {keys}")
+            lines.insert(at + 1, f"  demo console keys    {keys}")
     return "\n".join(lines)
 
 

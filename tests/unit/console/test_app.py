@@ -353,3 +353,13 @@ def test_evidence_bundle_is_the_audit_export_command(console: Console) -> None:
     run(console, scenario)
     assert calls[0][:2] == ["audit", "export"] and calls[0][-2:] == ["--", "HS-1"]
     assert "--zip" in calls[0] and len(calls) == 2
+
+
+def test_where_to_look_names_the_console_when_up_starts_it(tmp_path: Path) -> None:
+    from lienthong.cli.up import where_to_look
+
+    run_dir = {"LIENTHONG_RUN_DIR": str(tmp_path / "run")}
+    assert "console" not in where_to_look(load_settings(environ=run_dir))
+    demo = where_to_look(load_settings(environ=run_dir | {"LIENTHONG_DEMO__ENABLED": "1"}))
+    assert "console (browser)    http://127.0.0.1:6095/" in demo
+    assert str(tmp_path / "run" / "demo" / "console-keys.json") in demo
