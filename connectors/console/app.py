@@ -314,6 +314,7 @@ def _page(
         request.get(USER),
         console.settings.console.refresh_s,
         version=version,
+        params=_params(request),
     )
     return web.Response(text=html, content_type="text/html", headers=headers)
 
@@ -327,7 +328,9 @@ def create_app(console: Console) -> web.Application:
         lang = _lang(request)
         body = pages.login_page(lang, bool(request.query.get("failed")), _safe_next(request))
         return web.Response(
-            text=pages.frame(view.t("login", lang), body, lang, None, 0, script=False),
+            text=pages.frame(
+                view.t("login", lang), body, lang, None, 0, script=False, params=_params(request)
+            ),
             content_type="text/html",
         )
 

@@ -73,6 +73,7 @@ def frame(
     refresh_s: float,
     script: bool = True,
     version: int | None = None,
+    params: dict[str, str] | None = None,
 ) -> str:
     """The full page around a fragment: header, navigation, language switch."""
     nav = ""
@@ -93,7 +94,9 @@ def frame(
             f'<button type="submit">{escape(t("logout", lang))}</button></form>'
         )
     other = "vi" if lang == "en" else "en"
-    switch = f'<a href="?lang={other}" id="lang">{other.upper()}</a>'
+    # The other language of the same page (its period, filters, next target kept).
+    here = _q(params or {}, lang=other if other == "en" else None) or "?"
+    switch = f'<a href="{escape(here)}" id="lang">{other.upper()}</a>'
     return (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         f"<title>{escape(title)} · {escape(t('title', lang))}</title>"

@@ -141,6 +141,10 @@ def test_a_monitoring_officer_reads_but_may_not_redrive(console: Console) -> Non
         assert r.status == 403
         r = await client.get("/?lang=en")
         assert "Overview" in await r.text()
+        page = await (await client.get("/?period=year&level=department")).text()
+        assert 'id="lang"' in page and "period=year&amp;level=department&amp;lang=en" in page
+        page = await (await client.get("/?period=year&lang=en")).text()
+        assert '<a href="?period=year" id="lang">VI</a>' in page
         r = await client.get("/")
         assert "Tổng quan" in await r.text()
 
