@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run up down status test lint lock clean browser
+.PHONY: setup run up down status test lint lock clean browser screenshots
 
 setup: $(STAMP)
 
@@ -44,6 +44,10 @@ browser:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
 	  else echo "browser tests need: apt-get install chromium chromium-driver"; fi; \
 	fi
+
+# Re-take the console screenshots in docs/img/ (the browser tests write them there).
+screenshots: setup browser
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_console.py
 
 test: setup lint browser
 	$(BIN)/lienthong schemas check
