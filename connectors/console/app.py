@@ -336,12 +336,17 @@ def create_app(console: Console) -> web.Application:
 
     @routes.post("/login")
     async def login(request: web.Request) -> web.Response:
+        remote = request.remote or "?"
+        if console.gate.blocked(remote):
+            log.warning("console_login_throttled", remote=remote)
+            raise web.HTTPTooManyRequests(text="too many wrong keys from this address; wait")
         form = await request.post()
         lang = "en" if form.get("lang") == "en" else "vi"
         user = console.gate.by_key(str(form.get("api_key", "")))
         target = _safe_next(request, str(form.get("next", "/")))
         if user is None:
-            log.warning("console_login_refused", remote=request.remote)
+            console.gate.note_failure(remote)
+            log.warning("console_login_refused", remote=remote)
             raise web.HTTPSeeOther("/login?" + _encode({"failed": "1", "lang": lang}))
         token = console.gate.open_session(user)
         log.info("console_login", user=user.name, role=user.role.value)

@@ -101,6 +101,23 @@ class Gatekeeper:
     users: tuple[User, ...]
     ttl_s: float = 8 * 3600.0
     sessions: dict[str, Session] = field(default_factory=dict)
+    # Guessing keys on the login form: this many wrong keys from one address within the
+    # window, and that address is refused until the window has passed.
+    max_failures: int = 5
+    failure_window_s: float = 300.0
+    failures: dict[str, list[float]] = field(default_factory=dict)
+
+    def blocked(self, remote: str, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        recent = [t for t in self.failures.get(remote, ()) if now - t < self.failure_window_s]
+        if recent:
+            self.failures[remote] = recent
+        else:
+            self.failures.pop(remote, None)
+        return len(recent) >= self.max_failures
+
+    def note_failure(self, remote: str, now: float | None = None) -> None:
+        self.failures.setdefault(remote, []).append(time.time() if now is None else now)
 
     @classmethod
     def of(cls, users: Iterable[User]) -> Gatekeeper:

@@ -367,3 +367,19 @@ def test_where_to_look_names_the_console_when_up_starts_it(tmp_path: Path) -> No
     demo = where_to_look(load_settings(environ=run_dir | {"LIENTHONG_DEMO__ENABLED": "1"}))
     assert "console (browser)    http://127.0.0.1:6095/" in demo
     assert str(tmp_path / "run" / "demo" / "console-keys.json") in demo
+
+
+def test_guessing_keys_on_the_login_form_is_throttled(console: Console) -> None:
+    async def scenario(client: TestClient) -> None:
+        for _ in range(console.gate.max_failures):
+            r = await client.post("/login", data={"api_key": "guess"}, allow_redirects=False)
+            assert r.status == 303
+        r = await client.post("/login", data={"api_key": MONITOR_KEY}, allow_redirects=False)
+        assert r.status == 429 and COOKIE not in r.cookies  # even the right key, for now
+
+    run(console, scenario)
+    gate = console.gate
+    [remote] = gate.failures
+    assert gate.blocked(remote)
+    later = max(gate.failures[remote]) + gate.failure_window_s + 1
+    assert not gate.blocked(remote, now=later) and remote not in gate.failures
