@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run up down status test lint lock clean chaos
+.PHONY: setup run up down status test lint lock clean chaos browser screenshots
 
 setup: $(STAMP)
 
@@ -36,7 +36,20 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup lint
+# Headless Chromium + its driver for the console's browser tests (Debian packages); installed
+# when missing and we are root (CI), else the tests say what to install.
+browser:
+	@if ! { command -v chromium && command -v chromedriver; } >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  else echo "browser tests need: apt-get install chromium chromium-driver"; fi; \
+	fi
+
+# Re-take the console screenshots in docs/img/ (the browser tests write them there).
+screenshots: setup browser
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_console.py
+
+test: setup lint browser
 	$(BIN)/lienthong schemas check
 	$(BIN)/pytest -q -p no:cacheprovider
 

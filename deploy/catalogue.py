@@ -36,12 +36,14 @@ class Component(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    kind: Literal["worker", "connector", "registry", "probe"]
+    kind: Literal["worker", "connector", "registry", "probe", "console"]
     command: list[str] = Field(min_length=1)
     port: int = Field(ge=1024, le=65535)
     port_setting: str
     host_setting: str
     health_path: str = "/health"
+    # "tcp": no page answers without a credential (the console), so probes only connect.
+    probe: Literal["http", "tcp"] = "http"
     metrics_path: str = "/metrics"
     metrics_job: str | None = None
     replicas: int = Field(default=1, ge=1, le=64)

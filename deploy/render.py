@@ -47,6 +47,8 @@ HEALTH_PROBE = (
     "import json,sys,urllib.request;"
     "sys.exit(json.load(urllib.request.urlopen(sys.argv[1],timeout=3)).get('status')!='ok')"
 )
+# For a component whose every page needs a credential: listening is all a probe may learn.
+TCP_PROBE = "import socket,sys;socket.create_connection(('127.0.0.1',int(sys.argv[1])),3)"
 
 
 def header(target: Target, comment: str = "#") -> str:
@@ -417,8 +419,11 @@ def render_compose(components: Components, topics: Catalogue) -> dict[str, str]:
         service = _bus_service(component)
         service["command"] = list(component.command)
         url = f"http://127.0.0.1:{component.port}{component.health_path}"
+        test = ["CMD", "python", "-c", HEALTH_PROBE, url]
+        if component.probe == "tcp":
+            test = ["CMD", "python", "-c", TCP_PROBE, str(component.port)]
         service["healthcheck"] = {
-            "test": ["CMD", "python", "-c", HEALTH_PROBE, url],
+            "test": test,
             "interval": "15s",
             "timeout": "5s",
             "start_period": "60s",
@@ -927,7 +932,10 @@ def _container(component: Component) -> dict[str, Any]:
                 }
             )
     url = f"http://127.0.0.1:{component.port}{component.health_path}"
-    http = {"httpGet": {"path": component.health_path, "port": "http"}}
+    http: dict[str, Any] = {"httpGet": {"path": component.health_path, "port": "http"}}
+    ready: dict[str, Any] = {"exec": {"command": ["python", "-c", HEALTH_PROBE, url]}}
+    if component.probe == "tcp":
+        http = ready = {"tcpSocket": {"port": "http"}}
     container: dict[str, Any] = {
         "name": component.name,
         "image": BUS_IMAGE,
@@ -945,7 +953,7 @@ def _container(component: Component) -> dict[str, Any]:
         ],
         "startupProbe": {**http, "periodSeconds": 5, "failureThreshold": 60},
         "readinessProbe": {
-            "exec": {"command": ["python", "-c", HEALTH_PROBE, url]},
+            **ready,
             "periodSeconds": 10,
             "timeoutSeconds": 5,
             "failureThreshold": 3,

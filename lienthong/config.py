@@ -287,6 +287,32 @@ class BrokerProbeSettings(_Section):
     )
 
 
+class ConsoleSettings(_Section):
+    """The monitoring console in the browser (connectors.console); deny by default."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6095, ge=1024, le=65535)
+    users_file: Path | None = Field(
+        default=None,
+        description="console users (TOML [[user]] name, role monitor|operator, api_key_sha256); "
+        "none means nobody can log in",
+    )
+    worker_urls: list[str] = Field(
+        default_factory=list,
+        description="workers' HTTP base URLs (comma-separated in the environment) for health "
+        "and slips; empty = worker.web_port .. + worker.count",
+    )
+    refresh_s: float = Field(default=0.5, gt=0, le=2.0, description="browser poll interval (s)")
+
+    @field_validator("worker_urls", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # From the environment: LIENTHONG_CONSOLE__WORKER_URLS=http://h:6066,http://h:6067
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
 class ConnectorsSettings(_Section):
     """Edges for department systems, the portal, the post and central agencies (issue 8)."""
 
@@ -325,6 +351,7 @@ class Settings(_Section):
     streams: StreamsSettings = StreamsSettings()
     documents: DocumentSettings = DocumentSettings()
     connectors: ConnectorsSettings = ConnectorsSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @field_validator("run_dir", mode="after")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from lienthong.cli.main import UsageError
@@ -177,29 +178,45 @@ def _selected(records: list[Any], args: argparse.Namespace) -> list[Any]:
     return [chosen[k] for k in sorted(chosen)]
 
 
+def replay_record(
+    producer: Any, topic: str, record: Any, extra_headers: Sequence[tuple[str, bytes]] = ()
+) -> str | None:
+    """Send one dead letter of ``topic`` back to its source topic (``producer`` None: dry run).
+
+    The one code path of ``dlq replay`` and the console's redrive. Returns the source topic,
+    or None when the record names none (nothing is sent).
+    """
+    from lienthong.connectors import headers as h
+    from lienthong.connectors.deadletter import replay_headers
+
+    source = _dlq(record).get(h.DLQ_SOURCE_TOPIC)
+    if not source:
+        return None
+    if producer is not None:
+        origin = f"{topic}:{record.partition}:{record.offset}"
+        producer.send(
+            source,
+            key=record.key,
+            value=record.value,
+            headers=replay_headers(record.headers, origin) + list(extra_headers),
+        )
+    return source
+
+
 def _replay(args: argparse.Namespace) -> int:
     from kafka import KafkaProducer
 
     from lienthong.connectors import headers as h
-    from lienthong.connectors.deadletter import replay_headers
 
     config, topic, _ = _client_config(args)
     records = _selected(read_topic(config, topic), args)
     producer = None if args.dry_run else KafkaProducer(**config, acks="all")
     try:
         for record in records:
-            source = _dlq(record).get(h.DLQ_SOURCE_TOPIC)
+            source = replay_record(producer, topic, record)
             if not source:
                 print(f"skip {record.partition}:{record.offset}: no {h.DLQ_SOURCE_TOPIC} header")
                 continue
-            origin = f"{topic}:{record.partition}:{record.offset}"
-            if producer is not None:
-                producer.send(
-                    source,
-                    key=record.key,
-                    value=record.value,
-                    headers=replay_headers(record.headers, origin),
-                )
             verb = "would replay" if args.dry_run else "replayed"
             print(f"{verb} {record.partition}:{record.offset} -> {source}")
         if producer is not None:

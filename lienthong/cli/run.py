@@ -18,6 +18,7 @@ RUNNABLE: dict[str, tuple[str, str]] = {
     "postal": ("lienthong.connectors.postal", "postal service connector"),
     "central": ("lienthong.connectors.central", "central vertical agency adapter"),
     "broker-probe": ("lienthong.runtime.broker_probe", "broker liveness and consumer group lag"),
+    "console": ("lienthong.connectors.console.app", "monitoring console in the browser"),
     "schema-registry": ("lienthong.schemas.rest", "Confluent read API of the embedded registry"),
     "fake-portal": ("lienthong.simulators.portal", "demo: fake national portal"),
     "fake-postal": ("lienthong.simulators.postal", "demo: fake postal service"),

@@ -108,6 +108,13 @@ def where_to_look(settings: Settings) -> str:
             from lienthong.runtime.demo import demo_keys_file
 
             lines.insert(5, f"  demo gateway API keys {demo_keys_file(settings)}")
+    console = settings.console
+    if console.users_file is not None or settings.demo.enabled:  # started by `up` then
+        at = next(i for i, line in enumerate(lines) if "ingest gateway" in line) + 1
+        lines.insert(at, f"  console (browser)    http://{console.host}:{console.port}/")
+        if console.users_file is None:
+            keys = settings.run_dir / "demo" / "console-keys.json"
+            lines.insert(at + 1, f"  demo console keys    {keys}")
     return "\n".join(lines)
 
 

@@ -36,7 +36,8 @@ class ComponentSpec:
     """A child process the supervisor runs."""
 
     name: str
-    kind: str  # "worker" | "connector" | "registry" | "probe" | "service" (demo fake) | "job"
+    # "worker" | "connector" | "registry" | "probe" | "console" | "service" (demo fake) | "job"
+    kind: str
     command: list[str]
     port: int | None = None
     health_path: str | None = "/health"
@@ -63,6 +64,7 @@ _PORT_SETTING = {
     "connector": "the connector's port in [connectors.*]",
     "registry": "schema_registry_rest.port",
     "probe": "probe.port",
+    "console": "console.port",
     "service": "the demo ports in [demo]",
     "job": "-",
 }
@@ -132,6 +134,27 @@ def component_specs(
             env=gateway_env,
         )
     )
+
+    # The monitoring console, when someone can log in to it: users configured, or the demo
+    # (which gets generated users). Deny by default: no health page answers without a
+    # credential, so the supervisor watches its process only.
+    console_env = {}
+    if demo_secrets is not None and settings.console.users_file is None:
+        from lienthong.connectors.console.auth import write_demo_users
+
+        users_file = write_demo_users(settings.run_dir / "demo")
+        console_env["LIENTHONG_CONSOLE__USERS_FILE"] = str(users_file)
+    if settings.console.users_file is not None or demo.enabled:
+        specs.append(
+            ComponentSpec(
+                name="console",
+                kind="console",
+                command=_run("console"),
+                port=settings.console.port,
+                health_path=None,
+                env=console_env,
+            )
+        )
 
     # National portal: a configured portal, the demo's real portal URL, or the fake portal.
     portal_url = conn.portal.url or demo.portal_url

@@ -54,6 +54,7 @@ def _connector_ports() -> dict[str, str]:
         "CONNECTORS__CENTRAL__PORT",
         "DEMO__CENTRAL_PORT",
         "PROBE__PORT",
+        "CONSOLE__PORT",
     )
     return {f"LIENTHONG_{name}": str(probe.free_port()) for name in names}
 

@@ -58,4 +58,15 @@ acl --allow-principal User:central-adapter --operation Read --operation Describe
 acl --allow-principal User:broker-probe --operation Describe --topic '*' --resource-pattern-type literal
 acl --allow-principal User:broker-probe --operation Describe --group '*' --resource-pattern-type literal
 
-echo "ACLs in place for: worker gateway portal-connector postal-connector central-adapter broker-probe"
+# console
+acl --allow-principal User:console --operation Read --operation Describe --topic 'dead-letters' --resource-pattern-type literal
+acl --allow-principal User:console --operation Read --operation Describe --topic 'deadline-alerts' --resource-pattern-type literal
+acl --allow-principal User:console --operation Write --operation Describe --topic 'documents' --resource-pattern-type literal
+acl --allow-principal User:console --operation Write --operation Describe --topic 'dossier-events' --resource-pattern-type literal
+acl --allow-principal User:console --operation Read --operation Describe --topic 'live-stats' --resource-pattern-type literal
+acl --allow-principal User:console --operation Read --operation Describe --topic 'monitoring-alerts' --resource-pattern-type literal
+acl --allow-principal User:console --operation Read --operation Write --operation Describe --topic 'portal-status' --resource-pattern-type literal
+acl --allow-principal User:console --operation Write --operation Describe --topic 'postal-orders' --resource-pattern-type literal
+acl --allow-principal User:console --operation Write --operation Describe --topic 'stats-partials' --resource-pattern-type literal
+
+echo "ACLs in place for: worker gateway portal-connector postal-connector central-adapter broker-probe console"

@@ -9,7 +9,7 @@ CONFIG="${KAFKA_CONFIG_FILE:-/etc/kafka/lienthong/server.properties}"
 KAFKA="${KAFKA_HOME:-/opt/kafka}/bin"
 if [ -f "$DATA/meta.properties" ]; then exit 0; fi
 set --
-for user in admin worker gateway portal-connector postal-connector central-adapter broker-probe; do
+for user in admin worker gateway portal-connector postal-connector central-adapter broker-probe console; do
   password="$(cat "$SECRETS/kafka-password-$user")"
   set -- "$@" --add-scram "SCRAM-SHA-512=[name=$user,password=$password]"
 done

@@ -164,9 +164,13 @@ def test_deployments_probe_health_request_resources_and_have_a_budget(
         assert container["ports"] == [
             {"name": "http", "containerPort": component.port, "protocol": "TCP"}
         ]
-        assert container["livenessProbe"]["httpGet"]["path"] == component.health_path
-        readiness = container["readinessProbe"]["exec"]["command"]
-        assert readiness[-1] == f"http://127.0.0.1:{component.port}{component.health_path}"
+        if component.probe == "tcp":  # the console: nothing answers without a credential
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert container[probe]["tcpSocket"] == {"port": "http"}, component.name
+        else:
+            assert container["livenessProbe"]["httpGet"]["path"] == component.health_path
+            readiness = container["readinessProbe"]["exec"]["command"]
+            assert readiness[-1] == f"http://127.0.0.1:{component.port}{component.health_path}"
         requests = container["resources"]["requests"]
         assert requests == {"cpu": component.cpu, "memory": component.memory}
         labels = spec["template"]["metadata"]["labels"]
@@ -381,7 +385,9 @@ def test_compose_runs_kafka_kraft_and_every_component_with_its_own_user(
             assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
             pair = f"LIENTHONG_KAFKA__SASL_PASSWORD=/run/secrets/kafka-password-{component.name}"
             assert pair in env["SECRET_ENV_FILES"].split()
-        assert "/health" in service["healthcheck"]["test"][-1]
+        probe = service["healthcheck"]["test"][-1]
+        assert probe == (str(component.port) if component.probe == "tcp" else probe)
+        assert component.probe == "tcp" or "/health" in probe
     assert users == {c.name for c in _kafka(components)}
     assert services["worker"]["deploy"]["replicas"] == components.get("worker").local_replicas
 

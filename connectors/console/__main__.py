@@ -1,0 +1,3 @@
+from lienthong.connectors.console.app import main
+
+raise SystemExit(main())
