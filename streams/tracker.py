@@ -35,24 +35,14 @@ from lienthong.domain.alerts import (
     Alert,
     AlertRules,
     alert_id,
-    apology_for,
-    due_alerts,
     minutes_left,
     minutes_overdue,
     next_fire,
 )
-from lienthong.domain.lifecycle import EventKind
-from lienthong.domain.procedures import load_procedures
+from lienthong.domain.decide import Decision, PortalStatus, Timers, decide, tick
+from lienthong.domain.procedures import Procedure, load_procedures
 from lienthong.domain.slip import build_slip
-from lienthong.domain.tracking import (
-    Applied,
-    Duplicate,
-    Facts,
-    Record,
-    events_of,
-    portal_view,
-    track_in,
-)
+from lienthong.domain.tracking import Record, events_of
 from lienthong.logs import get_logger
 from lienthong.schemas import default_codec, encode
 from lienthong.schemas.errors import DecodeError
@@ -163,13 +153,13 @@ def _progress_entry(agency: str, at: str, note: str, status: int) -> ProgressEnt
     return entry
 
 
-def _portal_record(record: Record, index: int) -> PortalStatusRecord:
-    v = portal_view(record, index, progress=False)
+def _portal_record(dossier_id: str, portal: PortalStatus) -> PortalStatusRecord:
+    v = portal.view
     at = datetime.fromisoformat(v["at"])
     pd = _portal_date
     return PortalStatusRecord.create(
         event_id=uuid.uuid5(PORTAL_NAMESPACE, v["event_id"]),
-        dossier_id=record["id"],
+        dossier_id=dossier_id,
         producer_agency=v["DonViXuLy"],
         occurred_at=at,
         recorded_at=at,
@@ -183,8 +173,7 @@ def _portal_record(record: Record, index: int) -> PortalStatusRecord:
         NgayTra=pd(v["NgayTra"]),
         DonViXuLy=v["DonViXuLy"],
         QuaTrinhXuLy=[
-            _progress_entry(e["agency"], e["at"], e["note"], e["status"])
-            for e in record["history"][: index + 1]
+            _progress_entry(e["agency"], e["at"], e["note"], e["status"]) for e in portal.progress
         ],
     )
 
@@ -204,17 +193,19 @@ SUSPECT_PORTAL_BYTES = MAX_RECORD_BYTES // 16
 Outputs = list[tuple[str, bytes, bytes]]
 
 
-def _outputs(record: Record, index: int, raw: bytes, facts: Facts) -> Outputs:
-    """The records an applied event produces, encoded and size-checked, nothing sent yet.
+def _outputs(dossier_id: str, decision: Decision, raw: bytes) -> Outputs:
+    """The records a decision sends (portal, inbox), encoded and size-checked, none sent yet.
 
     Built before the tracker record is saved, so an event whose outputs cannot be written
     (``OutputTooLarge``, or an exception building them) is rejected with the dossier
     untouched; after the save only the sends remain, and they fail only with the bus.
     """
-    key = record["id"].encode()
-    outputs = [(PORTAL_STATUS, key, encode(_portal_record(record, index)))]
-    if facts.kind is EventKind.HANDOFF_SENT and facts.to_agency:
-        outputs.append((AGENCY_INBOX, facts.to_agency.encode(), raw))
+    key = dossier_id.encode()
+    outputs: Outputs = []
+    if decision.portal is not None:
+        outputs.append((PORTAL_STATUS, key, encode(_portal_record(dossier_id, decision.portal))))
+    if decision.inbox is not None:
+        outputs.append((AGENCY_INBOX, decision.inbox.encode(), raw))
     for name, out_key, value in outputs:
         rejection = too_large(name, out_key, value, MAX_RECORD_BYTES)
         if rejection is not None:
@@ -229,7 +220,8 @@ def _check_record_size(record: Record, raw: bytes, outputs: Outputs) -> None:
     the worker at every restart (the batch fails as a whole): the event is rejected here
     instead, while the dossier is still as it was. Measured only for suspect sizes (above).
     """
-    if len(raw) <= SUSPECT_EVENT_BYTES and len(outputs[0][2]) <= SUSPECT_PORTAL_BYTES:
+    portal = outputs[0][2] if outputs else b""
+    if len(raw) <= SUSPECT_EVENT_BYTES and len(portal) <= SUSPECT_PORTAL_BYTES:
         return
     name = dossiers.changelog_topic.get_topic_name()
     # The very bytes write_changelog sends.
@@ -244,8 +236,14 @@ async def _send(outputs: Outputs, batch: Batch) -> None:
         batch.sent.append(await produce(name, key, value))
 
 
-def _note_change(partition: int, record: Record, at: datetime, now: datetime, timer: bool) -> None:
-    """Counts (and the timer, if ``timer``) of a record just saved.
+def _note_change(
+    partition: int,
+    record: Record,
+    counts_at: tuple[datetime, ...],
+    now: datetime,
+    next_at: datetime | None = None,
+) -> None:
+    """Counts (changed at the instants ``counts_at``) and the next timer of a record just saved.
 
     Why the exceptions are caught: the record is saved and its outputs are on their way, so
     the event *has* been applied; dead-lettering it would say otherwise, and letting the
@@ -253,17 +251,18 @@ def _note_change(partition: int, record: Record, at: datetime, now: datetime, ti
     (a count or a timer of one dossier), rebuilt from the table at the next rebalance/restart.
     """
     try:
-        stats_stage.touch(partition, record, at, now)
-        if timer:
-            _schedule(partition, record)
+        for at in counts_at:
+            stats_stage.touch(partition, record, at, now)
+        if next_at is not None:
+            heapq.heappush(_heaps[partition], (next_at, record["id"]))
     except Exception:
         log.exception("derived_state_failed", dossier_id=record["id"], partition=partition)
 
 
-def _alert_model(record: Record, alert: Alert) -> Event:
+def _alert_model(dossier_id: str, alert: Alert) -> Event:
     common: dict[str, Any] = {
-        "event_id": alert_id(record["id"], alert.key),
-        "dossier_id": record["id"],
+        "event_id": alert_id(dossier_id, alert.key),
+        "dossier_id": dossier_id,
         "producer_agency": alert.responsible,
         "occurred_at": alert.issued_at,
         "recorded_at": alert.issued_at,
@@ -306,14 +305,49 @@ def _alert_model(record: Record, alert: Alert) -> Event:
     )
 
 
-def _alert_value(record: Record, alert: Alert) -> bytes:
-    if alert.kind == "apology":
-        alert = apology_for(alert, record, procedures.get(record["procedure"] or ""), rules)
-    value = encode(_alert_model(record, alert))
-    rejection = too_large(DEADLINE_ALERTS, record["id"].encode(), value, MAX_RECORD_BYTES)
+def _alert_value(dossier_id: str, alert: Alert) -> bytes:
+    value = encode(_alert_model(dossier_id, alert))
+    rejection = too_large(DEADLINE_ALERTS, dossier_id.encode(), value, MAX_RECORD_BYTES)
     if rejection is not None:
         raise rejection
     return value
+
+
+def _procedure(code: str | None) -> Procedure | None:
+    return procedures.get(code or "")
+
+
+def _alert_values(dossier_id: str, partition: int, timers: Timers) -> list[bytes] | None:
+    """The encoded alerts of a clock decision; None when they cannot be had.
+
+    Why a failure is only logged: this dossier's record, not the event being applied, cannot
+    give its alerts; blaming the event would dead-letter an innocent record, and raising
+    would make every later event of the partition fail the same way. The dossier's timer is
+    dropped until the partition is rebuilt (rebalance/restart), when it is tried again.
+    """
+    if timers.failed is not None:
+        where = {"dossier_id": dossier_id, "partition": partition}
+        log.error("deadline_alerts_failed", error=timers.failed, **where)
+        return None
+    try:
+        return [_alert_value(dossier_id, alert) for alert in timers.alerts]
+    except Exception:
+        log.exception("deadline_alerts_failed", dossier_id=dossier_id, partition=partition)
+        return None
+
+
+async def _emit_alerts(dossier_id: str, timers: Timers, values: list[bytes], batch: Batch) -> None:
+    """Send a dossier's due alerts; the batch awaits them before any changelog record."""
+    key = dossier_id.encode()
+    for alert, value in zip(timers.alerts, values, strict=True):
+        batch.alerts.append(await produce(DEADLINE_ALERTS, key, value))
+        metrics.alert(alert.kind)
+        log.info("deadline_alert", dossier_id=dossier_id, alert=alert.key)
+
+
+def _first_fire(timers: Timers) -> tuple[datetime, ...]:
+    """When the counts change with these alerts: "in progress overdue" starts at the overdue."""
+    return (min(a.fire_at for a in timers.alerts),) if timers.alerts else ()
 
 
 def _schedule(partition: int, record: Record) -> None:
@@ -346,38 +380,25 @@ async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
     changelog, so a crash in between repeats alerts (same ids), never loses one.
     """
     heap = _heaps[partition]
-    fired: dict[str, tuple[Record, list[Alert], list[bytes]]] = {}
+    fired: dict[str, tuple[Timers, list[bytes]]] = {}
     while heap and now is not None and heap[0][0] <= now:
         _, dossier_id = heapq.heappop(heap)
         record = dossiers.get(dossier_id)
         if record is None or dossier_id in fired:
             continue
-        try:
-            alerts = due_alerts(record, now, rules)
-            if not alerts:
-                _schedule(partition, record)
-                continue
-            values = [_alert_value(record, alert) for alert in alerts]
-        except Exception:
-            # This dossier's record, not the event being applied, cannot give its alerts:
-            # blaming the event would dead-letter an innocent record, and raising would make
-            # every later event of the partition fail the same way. The timer is dropped
-            # until the partition is rebuilt (rebalance/restart), when it is tried again.
-            log.exception("deadline_alerts_failed", dossier_id=dossier_id, partition=partition)
+        timers = tick(record, now, _procedure(record["procedure"]), rules)
+        values = _alert_values(dossier_id, partition, timers)
+        if values is None:
             continue
-        fired[dossier_id] = (record, alerts, values)
-    if not fired:
-        return
-    for dossier_id, (_record, alerts, values) in fired.items():
-        key = dossier_id.encode()
-        for alert, value in zip(alerts, values, strict=True):
-            batch.alerts.append(await produce(DEADLINE_ALERTS, key, value))
-            metrics.alert(alert.kind)
-            log.info("deadline_alert", dossier_id=dossier_id, alert=alert.key)
-    for dossier_id, (record, alerts, _values) in fired.items():
-        record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in alerts)]}
-        batch.save(dossier_id, record)
-        _note_change(partition, record, min(a.fire_at for a in alerts), now, timer=True)
+        if not timers.alerts:
+            _note_change(partition, record, (), now, timers.next_fire)
+            continue
+        fired[dossier_id] = (timers, values)
+    for dossier_id, (timers, values) in fired.items():
+        await _emit_alerts(dossier_id, timers, values, batch)
+    for dossier_id, (timers, _values) in fired.items():
+        batch.save(dossier_id, timers.state)
+        _note_change(partition, timers.state, _first_fire(timers), now, timers.next_fire)
 
 
 # Records taken from the stream at a time, and how long to wait for a batch to fill. A batch
@@ -572,32 +593,44 @@ async def _handle(event: Any, batch: Batch) -> None:
     if partition not in _built:
         _build(partition, clock.now(partition) or facts.at)
 
-    await _fire_due(partition, clock.now(partition), batch)
+    await _fire_due(partition, clock.now(partition), batch)  # the clock first (tick)
     record = dossiers.get(facts.dossier_id)
-    result = track_in(procedures, record, facts, partition=partition, offset=message.offset)
-    if isinstance(result, Duplicate):
-        if result.same_record and record is not None and result.history_index >= 0:
-            outputs = _outputs(record, result.history_index, raw, facts)
-            # Saved again too: the changelog record may have been lost with the outputs (a
-            # batch whose sends failed, or an agent restarted in-process by a rebalance).
-            batch.save(facts.dossier_id, record)
-            await _send(outputs, batch)
-            now = clock.now(partition) or facts.at
-            _note_change(partition, record, facts.at, now, timer=False)
+    now = clock.now(partition) or facts.at
+    procedure = _procedure(facts.procedure or (record or {}).get("procedure"))
+    decision = decide(
+        record, facts, procedure, now, partition=partition, offset=message.offset, rules=rules
+    )
+    if decision.rejection is not None:
+        reason = decision.rejection.reason.value
+        metrics.event_rejected(model.EVENT_TYPE, reason)
+        await _reject(event, Rejection(reason, decision.rejection.detail), batch)
         return
-    if not isinstance(result, Applied):
-        metrics.event_rejected(model.EVENT_TYPE, result.reason.value)
-        await _reject(event, Rejection(result.reason.value, result.detail), batch)
+    if decision.state is None:
+        return  # a producer retry of an event already applied
+    outputs = _outputs(facts.dossier_id, decision, raw)
+    if decision.redelivered:
+        # Saved again too: the changelog record may have been lost with the outputs (a
+        # batch whose sends failed, or an agent restarted in-process by a rebalance).
+        batch.save(facts.dossier_id, decision.state)
+        await _send(outputs, batch)
+        _note_change(partition, decision.state, decision.counts_at, now)
         return
-    outputs = _outputs(result.record, result.history_index, raw, facts)
-    _check_record_size(result.record, raw, outputs)
-    batch.save(facts.dossier_id, result.record)
+    state, timers = decision.state, decision.timers
+    assert timers is not None  # an applied event always has the clock's decision
+    values = _alert_values(facts.dossier_id, partition, timers)
+    next_at = None  # without values: dropped until the partition is rebuilt (_alert_values)
+    if values is not None:
+        state, next_at = timers.state, timers.next_fire
+    _check_record_size(state, raw, outputs)
+    batch.save(facts.dossier_id, state)
     await _send(outputs, batch)
     metrics.event_processed(model.EVENT_TYPE)
     metrics.portal_record(message.timestamp)
-    _note_change(partition, result.record, facts.at, clock.now(partition) or facts.at, timer=True)
-    # An event may itself make an alert due (e.g. a handoff sent long after its due).
-    await _fire_due(partition, clock.now(partition), batch)
+    counts_at = decision.counts_at if values is not None else (facts.at,)
+    _note_change(partition, state, counts_at, now, next_at)
+    if values:
+        # An event may itself make an alert due (e.g. a handoff sent long after its due).
+        await _emit_alerts(facts.dossier_id, timers, values, batch)
 
 
 @app.timer(settings.streams.tick_s)
