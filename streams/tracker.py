@@ -42,6 +42,7 @@ from lienthong.domain.alerts import (
 from lienthong.domain.decide import Decision, PortalStatus, Timers, decide, tick
 from lienthong.domain.procedures import Procedure, load_procedures
 from lienthong.domain.slip import build_slip
+from lienthong.domain.state import decode_state, encode_state
 from lienthong.domain.tracking import Record, events_of
 from lienthong.logs import get_logger
 from lienthong.schemas import default_codec, encode
@@ -99,6 +100,22 @@ tracker_progress = app.Table(
 # Batch._changelog writes these tables' changelog records itself (see write_changelog).
 json_changelog_table(dossiers)
 json_changelog_table(tracker_progress)
+
+
+def _restored(value: Any) -> Record | None:
+    """A dossiers changelog value, of any encoding version, as the record dict."""
+    return None if value is None else decode_state(value)
+
+
+def _dossier(dossier_id: str) -> Record | None:
+    """The dossier's record; a value a store hands back still encoded is decoded here."""
+    value = dossiers.get(dossier_id)
+    return value if value is None or isinstance(value, dict) else decode_state(value)
+
+
+# Faust's hook for the values it restores from a changelog: version 1 (the record dict, what
+# earlier releases wrote) and version 2 (lienthong.domain.state) come back as the same dict.
+dossiers._to_value = _restored  # type: ignore[method-assign]
 
 clock = Clock(settings.streams.clock)
 rules = AlertRules(
@@ -225,7 +242,7 @@ def _check_record_size(record: Record, raw: bytes, outputs: Outputs) -> None:
         return
     name = dossiers.changelog_topic.get_topic_name()
     # The very bytes write_changelog sends.
-    key, value = changelog_json(record["id"]), changelog_json(record)
+    key, value = changelog_json(record["id"]), changelog_json(encode_state(record))
     rejection = too_large(name, key, value, MAX_RECORD_BYTES, what="tracker record (changelog)")
     if rejection is not None:
         raise rejection
@@ -360,7 +377,8 @@ def _build(partition: int, now: datetime) -> None:
     """Rebuild this partition's timers and stats index from the (restored) table."""
     _heaps[partition] = []
     stats_stage.owned_since(partition)
-    for record in dossiers.values():
+    for value in dossiers.values():
+        record = value if value is None or isinstance(value, dict) else _restored(value)
         if record and record.get("partition") == partition:
             try:
                 _schedule(partition, record)
@@ -383,7 +401,7 @@ async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
     fired: dict[str, tuple[Timers, list[bytes]]] = {}
     while heap and now is not None and heap[0][0] <= now:
         _, dossier_id = heapq.heappop(heap)
-        record = dossiers.get(dossier_id)
+        record = _dossier(dossier_id)
         if record is None or dossier_id in fired:
             continue
         timers = tick(record, now, _procedure(record["procedure"]), rules)
@@ -445,7 +463,7 @@ class Batch:
             await asyncio.gather(*self.alerts)
         data = dossiers.data
         for key, partition in self.dirty.items():
-            await self._changelog(dossiers, partition, key, data[key])
+            await self._changelog(dossiers, partition, key, encode_state(data[key]))
         for partition, offset in self.progress.items():
             if offset > tracker_progress[str(partition)]:
                 tracker_progress.data[str(partition)] = offset
@@ -594,7 +612,7 @@ async def _handle(event: Any, batch: Batch) -> None:
         _build(partition, clock.now(partition) or facts.at)
 
     await _fire_due(partition, clock.now(partition), batch)  # the clock first (tick)
-    record = dossiers.get(facts.dossier_id)
+    record = _dossier(facts.dossier_id)
     now = clock.now(partition) or facts.at
     procedure = _procedure(facts.procedure or (record or {}).get("procedure"))
     decision = decide(
@@ -699,7 +717,7 @@ class DossierSlip(View):
     """The slip of one dossier held by this worker's partitions (404 if not held here)."""
 
     async def get(self, request: Request) -> Response:
-        record = dossiers.get(request.query.get("id", ""))
+        record = _dossier(request.query.get("id", ""))
         if record is None:
             return self.json({"error": "dossier not held by this worker"}, status=404)
         return self.json(slip_json(record))
