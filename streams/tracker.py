@@ -269,7 +269,7 @@ def _note_change(
     """
     try:
         for at in counts_at:
-            stats_stage.touch(partition, record, at, now)
+            stats_stage.counts.touch(partition, record, at, now)
         if next_at is not None:
             heapq.heappush(_heaps[partition], (next_at, record["id"]))
     except Exception:
@@ -376,13 +376,13 @@ def _schedule(partition: int, record: Record) -> None:
 def _build(partition: int, now: datetime) -> None:
     """Rebuild this partition's timers and stats index from the (restored) table."""
     _heaps[partition] = []
-    stats_stage.owned_since(partition)
+    stats_stage.counts.owned_since(partition)
     for value in dossiers.values():
         record = value if value is None or isinstance(value, dict) else _restored(value)
         if record and record.get("partition") == partition:
             try:
                 _schedule(partition, record)
-                stats_stage.index(partition, record, rebuilt_at=now)
+                stats_stage.counts.index(partition, record, rebuilt_at=now)
             except Exception:  # one odd record must not stop the partition (see _note_change)
                 log.exception(
                     "derived_state_failed", dossier_id=record.get("id"), partition=partition
@@ -606,7 +606,7 @@ async def _handle(event: Any, batch: Batch) -> None:
     if facts is None:
         return
     batch.dossier_id, batch.event_id = facts.dossier_id, facts.event_id
-    stats_stage.offset_seen(partition, message.offset)
+    stats_stage.counts.offset_seen(partition, message.offset)
     clock.observe(partition, facts.at)
     if partition not in _built:
         _build(partition, clock.now(partition) or facts.at)
@@ -674,7 +674,7 @@ async def live_tick() -> None:
 @app.on_rebalance_complete.connect
 async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
     _built.clear()
-    stats_stage.reset()
+    stats_stage.counts.reset()
 
 
 def slip_json(record: Record) -> dict[str, Any]:

@@ -66,6 +66,9 @@ class Partition:
     inbox: list[str] = field(default_factory=list)
     rejected: list[tuple[str, RejectReason]] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    # (record saved, instant its counts changed at, the partition's clock): what the live
+    # counts are told (tests/unit/streams/test_live_counts.py)
+    changes: list[tuple[Record, datetime, datetime]] = field(default_factory=list)
 
     def clock(self, now: datetime) -> None:
         for dossier_id, record in sorted(self.records.items()):
@@ -73,6 +76,8 @@ class Partition:
             assert timers.failed is None, timers.failed
             self.alerts += [(dossier_id, a) for a in timers.alerts]
             self.records[dossier_id] = timers.state
+            if timers.alerts:
+                self.changes.append((timers.state, min(a.fire_at for a in timers.alerts), now))
 
     def apply(self, facts: Facts, offset: int | None = None) -> Decision:
         if offset is None:
@@ -97,6 +102,7 @@ class Partition:
             return d
         if d.final is not None:
             self.records[facts.dossier_id] = d.final
+            self.changes += [(d.final, at, self.watermark) for at in d.counts_at]
         if d.portal is not None:
             self.portal.append((facts.dossier_id, d.portal))
         if d.inbox is not None:
