@@ -21,9 +21,6 @@ batch is acknowledged, so its records are read again after the restart.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import uuid
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,7 +36,7 @@ from lienthong.domain.alerts import (
     minutes_overdue,
     next_fire,
 )
-from lienthong.domain.decide import Decision, PortalStatus, Timers, decide, tick
+from lienthong.domain.decide import Decision, Timers, decide, tick
 from lienthong.domain.procedures import Procedure, load_procedures
 from lienthong.domain.slip import build_slip
 from lienthong.domain.state import decode_state, encode_state
@@ -53,9 +50,6 @@ from lienthong.schemas.models import (
     DeadlineWarning,
     Event,
     HandoffEscalated,
-    PortalStatusRecord,
-    ProgressEntry,
-    to_portal_date,
 )
 from lienthong.schemas.validate import Validator
 from lienthong.streams import stats as stats_stage
@@ -81,6 +75,8 @@ from lienthong.streams.failures import (
 )
 from lienthong.streams.gaps import GapGuard
 from lienthong.streams.health import metrics
+from lienthong.streams.portal import PortalRecords
+from lienthong.streams.timers import PartitionTimers
 
 log = get_logger(__name__)
 
@@ -124,75 +120,14 @@ rules = AlertRules(
 )
 procedures = load_procedures()
 validator = Validator(default_codec())
-PORTAL_NAMESPACE = uuid.UUID("0b9c9d4e-3a51-5a0e-8f3e-706f7274616c")
 
-# Pending timers per source partition: (fire instant, dossier id), lazily invalidated; rebuilt
-# from the table whenever a partition is (re)assigned, so they follow the partitions.
-_heaps: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
-_built: set[int] = set()
+# Pending timers per source partition, lazily invalidated; rebuilt from the table whenever a
+# partition is (re)assigned, so they follow the partitions.
+partition_timers = PartitionTimers()
 
 
-# Portal dates by ISO instant: every portal record repeats the whole processing log, so the
-# same instants are rendered again and again (bounded: cleared when it grows large).
-_PORTAL_DATES: dict[str, str] = {}
-
-
-def _portal_date(value: str | None) -> str | None:
-    if value is None:
-        return None
-    rendered = _PORTAL_DATES.get(value)
-    if rendered is None:
-        if len(_PORTAL_DATES) >= 100_000:
-            _PORTAL_DATES.clear()
-        rendered = _PORTAL_DATES[value] = to_portal_date(datetime.fromisoformat(value))
-    return rendered
-
-
-# Validated QuaTrinhXuLy lines by content: each portal record repeats every earlier line of
-# the dossier, and validating them again (portal date checks included) was most of the cost
-# of building the record. The models are frozen, so one instance can serve many records.
-_PROGRESS: dict[tuple[str, str, str, int], ProgressEntry] = {}
-
-
-def _progress_entry(agency: str, at: str, note: str, status: int) -> ProgressEntry:
-    key = (agency, at, note, status)
-    entry = _PROGRESS.get(key)
-    if entry is None:
-        if len(_PROGRESS) >= 50_000:
-            _PROGRESS.clear()
-        entry = _PROGRESS[key] = ProgressEntry(
-            NguoiXuLy=agency,
-            DonViXuLy=agency,
-            ThoiDiemXuLy=_portal_date(at),
-            NoiDungXuLy=note,
-            TrangThaiHoSo=status,
-        )
-    return entry
-
-
-def _portal_record(dossier_id: str, portal: PortalStatus) -> PortalStatusRecord:
-    v = portal.view
-    at = datetime.fromisoformat(v["at"])
-    pd = _portal_date
-    return PortalStatusRecord.create(
-        event_id=uuid.uuid5(PORTAL_NAMESPACE, v["event_id"]),
-        dossier_id=dossier_id,
-        producer_agency=v["DonViXuLy"],
-        occurred_at=at,
-        recorded_at=at,
-        MaHoSo=v["MaHoSo"],
-        MaTTHC=v["MaTTHC"],
-        NgayTiepNhan=pd(v["NgayTiepNhan"]),
-        NgayHenTra=pd(v["NgayHenTra"]),
-        TrangThaiHoSo=v["TrangThaiHoSo"],
-        KenhThucHien=v["KenhThucHien"],
-        NgayKetThucXuLy=pd(v["NgayKetThucXuLy"]),
-        NgayTra=pd(v["NgayTra"]),
-        DonViXuLy=v["DonViXuLy"],
-        QuaTrinhXuLy=[
-            _progress_entry(e["agency"], e["at"], e["note"], e["status"]) for e in portal.progress
-        ],
-    )
+# Builds the portal status records (caches of rendered dates and validated progress lines).
+portal_records = PortalRecords()
 
 
 # The producer refuses a record over this size (Faust's producer_max_request_size).
@@ -220,7 +155,9 @@ def _outputs(dossier_id: str, decision: Decision, raw: bytes) -> Outputs:
     key = dossier_id.encode()
     outputs: Outputs = []
     if decision.portal is not None:
-        outputs.append((PORTAL_STATUS, key, encode(_portal_record(dossier_id, decision.portal))))
+        outputs.append(
+            (PORTAL_STATUS, key, encode(portal_records.build(dossier_id, decision.portal)))
+        )
     if decision.inbox is not None:
         outputs.append((AGENCY_INBOX, decision.inbox.encode(), raw))
     for name, out_key, value in outputs:
@@ -271,7 +208,7 @@ def _note_change(
         for at in counts_at:
             stats_stage.counts.touch(partition, record, at, now)
         if next_at is not None:
-            heapq.heappush(_heaps[partition], (next_at, record["id"]))
+            partition_timers.schedule(partition, next_at, record["id"])
     except Exception:
         log.exception("derived_state_failed", dossier_id=record["id"], partition=partition)
 
@@ -370,12 +307,12 @@ def _first_fire(timers: Timers) -> tuple[datetime, ...]:
 def _schedule(partition: int, record: Record) -> None:
     at = next_fire(record, rules)
     if at is not None:
-        heapq.heappush(_heaps[partition], (at, record["id"]))
+        partition_timers.schedule(partition, at, record["id"])
 
 
 def _build(partition: int, now: datetime) -> None:
     """Rebuild this partition's timers and stats index from the (restored) table."""
-    _heaps[partition] = []
+    partition_timers.rebuilding(partition)
     stats_stage.counts.owned_since(partition)
     for value in dossiers.values():
         record = value if value is None or isinstance(value, dict) else _restored(value)
@@ -387,7 +324,7 @@ def _build(partition: int, now: datetime) -> None:
                 log.exception(
                     "derived_state_failed", dossier_id=record.get("id"), partition=partition
                 )
-    _built.add(partition)
+    partition_timers.rebuilt(partition)
 
 
 async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
@@ -397,26 +334,24 @@ async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
     broker round trip, not one per alert) before any record noting them reaches the
     changelog, so a crash in between repeats alerts (same ids), never loses one.
     """
-    heap = _heaps[partition]
     fired: dict[str, tuple[Timers, list[bytes]]] = {}
-    while heap and now is not None and heap[0][0] <= now:
-        _, dossier_id = heapq.heappop(heap)
+    for dossier_id in partition_timers.due(partition, now):
         record = _dossier(dossier_id)
         if record is None or dossier_id in fired:
             continue
-        timers = tick(record, now, _procedure(record["procedure"]), rules)
-        values = _alert_values(dossier_id, partition, timers)
+        due = tick(record, now, _procedure(record["procedure"]), rules)
+        values = _alert_values(dossier_id, partition, due)
         if values is None:
             continue
-        if not timers.alerts:
-            _note_change(partition, record, (), now, timers.next_fire)
+        if not due.alerts:
+            _note_change(partition, record, (), now, due.next_fire)
             continue
-        fired[dossier_id] = (timers, values)
-    for dossier_id, (timers, values) in fired.items():
-        await _emit_alerts(dossier_id, timers, values, batch)
-    for dossier_id, (timers, _values) in fired.items():
-        batch.save(dossier_id, timers.state)
-        _note_change(partition, timers.state, _first_fire(timers), now, timers.next_fire)
+        fired[dossier_id] = (due, values)
+    for dossier_id, (due, values) in fired.items():
+        await _emit_alerts(dossier_id, due, values, batch)
+    for dossier_id, (due, _values) in fired.items():
+        batch.save(dossier_id, due.state)
+        _note_change(partition, due.state, _first_fire(due), now, due.next_fire)
 
 
 # Records taken from the stream at a time, and how long to wait for a batch to fill. A batch
@@ -608,7 +543,7 @@ async def _handle(event: Any, batch: Batch) -> None:
     batch.dossier_id, batch.event_id = facts.dossier_id, facts.event_id
     stats_stage.counts.offset_seen(partition, message.offset)
     clock.observe(partition, facts.at)
-    if partition not in _built:
+    if not partition_timers.is_built(partition):
         _build(partition, clock.now(partition) or facts.at)
 
     await _fire_due(partition, clock.now(partition), batch)  # the clock first (tick)
@@ -663,7 +598,7 @@ async def live_tick() -> None:
         return
     async with _processing:
         try:
-            for partition in list(_built):
+            for partition in partition_timers.built():
                 batch = Batch()
                 await _fire_due(partition, clock.now(partition), batch)
                 await batch.finish()
@@ -673,7 +608,7 @@ async def live_tick() -> None:
 
 @app.on_rebalance_complete.connect
 async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
-    _built.clear()
+    partition_timers.forget_all()
     stats_stage.counts.reset()
 
 
