@@ -1,8 +1,9 @@
 """Live counts (BRIEF §6) in two stages, exact under redelivery, crashes and rebalances.
 
-Stage 1 (in the tracker's worker, per source partition): an in-memory index of the tracker
-records by ``agency|procedure|channel`` (:class:`lienthong.domain.stats.KeyFigures`, which
-keeps each key's figures up to date record change by record change, equal to
+Stage 1 (in the tracker's worker, per source partition; one object the tracker calls,
+:class:`lienthong.streams.counts.LiveCounts`): an in-memory index of the tracker records by
+``agency|procedure|channel`` (:class:`lienthong.domain.stats.KeyFigures`, which keeps each
+key's figures up to date record change by record change, equal to
 :func:`lienthong.domain.stats.figures` over the records); every ``stats_flush_s`` the figures
 of each changed key and period are read from it and published on ``stats-partials`` as
 absolute values with the partition and a version (the highest source offset seen). The index
@@ -18,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -43,6 +42,7 @@ from lienthong.streams.app import (
     topic,
     write_changelog,
 )
+from lienthong.streams.counts import LiveCounts
 from lienthong.streams.failures import is_infrastructure, processing_failed, stop_process
 
 log = get_logger(__name__)
@@ -56,107 +56,8 @@ stats_table = json_changelog_table(
 SNAPSHOT_NAMESPACE = uuid.UUID("7d1e2b7a-9c4f-5d39-8a21-6c6976657374")
 dead_letters = FaustDeadLetterPublisher(topic("dead-letters"), "streams.stats")
 
-_index: dict[int, dict[str, rules.KeyFigures]] = defaultdict(lambda: defaultdict(rules.KeyFigures))
-_key_of: dict[int, dict[str, str]] = defaultdict(dict)  # record id -> key it is indexed under
-_dirty: dict[tuple[int, str], set[str]] = defaultdict(set)
-_marked: dict[tuple[int, str], datetime] = {}  # as_of of each key's latest marking
-_swept: dict[int, str] = {}  # per partition: the day label of the last open-key sweep
-_as_of: dict[int, datetime] = {}
-_offsets: dict[int, int] = {}
-_epochs: dict[int, float] = {}
-
-
-def reset() -> None:
-    _index.clear()
-    _key_of.clear()
-    _dirty.clear()
-    _marked.clear()
-    _swept.clear()
-
-
-def owned_since(partition: int) -> None:
-    """This process (re)took the partition: its partials outrank any earlier owner's."""
-    _epochs[partition] = time.time()
-
-
-def offset_seen(partition: int, offset: int) -> None:
-    if offset > _offsets.get(partition, -1):
-        _offsets[partition] = offset
-
-
-def index(partition: int, record: dict[str, Any], rebuilt_at: datetime | None = None) -> None:
-    """Index a record; ``rebuilt_at`` (after a rebalance or restart) also marks every period
-    it has figures in for republication: partials published before a crash may not reflect
-    records saved just before it, and their offsets may already be committed."""
-    key = rules.stats_key(record)
-    _reindex(partition, record, key)
-    if key is None:
-        return
-    if rebuilt_at is not None:
-        if partition not in _as_of or rebuilt_at > _as_of[partition]:
-            _as_of[partition] = rebuilt_at
-        _dirty[(partition, key)] |= rules.periods_of_record(record, _as_of[partition])
-        _marked[(partition, key)] = _as_of[partition]
-
-
-def _reindex(partition: int, record: dict[str, Any], key: str | None) -> str | None:
-    """Put the record's latest summary under its key; returns the key it left, if it moved."""
-    keys = _key_of[partition]
-    record_id = record["id"]
-    old = keys.get(record_id)
-    moved = None
-    if old is not None and old != key:
-        _index[partition][old].update(record_id, None)
-        del keys[record_id]
-        moved = old
-    if key is not None:
-        _index[partition][key].put(record)
-        keys[record_id] = key
-    return moved
-
-
-def touch(partition: int, record: dict[str, Any], at: datetime, now: datetime) -> None:
-    """A record changed: re-index it and mark its key's periods for republication."""
-    key = rules.stats_key(record)
-    moved = _reindex(partition, record, key)
-    if key is None and moved is None:
-        return
-    current = _as_of.get(partition)
-    if current is None or now > current:
-        _as_of[partition] = now
-    as_of = _as_of[partition]
-    changed = rules.periods_changed(at, as_of)
-    if key is not None:
-        # Every period since the key was last marked: its open dossiers were carried over
-        # into them and in progress in them even if nothing happened to the key meanwhile.
-        last = _marked.get((partition, key))
-        if last is not None and last < as_of:
-            changed |= rules.periods_between(last, as_of)
-        if last is None or last < as_of:
-            _marked[(partition, key)] = as_of
-        _dirty[(partition, key)] |= changed
-    if moved is not None:
-        # The record left a key: that key's figures changed in every period it counted in.
-        _dirty[(partition, moved)] |= rules.periods_of_record(record, _as_of[partition])
-
-
-def _sweep_open_keys() -> None:
-    """When a partition's clock enters a new day, mark the periods since their last marking of
-    every key with open dossiers: those are carried over into the new periods and in progress
-    in them although nothing happened to the key (a key with nothing open has no figures in a
-    period without events of its own, and a dossier closing is an event)."""
-    for partition, as_of in list(_as_of.items()):
-        day = rules.labels_of(as_of)[0]
-        if _swept.get(partition) == day:
-            continue
-        _swept[partition] = day
-        for key, key_figures in _index[partition].items():
-            if not key_figures.open:
-                continue
-            last = _marked.get((partition, key))
-            if last is None or last < as_of:
-                _dirty[(partition, key)] |= rules.periods_between(last or as_of, as_of)
-                _marked[(partition, key)] = as_of
+# Stage 1: the tracker tells it what changed, the flush below asks it what to publish.
+counts = LiveCounts()
 
 
 @app.timer(settings.streams.stats_flush_s)
@@ -169,16 +70,14 @@ async def flush_partials() -> None:
     every period of its records, where a timer that just logged the error would leave those
     counts stale until the key changes again.
     """
-    _sweep_open_keys()
-    if not _dirty:
+    batch = counts.take_dirty()
+    if not batch:
         return
-    batch = list(_dirty.items())
-    _dirty.clear()
     sent: list[asyncio.Future[Any]] = []
     try:
         for (partition, key), labels in batch:
             try:
-                values = _partials(partition, key, labels)
+                values = counts.partials(partition, key, labels)
             except Exception:
                 log.exception("stats_figures_failed", partition=partition, key=key)
                 continue
@@ -188,25 +87,6 @@ async def flush_partials() -> None:
             await asyncio.gather(*sent)
     except Exception as exc:
         stop_process(log, "stats_flush_failed", exc, keys=len(batch))
-
-
-def _partials(partition: int, key: str, labels: set[str]) -> list[tuple[str, bytes]]:
-    as_of = _as_of.get(partition) or datetime.now(UTC)
-    key_figures = _index[partition][key]
-    shared: dict[datetime, dict[str, int]] = {}
-    out = []
-    for label in sorted(labels):
-        period = rules.parse_period(label)
-        value = {
-            "partition": partition,
-            # (ownership epoch, highest source offset): a partition's new owner (or the
-            # restarted worker) outranks partials still in flight from the previous one.
-            "version": [_epochs.get(partition, 0.0), _offsets.get(partition, -1)],
-            "as_of": as_of.isoformat(),
-            "figures": key_figures.figures(period, as_of, shared),
-        }
-        out.append((label, json.dumps(value).encode()))
-    return out
 
 
 @app.agent(stats_partials)

@@ -21,9 +21,6 @@ batch is acknowledged, so its records are read again after the restart.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import uuid
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,24 +32,15 @@ from lienthong.domain.alerts import (
     Alert,
     AlertRules,
     alert_id,
-    apology_for,
-    due_alerts,
     minutes_left,
     minutes_overdue,
     next_fire,
 )
-from lienthong.domain.lifecycle import EventKind
-from lienthong.domain.procedures import load_procedures
+from lienthong.domain.decide import Decision, Timers, decide, tick
+from lienthong.domain.procedures import Procedure, load_procedures
 from lienthong.domain.slip import build_slip
-from lienthong.domain.tracking import (
-    Applied,
-    Duplicate,
-    Facts,
-    Record,
-    events_of,
-    portal_view,
-    track_in,
-)
+from lienthong.domain.state import decode_state, encode_state
+from lienthong.domain.tracking import Record, events_of
 from lienthong.logs import get_logger
 from lienthong.schemas import default_codec, encode
 from lienthong.schemas.errors import DecodeError
@@ -62,9 +50,6 @@ from lienthong.schemas.models import (
     DeadlineWarning,
     Event,
     HandoffEscalated,
-    PortalStatusRecord,
-    ProgressEntry,
-    to_portal_date,
 )
 from lienthong.schemas.validate import Validator
 from lienthong.streams import stats as stats_stage
@@ -90,6 +75,8 @@ from lienthong.streams.failures import (
 )
 from lienthong.streams.gaps import GapGuard
 from lienthong.streams.health import metrics
+from lienthong.streams.portal import PortalRecords
+from lienthong.streams.timers import PartitionTimers
 
 log = get_logger(__name__)
 
@@ -110,6 +97,22 @@ tracker_progress = app.Table(
 json_changelog_table(dossiers)
 json_changelog_table(tracker_progress)
 
+
+def _restored(value: Any) -> Record | None:
+    """A dossiers changelog value, of any encoding version, as the record dict."""
+    return None if value is None else decode_state(value)
+
+
+def _dossier(dossier_id: str) -> Record | None:
+    """The dossier's record; a value a store hands back still encoded is decoded here."""
+    value = dossiers.get(dossier_id)
+    return value if value is None or isinstance(value, dict) else decode_state(value)
+
+
+# Faust's hook for the values it restores from a changelog: version 1 (the record dict, what
+# earlier releases wrote) and version 2 (lienthong.domain.state) come back as the same dict.
+dossiers._to_value = _restored  # type: ignore[method-assign]
+
 clock = Clock(settings.streams.clock)
 rules = AlertRules(
     warning_lead=timedelta(hours=settings.streams.warning_lead_hours),
@@ -117,76 +120,14 @@ rules = AlertRules(
 )
 procedures = load_procedures()
 validator = Validator(default_codec())
-PORTAL_NAMESPACE = uuid.UUID("0b9c9d4e-3a51-5a0e-8f3e-706f7274616c")
 
-# Pending timers per source partition: (fire instant, dossier id), lazily invalidated; rebuilt
-# from the table whenever a partition is (re)assigned, so they follow the partitions.
-_heaps: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
-_built: set[int] = set()
+# Pending timers per source partition, lazily invalidated; rebuilt from the table whenever a
+# partition is (re)assigned, so they follow the partitions.
+partition_timers = PartitionTimers()
 
 
-# Portal dates by ISO instant: every portal record repeats the whole processing log, so the
-# same instants are rendered again and again (bounded: cleared when it grows large).
-_PORTAL_DATES: dict[str, str] = {}
-
-
-def _portal_date(value: str | None) -> str | None:
-    if value is None:
-        return None
-    rendered = _PORTAL_DATES.get(value)
-    if rendered is None:
-        if len(_PORTAL_DATES) >= 100_000:
-            _PORTAL_DATES.clear()
-        rendered = _PORTAL_DATES[value] = to_portal_date(datetime.fromisoformat(value))
-    return rendered
-
-
-# Validated QuaTrinhXuLy lines by content: each portal record repeats every earlier line of
-# the dossier, and validating them again (portal date checks included) was most of the cost
-# of building the record. The models are frozen, so one instance can serve many records.
-_PROGRESS: dict[tuple[str, str, str, int], ProgressEntry] = {}
-
-
-def _progress_entry(agency: str, at: str, note: str, status: int) -> ProgressEntry:
-    key = (agency, at, note, status)
-    entry = _PROGRESS.get(key)
-    if entry is None:
-        if len(_PROGRESS) >= 50_000:
-            _PROGRESS.clear()
-        entry = _PROGRESS[key] = ProgressEntry(
-            NguoiXuLy=agency,
-            DonViXuLy=agency,
-            ThoiDiemXuLy=_portal_date(at),
-            NoiDungXuLy=note,
-            TrangThaiHoSo=status,
-        )
-    return entry
-
-
-def _portal_record(record: Record, index: int) -> PortalStatusRecord:
-    v = portal_view(record, index, progress=False)
-    at = datetime.fromisoformat(v["at"])
-    pd = _portal_date
-    return PortalStatusRecord.create(
-        event_id=uuid.uuid5(PORTAL_NAMESPACE, v["event_id"]),
-        dossier_id=record["id"],
-        producer_agency=v["DonViXuLy"],
-        occurred_at=at,
-        recorded_at=at,
-        MaHoSo=v["MaHoSo"],
-        MaTTHC=v["MaTTHC"],
-        NgayTiepNhan=pd(v["NgayTiepNhan"]),
-        NgayHenTra=pd(v["NgayHenTra"]),
-        TrangThaiHoSo=v["TrangThaiHoSo"],
-        KenhThucHien=v["KenhThucHien"],
-        NgayKetThucXuLy=pd(v["NgayKetThucXuLy"]),
-        NgayTra=pd(v["NgayTra"]),
-        DonViXuLy=v["DonViXuLy"],
-        QuaTrinhXuLy=[
-            _progress_entry(e["agency"], e["at"], e["note"], e["status"])
-            for e in record["history"][: index + 1]
-        ],
-    )
+# Builds the portal status records (caches of rendered dates and validated progress lines).
+portal_records = PortalRecords()
 
 
 # The producer refuses a record over this size (Faust's producer_max_request_size).
@@ -204,17 +145,21 @@ SUSPECT_PORTAL_BYTES = MAX_RECORD_BYTES // 16
 Outputs = list[tuple[str, bytes, bytes]]
 
 
-def _outputs(record: Record, index: int, raw: bytes, facts: Facts) -> Outputs:
-    """The records an applied event produces, encoded and size-checked, nothing sent yet.
+def _outputs(dossier_id: str, decision: Decision, raw: bytes) -> Outputs:
+    """The records a decision sends (portal, inbox), encoded and size-checked, none sent yet.
 
     Built before the tracker record is saved, so an event whose outputs cannot be written
     (``OutputTooLarge``, or an exception building them) is rejected with the dossier
     untouched; after the save only the sends remain, and they fail only with the bus.
     """
-    key = record["id"].encode()
-    outputs = [(PORTAL_STATUS, key, encode(_portal_record(record, index)))]
-    if facts.kind is EventKind.HANDOFF_SENT and facts.to_agency:
-        outputs.append((AGENCY_INBOX, facts.to_agency.encode(), raw))
+    key = dossier_id.encode()
+    outputs: Outputs = []
+    if decision.portal is not None:
+        outputs.append(
+            (PORTAL_STATUS, key, encode(portal_records.build(dossier_id, decision.portal)))
+        )
+    if decision.inbox is not None:
+        outputs.append((AGENCY_INBOX, decision.inbox.encode(), raw))
     for name, out_key, value in outputs:
         rejection = too_large(name, out_key, value, MAX_RECORD_BYTES)
         if rejection is not None:
@@ -229,11 +174,12 @@ def _check_record_size(record: Record, raw: bytes, outputs: Outputs) -> None:
     the worker at every restart (the batch fails as a whole): the event is rejected here
     instead, while the dossier is still as it was. Measured only for suspect sizes (above).
     """
-    if len(raw) <= SUSPECT_EVENT_BYTES and len(outputs[0][2]) <= SUSPECT_PORTAL_BYTES:
+    portal = outputs[0][2] if outputs else b""
+    if len(raw) <= SUSPECT_EVENT_BYTES and len(portal) <= SUSPECT_PORTAL_BYTES:
         return
     name = dossiers.changelog_topic.get_topic_name()
     # The very bytes write_changelog sends.
-    key, value = changelog_json(record["id"]), changelog_json(record)
+    key, value = changelog_json(record["id"]), changelog_json(encode_state(record))
     rejection = too_large(name, key, value, MAX_RECORD_BYTES, what="tracker record (changelog)")
     if rejection is not None:
         raise rejection
@@ -244,8 +190,14 @@ async def _send(outputs: Outputs, batch: Batch) -> None:
         batch.sent.append(await produce(name, key, value))
 
 
-def _note_change(partition: int, record: Record, at: datetime, now: datetime, timer: bool) -> None:
-    """Counts (and the timer, if ``timer``) of a record just saved.
+def _note_change(
+    partition: int,
+    record: Record,
+    counts_at: tuple[datetime, ...],
+    now: datetime,
+    next_at: datetime | None = None,
+) -> None:
+    """Counts (changed at the instants ``counts_at``) and the next timer of a record just saved.
 
     Why the exceptions are caught: the record is saved and its outputs are on their way, so
     the event *has* been applied; dead-lettering it would say otherwise, and letting the
@@ -253,17 +205,18 @@ def _note_change(partition: int, record: Record, at: datetime, now: datetime, ti
     (a count or a timer of one dossier), rebuilt from the table at the next rebalance/restart.
     """
     try:
-        stats_stage.touch(partition, record, at, now)
-        if timer:
-            _schedule(partition, record)
+        for at in counts_at:
+            stats_stage.counts.touch(partition, record, at, now)
+        if next_at is not None:
+            partition_timers.schedule(partition, next_at, record["id"])
     except Exception:
         log.exception("derived_state_failed", dossier_id=record["id"], partition=partition)
 
 
-def _alert_model(record: Record, alert: Alert) -> Event:
+def _alert_model(dossier_id: str, alert: Alert) -> Event:
     common: dict[str, Any] = {
-        "event_id": alert_id(record["id"], alert.key),
-        "dossier_id": record["id"],
+        "event_id": alert_id(dossier_id, alert.key),
+        "dossier_id": dossier_id,
         "producer_agency": alert.responsible,
         "occurred_at": alert.issued_at,
         "recorded_at": alert.issued_at,
@@ -306,36 +259,72 @@ def _alert_model(record: Record, alert: Alert) -> Event:
     )
 
 
-def _alert_value(record: Record, alert: Alert) -> bytes:
-    if alert.kind == "apology":
-        alert = apology_for(alert, record, procedures.get(record["procedure"] or ""), rules)
-    value = encode(_alert_model(record, alert))
-    rejection = too_large(DEADLINE_ALERTS, record["id"].encode(), value, MAX_RECORD_BYTES)
+def _alert_value(dossier_id: str, alert: Alert) -> bytes:
+    value = encode(_alert_model(dossier_id, alert))
+    rejection = too_large(DEADLINE_ALERTS, dossier_id.encode(), value, MAX_RECORD_BYTES)
     if rejection is not None:
         raise rejection
     return value
 
 
+def _procedure(code: str | None) -> Procedure | None:
+    return procedures.get(code or "")
+
+
+def _alert_values(dossier_id: str, partition: int, timers: Timers) -> list[bytes] | None:
+    """The encoded alerts of a clock decision; None when they cannot be had.
+
+    Why a failure is only logged: this dossier's record, not the event being applied, cannot
+    give its alerts; blaming the event would dead-letter an innocent record, and raising
+    would make every later event of the partition fail the same way. The dossier's timer is
+    dropped until the partition is rebuilt (rebalance/restart), when it is tried again.
+    """
+    if timers.failed is not None:
+        where = {"dossier_id": dossier_id, "partition": partition}
+        log.error("deadline_alerts_failed", error=timers.failed, **where)
+        return None
+    try:
+        return [_alert_value(dossier_id, alert) for alert in timers.alerts]
+    except Exception:
+        log.exception("deadline_alerts_failed", dossier_id=dossier_id, partition=partition)
+        return None
+
+
+async def _emit_alerts(dossier_id: str, timers: Timers, values: list[bytes], batch: Batch) -> None:
+    """Send a dossier's due alerts; the batch awaits them before any changelog record."""
+    key = dossier_id.encode()
+    for alert, value in zip(timers.alerts, values, strict=True):
+        batch.alerts.append(await produce(DEADLINE_ALERTS, key, value))
+        metrics.alert(alert.kind)
+        log.info("deadline_alert", dossier_id=dossier_id, alert=alert.key)
+
+
+def _first_fire(timers: Timers) -> tuple[datetime, ...]:
+    """When the counts change with these alerts: "in progress overdue" starts at the overdue."""
+    return (min(a.fire_at for a in timers.alerts),) if timers.alerts else ()
+
+
 def _schedule(partition: int, record: Record) -> None:
     at = next_fire(record, rules)
     if at is not None:
-        heapq.heappush(_heaps[partition], (at, record["id"]))
+        partition_timers.schedule(partition, at, record["id"])
 
 
 def _build(partition: int, now: datetime) -> None:
     """Rebuild this partition's timers and stats index from the (restored) table."""
-    _heaps[partition] = []
-    stats_stage.owned_since(partition)
-    for record in dossiers.values():
+    partition_timers.rebuilding(partition)
+    stats_stage.counts.owned_since(partition)
+    for value in dossiers.values():
+        record = value if value is None or isinstance(value, dict) else _restored(value)
         if record and record.get("partition") == partition:
             try:
                 _schedule(partition, record)
-                stats_stage.index(partition, record, rebuilt_at=now)
+                stats_stage.counts.index(partition, record, rebuilt_at=now)
             except Exception:  # one odd record must not stop the partition (see _note_change)
                 log.exception(
                     "derived_state_failed", dossier_id=record.get("id"), partition=partition
                 )
-    _built.add(partition)
+    partition_timers.rebuilt(partition)
 
 
 async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
@@ -345,39 +334,24 @@ async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
     broker round trip, not one per alert) before any record noting them reaches the
     changelog, so a crash in between repeats alerts (same ids), never loses one.
     """
-    heap = _heaps[partition]
-    fired: dict[str, tuple[Record, list[Alert], list[bytes]]] = {}
-    while heap and now is not None and heap[0][0] <= now:
-        _, dossier_id = heapq.heappop(heap)
-        record = dossiers.get(dossier_id)
+    fired: dict[str, tuple[Timers, list[bytes]]] = {}
+    for dossier_id in partition_timers.due(partition, now):
+        record = _dossier(dossier_id)
         if record is None or dossier_id in fired:
             continue
-        try:
-            alerts = due_alerts(record, now, rules)
-            if not alerts:
-                _schedule(partition, record)
-                continue
-            values = [_alert_value(record, alert) for alert in alerts]
-        except Exception:
-            # This dossier's record, not the event being applied, cannot give its alerts:
-            # blaming the event would dead-letter an innocent record, and raising would make
-            # every later event of the partition fail the same way. The timer is dropped
-            # until the partition is rebuilt (rebalance/restart), when it is tried again.
-            log.exception("deadline_alerts_failed", dossier_id=dossier_id, partition=partition)
+        due = tick(record, now, _procedure(record["procedure"]), rules)
+        values = _alert_values(dossier_id, partition, due)
+        if values is None:
             continue
-        fired[dossier_id] = (record, alerts, values)
-    if not fired:
-        return
-    for dossier_id, (_record, alerts, values) in fired.items():
-        key = dossier_id.encode()
-        for alert, value in zip(alerts, values, strict=True):
-            batch.alerts.append(await produce(DEADLINE_ALERTS, key, value))
-            metrics.alert(alert.kind)
-            log.info("deadline_alert", dossier_id=dossier_id, alert=alert.key)
-    for dossier_id, (record, alerts, _values) in fired.items():
-        record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in alerts)]}
-        batch.save(dossier_id, record)
-        _note_change(partition, record, min(a.fire_at for a in alerts), now, timer=True)
+        if not due.alerts:
+            _note_change(partition, record, (), now, due.next_fire)
+            continue
+        fired[dossier_id] = (due, values)
+    for dossier_id, (due, values) in fired.items():
+        await _emit_alerts(dossier_id, due, values, batch)
+    for dossier_id, (due, _values) in fired.items():
+        batch.save(dossier_id, due.state)
+        _note_change(partition, due.state, _first_fire(due), now, due.next_fire)
 
 
 # Records taken from the stream at a time, and how long to wait for a batch to fill. A batch
@@ -424,7 +398,7 @@ class Batch:
             await asyncio.gather(*self.alerts)
         data = dossiers.data
         for key, partition in self.dirty.items():
-            await self._changelog(dossiers, partition, key, data[key])
+            await self._changelog(dossiers, partition, key, encode_state(data[key]))
         for partition, offset in self.progress.items():
             if offset > tracker_progress[str(partition)]:
                 tracker_progress.data[str(partition)] = offset
@@ -567,37 +541,49 @@ async def _handle(event: Any, batch: Batch) -> None:
     if facts is None:
         return
     batch.dossier_id, batch.event_id = facts.dossier_id, facts.event_id
-    stats_stage.offset_seen(partition, message.offset)
+    stats_stage.counts.offset_seen(partition, message.offset)
     clock.observe(partition, facts.at)
-    if partition not in _built:
+    if not partition_timers.is_built(partition):
         _build(partition, clock.now(partition) or facts.at)
 
-    await _fire_due(partition, clock.now(partition), batch)
-    record = dossiers.get(facts.dossier_id)
-    result = track_in(procedures, record, facts, partition=partition, offset=message.offset)
-    if isinstance(result, Duplicate):
-        if result.same_record and record is not None and result.history_index >= 0:
-            outputs = _outputs(record, result.history_index, raw, facts)
-            # Saved again too: the changelog record may have been lost with the outputs (a
-            # batch whose sends failed, or an agent restarted in-process by a rebalance).
-            batch.save(facts.dossier_id, record)
-            await _send(outputs, batch)
-            now = clock.now(partition) or facts.at
-            _note_change(partition, record, facts.at, now, timer=False)
+    await _fire_due(partition, clock.now(partition), batch)  # the clock first (tick)
+    record = _dossier(facts.dossier_id)
+    now = clock.now(partition) or facts.at
+    procedure = _procedure(facts.procedure or (record or {}).get("procedure"))
+    decision = decide(
+        record, facts, procedure, now, partition=partition, offset=message.offset, rules=rules
+    )
+    if decision.rejection is not None:
+        reason = decision.rejection.reason.value
+        metrics.event_rejected(model.EVENT_TYPE, reason)
+        await _reject(event, Rejection(reason, decision.rejection.detail), batch)
         return
-    if not isinstance(result, Applied):
-        metrics.event_rejected(model.EVENT_TYPE, result.reason.value)
-        await _reject(event, Rejection(result.reason.value, result.detail), batch)
+    if decision.state is None:
+        return  # a producer retry of an event already applied
+    outputs = _outputs(facts.dossier_id, decision, raw)
+    if decision.redelivered:
+        # Saved again too: the changelog record may have been lost with the outputs (a
+        # batch whose sends failed, or an agent restarted in-process by a rebalance).
+        batch.save(facts.dossier_id, decision.state)
+        await _send(outputs, batch)
+        _note_change(partition, decision.state, decision.counts_at, now)
         return
-    outputs = _outputs(result.record, result.history_index, raw, facts)
-    _check_record_size(result.record, raw, outputs)
-    batch.save(facts.dossier_id, result.record)
+    state, timers = decision.state, decision.timers
+    assert timers is not None  # an applied event always has the clock's decision
+    values = _alert_values(facts.dossier_id, partition, timers)
+    next_at = None  # without values: dropped until the partition is rebuilt (_alert_values)
+    if values is not None:
+        state, next_at = timers.state, timers.next_fire
+    _check_record_size(state, raw, outputs)
+    batch.save(facts.dossier_id, state)
     await _send(outputs, batch)
     metrics.event_processed(model.EVENT_TYPE)
     metrics.portal_record(message.timestamp)
-    _note_change(partition, result.record, facts.at, clock.now(partition) or facts.at, timer=True)
-    # An event may itself make an alert due (e.g. a handoff sent long after its due).
-    await _fire_due(partition, clock.now(partition), batch)
+    counts_at = decision.counts_at if values is not None else (facts.at,)
+    _note_change(partition, state, counts_at, now, next_at)
+    if values:
+        # An event may itself make an alert due (e.g. a handoff sent long after its due).
+        await _emit_alerts(facts.dossier_id, timers, values, batch)
 
 
 @app.timer(settings.streams.tick_s)
@@ -612,7 +598,7 @@ async def live_tick() -> None:
         return
     async with _processing:
         try:
-            for partition in list(_built):
+            for partition in partition_timers.built():
                 batch = Batch()
                 await _fire_due(partition, clock.now(partition), batch)
                 await batch.finish()
@@ -622,8 +608,8 @@ async def live_tick() -> None:
 
 @app.on_rebalance_complete.connect
 async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
-    _built.clear()
-    stats_stage.reset()
+    partition_timers.forget_all()
+    stats_stage.counts.reset()
 
 
 def slip_json(record: Record) -> dict[str, Any]:
@@ -666,7 +652,7 @@ class DossierSlip(View):
     """The slip of one dossier held by this worker's partitions (404 if not held here)."""
 
     async def get(self, request: Request) -> Response:
-        record = dossiers.get(request.query.get("id", ""))
+        record = _dossier(request.query.get("id", ""))
         if record is None:
             return self.json({"error": "dossier not held by this worker"}, status=404)
         return self.json(slip_json(record))

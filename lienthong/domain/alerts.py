@@ -37,6 +37,7 @@ __all__ = [
     "apology_terms",
     "due_alerts",
     "next_fire",
+    "pending_alerts",
     "subtract_working_time",
 ]
 
@@ -295,6 +296,16 @@ def due_alerts(
     cal = calendar or default_calendar()
     due = [a for a in _candidates(record, rules, cal) if a.fire_at <= now]
     return sorted(due, key=lambda a: (a.fire_at, a.key))
+
+
+def pending_alerts(
+    record: Record,
+    rules: AlertRules,
+    *,
+    calendar: WorkingCalendar | None = None,
+) -> list[Alert]:
+    """Every alert the record still has to emit, whenever it fires."""
+    return list(_candidates(record, rules, calendar or default_calendar()))
 
 
 def next_fire(

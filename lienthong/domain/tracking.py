@@ -51,6 +51,7 @@ __all__ = [
     "portal_view",
     "state_of",
     "track",
+    "track_for",
     "track_in",
 ]
 
@@ -270,13 +271,25 @@ def track_in(
     code (a receipt) or the one on the record. Its duration checks the appointment, its
     cut-off time decides the receipt's day; an unknown code checks neither."""
     proc = catalogue.get(facts.procedure or (record or {}).get("procedure") or "")
+    return track_for(proc, record, facts, partition=partition, offset=offset)
+
+
+def track_for(
+    procedure: Procedure | None,
+    record: Record | None,
+    facts: Facts,
+    *,
+    partition: int,
+    offset: int,
+) -> Applied | Duplicate | Rejected:
+    """:func:`track` under the dossier's ``procedure`` (None: unknown, checks nothing)."""
     return track(
         record,
         facts,
         partition=partition,
         offset=offset,
-        procedure_duration=proc.duration if proc else None,
-        cutoff=proc.cutoff if proc else None,
+        procedure_duration=procedure.duration if procedure else None,
+        cutoff=procedure.cutoff if procedure else None,
     )
 
 

@@ -356,9 +356,9 @@ def test_every_event_twice_gives_the_same_counts_and_alerts(
     assert dead == []
 
 
-def test_unknown_illegal_and_stale_events_are_dead_lettered_and_processing_continues(
-    kafka_bootstrap, catalogue_topics, codec, start_worker
-):
+def bad_events_script() -> Script:
+    """An unknown dossier, an illegal transition and a stale event among good ones (publish
+    ``events`` in this order, not time order)."""
     s = Script()
     s.add(ProcessingFinished, "HS-GHOST", t(3, 9), agency=CENTER, outcome="approved")
     s.received("HS-A", t(3, 9), t(14, 16))
@@ -366,6 +366,13 @@ def test_unknown_illegal_and_stale_events_are_dead_lettered_and_processing_conti
     s.add(ProcessingFinished, "HS-A", t(4, 10), agency=CENTER, outcome="approved")
     s.add(DossierWithdrawn, "HS-A", t(3, 11), agency=CENTER)  # older than the state
     s.received("HS-B", t(4, 11), t(14, 16))
+    return s
+
+
+def test_unknown_illegal_and_stale_events_are_dead_lettered_and_processing_continues(
+    kafka_bootstrap, catalogue_topics, codec, start_worker
+):
+    s = bad_events_script()
     publish(kafka_bootstrap, catalogue_topics, codec, s.events)
     worker = start_worker(REPLAY)
     dead = consume(kafka_bootstrap, catalogue_topics["dead-letters"], None, idle_s=4.0)

@@ -1,0 +1,157 @@
+"""Stage 1 of the live counts: one object per worker, no Faust, no module-level state.
+
+The tracker tells it what changed (:meth:`LiveCounts.touch` with the instants a decision says
+the dossier's counts changed at, :meth:`index` when a partition is rebuilt from the table); the
+stats flush asks it for the partials to publish (:meth:`take_partials`). Per source partition
+it keeps an index of the tracker records by ``agency|procedure|channel``
+(:class:`lienthong.domain.stats.KeyFigures`) and which periods of which keys changed since the
+last flush. Before, this was eight module-level dicts of ``streams/stats.py``; as an object a
+test builds it and checks the partials against the figures, without a broker.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from lienthong.domain import stats as rules
+from lienthong.domain.tracking import Record
+
+__all__ = ["LiveCounts"]
+
+
+class LiveCounts:
+    """The figures of the tracker records of the partitions this worker owns (stage 1)."""
+
+    def __init__(self, epoch: Callable[[], float] = time.time) -> None:
+        self._epoch = epoch
+        self._index: dict[int, dict[str, rules.KeyFigures]] = defaultdict(
+            lambda: defaultdict(rules.KeyFigures)
+        )
+        self._key_of: dict[int, dict[str, str]] = defaultdict(dict)  # record id -> its key
+        self._dirty: dict[tuple[int, str], set[str]] = defaultdict(set)
+        self._marked: dict[tuple[int, str], datetime] = {}  # as_of of a key's latest marking
+        self._swept: dict[int, str] = {}  # per partition: day label of the last open-key sweep
+        self._as_of: dict[int, datetime] = {}
+        self._offsets: dict[int, int] = {}
+        self._epochs: dict[int, float] = {}
+
+    def reset(self) -> None:
+        """A rebalance: the indexes are rebuilt from the restored table (clock and versions
+        stay, so partials published afterwards still outrank the earlier ones)."""
+        self._index.clear()
+        self._key_of.clear()
+        self._dirty.clear()
+        self._marked.clear()
+        self._swept.clear()
+
+    def owned_since(self, partition: int) -> None:
+        """This process (re)took the partition: its partials outrank any earlier owner's."""
+        self._epochs[partition] = self._epoch()
+
+    def offset_seen(self, partition: int, offset: int) -> None:
+        if offset > self._offsets.get(partition, -1):
+            self._offsets[partition] = offset
+
+    def index(self, partition: int, record: Record, rebuilt_at: datetime | None = None) -> None:
+        """Index a record; ``rebuilt_at`` (after a rebalance or restart) also marks every
+        period it has figures in for republication: partials published before a crash may not
+        reflect records saved just before it, and their offsets may already be committed."""
+        key = rules.stats_key(record)
+        self._reindex(partition, record, key)
+        if key is None:
+            return
+        if rebuilt_at is not None:
+            if partition not in self._as_of or rebuilt_at > self._as_of[partition]:
+                self._as_of[partition] = rebuilt_at
+            as_of = self._as_of[partition]
+            self._dirty[(partition, key)] |= rules.periods_of_record(record, as_of)
+            self._marked[(partition, key)] = as_of
+
+    def _reindex(self, partition: int, record: Record, key: str | None) -> str | None:
+        """Put the record's latest summary under its key; returns the key it left, if any."""
+        keys = self._key_of[partition]
+        record_id = record["id"]
+        old = keys.get(record_id)
+        moved = None
+        if old is not None and old != key:
+            self._index[partition][old].update(record_id, None)
+            del keys[record_id]
+            moved = old
+        if key is not None:
+            self._index[partition][key].put(record)
+            keys[record_id] = key
+        return moved
+
+    def touch(self, partition: int, record: Record, at: datetime, now: datetime) -> None:
+        """A record changed at ``at``: re-index it and mark its key's periods to republish."""
+        key = rules.stats_key(record)
+        moved = self._reindex(partition, record, key)
+        if key is None and moved is None:
+            return
+        current = self._as_of.get(partition)
+        if current is None or now > current:
+            self._as_of[partition] = now
+        as_of = self._as_of[partition]
+        changed = rules.periods_changed(at, as_of)
+        if key is not None:
+            # Every period since the key was last marked: its open dossiers were carried over
+            # into them and in progress in them even if nothing happened to the key meanwhile.
+            last = self._marked.get((partition, key))
+            if last is not None and last < as_of:
+                changed |= rules.periods_between(last, as_of)
+            if last is None or last < as_of:
+                self._marked[(partition, key)] = as_of
+            self._dirty[(partition, key)] |= changed
+        if moved is not None:
+            # The record left a key: that key's figures changed in every period it counted in.
+            self._dirty[(partition, moved)] |= rules.periods_of_record(record, as_of)
+
+    def sweep_open_keys(self) -> None:
+        """When a partition's clock enters a new day, mark the periods since their last
+        marking of every key with open dossiers: those are carried over into the new periods
+        and in progress in them although nothing happened to the key (a key with nothing open
+        has no figures in a period without events of its own, and a dossier closing is an
+        event)."""
+        for partition, as_of in list(self._as_of.items()):
+            day = rules.labels_of(as_of)[0]
+            if self._swept.get(partition) == day:
+                continue
+            self._swept[partition] = day
+            for key, key_figures in self._index[partition].items():
+                if not key_figures.open:
+                    continue
+                last = self._marked.get((partition, key))
+                if last is None or last < as_of:
+                    self._dirty[(partition, key)] |= rules.periods_between(last or as_of, as_of)
+                    self._marked[(partition, key)] = as_of
+
+    def take_dirty(self) -> list[tuple[tuple[int, str], set[str]]]:
+        """The keys and periods changed since the last call (then forgotten)."""
+        self.sweep_open_keys()
+        batch = list(self._dirty.items())
+        self._dirty.clear()
+        return batch
+
+    def partials(self, partition: int, key: str, labels: set[str]) -> list[tuple[str, bytes]]:
+        """The ``stats-partials`` values (JSON bytes) of one key's periods ``labels``."""
+        as_of = self._as_of.get(partition) or datetime.now(UTC)
+        key_figures = self._index[partition][key]
+        shared: dict[datetime, dict[str, int]] = {}
+        out = []
+        for label in sorted(labels):
+            period = rules.parse_period(label)
+            value: dict[str, Any] = {
+                "partition": partition,
+                # (ownership epoch, highest source offset): a partition's new owner (or the
+                # restarted worker) outranks partials still in flight from the previous one.
+                "version": [self._epochs.get(partition, 0.0), self._offsets.get(partition, -1)],
+                "as_of": as_of.isoformat(),
+                "figures": key_figures.figures(period, as_of, shared),
+            }
+            out.append((label, json.dumps(value).encode()))
+        return out

@@ -1,0 +1,80 @@
+"""Portal status records (Trạng thái hồ sơ gửi Cổng DVC quốc gia) from the tracker's decision.
+
+An object, not module-level caches, so a test builds one. Why it caches at all: every portal
+record repeats the dossier's whole processing log (QuaTrinhXuLy), so the same instants are
+rendered again and again and the same lines validated again; the caches are bounded (cleared
+when they grow large) and the models are frozen, so one line instance serves many records.
+Every field is a function of the decision, so a record built again is identical.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from lienthong.domain.decide import PortalStatus
+from lienthong.schemas.models import PortalStatusRecord, ProgressEntry, to_portal_date
+
+__all__ = ["PORTAL_NAMESPACE", "PortalRecords"]
+
+PORTAL_NAMESPACE = uuid.UUID("0b9c9d4e-3a51-5a0e-8f3e-706f7274616c")
+
+
+class PortalRecords:
+    def __init__(self, max_dates: int = 100_000, max_lines: int = 50_000) -> None:
+        self._max_dates = max_dates
+        self._max_lines = max_lines
+        self._dates: dict[str, str] = {}  # ISO instant -> portal date
+        self._lines: dict[tuple[str, str, str, int], ProgressEntry] = {}
+
+    def date(self, value: str | None) -> str | None:
+        """The portal's rendering (yyyyMMddHHmmss, Vietnam time) of an ISO instant."""
+        if value is None:
+            return None
+        rendered = self._dates.get(value)
+        if rendered is None:
+            if len(self._dates) >= self._max_dates:
+                self._dates.clear()
+            rendered = self._dates[value] = to_portal_date(datetime.fromisoformat(value))
+        return rendered
+
+    def line(self, agency: str, at: str, note: str, status: int) -> ProgressEntry:
+        """One QuaTrinhXuLy line, validated once per content."""
+        key = (agency, at, note, status)
+        entry = self._lines.get(key)
+        if entry is None:
+            if len(self._lines) >= self._max_lines:
+                self._lines.clear()
+            entry = self._lines[key] = ProgressEntry(
+                NguoiXuLy=agency,
+                DonViXuLy=agency,
+                ThoiDiemXuLy=self.date(at),
+                NoiDungXuLy=note,
+                TrangThaiHoSo=status,
+            )
+        return entry
+
+    def build(self, dossier_id: str, portal: PortalStatus) -> PortalStatusRecord:
+        """The record; its event id is uuid5 of the source event's, so a repeat is the same."""
+        v = portal.view
+        at = datetime.fromisoformat(v["at"])
+        pd = self.date
+        return PortalStatusRecord.create(
+            event_id=uuid.uuid5(PORTAL_NAMESPACE, v["event_id"]),
+            dossier_id=dossier_id,
+            producer_agency=v["DonViXuLy"],
+            occurred_at=at,
+            recorded_at=at,
+            MaHoSo=v["MaHoSo"],
+            MaTTHC=v["MaTTHC"],
+            NgayTiepNhan=pd(v["NgayTiepNhan"]),
+            NgayHenTra=pd(v["NgayHenTra"]),
+            TrangThaiHoSo=v["TrangThaiHoSo"],
+            KenhThucHien=v["KenhThucHien"],
+            NgayKetThucXuLy=pd(v["NgayKetThucXuLy"]),
+            NgayTra=pd(v["NgayTra"]),
+            DonViXuLy=v["DonViXuLy"],
+            QuaTrinhXuLy=[
+                self.line(e["agency"], e["at"], e["note"], e["status"]) for e in portal.progress
+            ],
+        )
