@@ -36,9 +36,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two pytest-xdist workers, each with its own session broker; e2e tests share one (xdist_group).
 test: setup lint
 	$(BIN)/lienthong schemas check
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup
 
 # Re-freeze constraints.txt from a clean virtualenv (run after changing pyproject.toml).
 lock:

@@ -22,6 +22,7 @@ import pytest
 
 from lienthong.runtime.probe import free_port
 from lienthong.schemas.models import VN_TZ
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -139,17 +140,6 @@ def alerts_of(settings: Any) -> list[dict[str, Any]]:
     from lienthong.simulators.verify import read_topic
 
     return [json.loads(r.value) for r in read_topic(settings, "monitoring-alerts", 5.0)]
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def answers(events: list[Any], dossier: str) -> list[str]:

@@ -6,17 +6,15 @@ applies them; both are scraped and their documented families checked for plausib
 
 from __future__ import annotations
 
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lienthong.config import load_settings
 from lienthong.connectors.gateway.app import ThreadedGateway, build_gateway
+from tests.support.waiting import wait_for
 from tests.unit.connectors.gateway.support import (
     CENTER,
     LAND_OFFICE,
@@ -45,17 +43,6 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     """Sum of the samples of ``name`` whose labels include ``labels``."""
     want = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not seen within {timeout}s (last: {last!r})")
 
 
 def test_worker_and_gateway_metrics_after_a_scenario(
@@ -97,7 +84,7 @@ def test_worker_and_gateway_metrics_after_a_scenario(
             rejected = total(samples, "lienthong_dead_letters_total")
             return samples if processed >= sent and rejected >= 1 else None
 
-        wk = wait_for(worker_done, "worker counting the scenario", timeout=90)
+        wk = wait_for(worker_done, 90, "worker counting the scenario")
         assert total(wk, "lienthong_events_processed_total", event_type="dossier_received") == sent
         assert total(wk, "lienthong_events_rejected_total", reason="UnknownDossier") == 1, (
             "the ghost finish is rejected by the rules"
@@ -129,7 +116,7 @@ def test_worker_and_gateway_metrics_after_a_scenario(
             return samples if rows and sum(rows.values()) == 0 else None
 
         # Lag per partition of dossier-events reaches 0 once the worker has committed.
-        lag = wait_for(lag_drained, "dossier-events lag of 0", timeout=60)
+        lag = wait_for(lag_drained, 60, "dossier-events lag of 0")
         partitions = {
             dict(ls)["partition"]
             for (n, ls) in lag

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from lienthong.simulators.truth import COUNT_FIELDS
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,16 +49,8 @@ def _send(url: str, body: Any, method: str = "POST") -> Any:
 
 
 def _wait(what: str, check: Callable[[], bool], timeout: float, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
-    pytest.fail(f"timed out waiting for {what}\n{tail}")
+    """The shared wait, with the connector's log as the failure's tail."""
+    wait_for(check, timeout, what, lambda: log.read_text()[-3000:] if log and log.exists() else "")
 
 
 def _record(n: int, status: int = 2) -> Any:

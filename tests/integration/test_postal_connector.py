@@ -34,6 +34,7 @@ from lienthong.schemas.models import (
     ResultReturned,
 )
 from tests.support.fakepost import FakePost
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -160,19 +161,6 @@ def read_all(bootstrap: str, topic: str) -> list[Any]:
 def events(bootstrap: str, topic: str, cls: type) -> list[Any]:
     decoded = [decode(r.value) for r in read_all(bootstrap, topic)]
     return [e for e in decoded if isinstance(e, cls)]
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, tail: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{tail()}")
 
 
 def postal_order(

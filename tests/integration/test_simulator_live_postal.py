@@ -12,9 +12,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from lienthong.schemas import AvroCodec, registry_from_settings
 from lienthong.schemas.models import PostalOrderRequested, PostalTracking, ResultReturned
 from lienthong.simulators.verify import read_topic
 from tests.support.fakepost import FakePost
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -66,20 +66,6 @@ class Process:
 def _picked_up(kinds: list[str]) -> bool:
     """The three pickup scans, once each (a postal dossier may have delivery scans too)."""
     return sorted(k for k in kinds if k in PICKUP_SCANS) == sorted(PICKUP_SCANS)
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, tail: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}\n{tail()}")
 
 
 @pytest.fixture
