@@ -36,10 +36,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Two pytest-xdist workers, each with its own session broker; e2e tests share one (xdist_group).
+# Four pytest-xdist workers (the tests mostly wait on brokers and subprocesses, so more than the
+# 2 cores), each with its own session broker; e2e tests share one worker (xdist_group).
 test: setup lint
 	$(BIN)/lienthong schemas check
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+	$(BIN)/pytest -q -p no:cacheprovider -n 4 --dist loadgroup --durations=25
 
 # Re-freeze constraints.txt from a clean virtualenv (run after changing pyproject.toml).
 lock:

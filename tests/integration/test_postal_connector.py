@@ -290,7 +290,10 @@ def test_polling_alerts_dead_letters_and_restart(
             "DELIVERY-204": ["result_dispatched"],
         }
         wait_for(lambda: first.health()["scans_poll"] == 5, 20, "all scans polled", first.log_tail)
-        time.sleep(1.0)  # a few more poll rounds: nothing may be published twice
+        # Two more poll rounds of the open order (counted at the fake post, not waited out by
+        # the clock): nothing may be published twice.
+        polled = post.polls_of("DELIVERY-204")
+        wait_for(lambda: post.polls_of("DELIVERY-204") >= polled + 2, 20, "two more polls")
         health = first.health()
         assert first.stop() == 0
         assert health["scans_webhook"] == 0 and health["scans_poll"] == 5, health
@@ -320,7 +323,8 @@ def test_polling_alerts_dead_letters_and_restart(
         attempts = post.post_attempts()
         second = start_connector(post)
         wait_for(lambda: second.health()["scans_duplicate"] >= 1, 20, "re-poll", second.log_tail)
-        time.sleep(1.0)
+        polled = post.polls_of("DELIVERY-204")
+        wait_for(lambda: post.polls_of("DELIVERY-204") >= polled + 2, 20, "two more polls")
         after = second.health()
         assert after["orders_placed"] == 0 and after["open_orders"] == 1, after
         assert after["scans_poll"] == 0 and after["alerts"] == 0, after
