@@ -200,7 +200,16 @@ def test_live_simulator_orders_through_the_postal_connector(
         by_post = wait_for(returned, 60, "by-post returns from the connector", connector.tail)
         assert len(by_post) == len(deliveries)
         assert all(e.agency == "000.00.01.H10" and e.postal_tracking_code for e in by_post)
-        slip = worker.get_json(f"/dossiers/slip?id={sorted(deliveries)[0]}")
+        # On the topic is not yet processed: wait for the worker to have taken the return in.
+        first = sorted(deliveries)[0]
+        slip = wait_for(
+            lambda: (
+                (s := worker.get_json(f"/dossiers/slip?id={first}"))["status"] == "returned" and s
+            ),
+            60,
+            f"the slip of {first} to show the return",
+            worker.log_tail,
+        )
         assert slip["status"] == "returned", slip
         health = healthy()
         assert health is not None and health["dead_letters"] == 0, health
