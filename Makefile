@@ -49,9 +49,11 @@ browser:
 screenshots: setup browser
 	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_console.py
 
+# Four pytest-xdist workers (the tests mostly wait on brokers and subprocesses, so more than the
+# 2 cores), each with its own session broker; e2e tests share one worker (xdist_group).
 test: setup lint browser
 	$(BIN)/lienthong schemas check
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 4 --dist loadgroup --durations=25
 
 # Kill components under load (minutes): the chaos-marked tests, then the gateway at full scale.
 chaos: setup

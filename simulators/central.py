@@ -14,8 +14,8 @@ Protocol (the adapter's contract, docs/connectors/central.md):
 - Acknowledgement after ``ack_delay_s`` and the answer after ``answer_delay_s``; with a
   ``callback_url`` each is also POSTed there (``{"status": ..., ...}``), unless ``answer_via``
   is ``poll``.
-- ``GET /_stats`` (test hook): creations and POSTs per correlation id; ``POST /_control``
-  changes knobs at run time (``down_for_s``, ``never_answer``, ``failure_rate``, ...).
+- ``GET /_stats`` (test hook): creations, POSTs and polls (GETs) per correlation id;
+  ``POST /_control`` changes knobs at run time (``down_for_s``, ``never_answer``, ...).
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class FakeCentral:
         self.random = random.Random(seed)
         self.requests: dict[str, Request] = {}
         self.posts: dict[str, int] = {}
+        self.polls: dict[str, int] = {}  # GET /requests/{cid} answered, per correlation id
         self.errors = 0
         self.callbacks_failed = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -151,7 +152,9 @@ class FakeCentral:
         self.callbacks_failed += 1
 
     async def get_request(self, request: web.Request) -> web.Response:
-        entry = self.requests.get(request.match_info["cid"])
+        cid = request.match_info["cid"]
+        self.polls[cid] = self.polls.get(cid, 0) + 1
+        entry = self.requests.get(cid)
         if entry is None:
             return web.json_response({"error": "unknown correlation id"}, status=404)
         return web.json_response(entry.state())
@@ -162,6 +165,7 @@ class FakeCentral:
                 "requests": len(self.requests),
                 "created": dict.fromkeys(self.requests, 1),
                 "posts": self.posts,
+                "polls": self.polls,
                 "errors": self.errors,
                 "callbacks_failed": self.callbacks_failed,
             }

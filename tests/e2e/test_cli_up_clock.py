@@ -14,7 +14,8 @@ import pytest
 from lienthong.runtime import probe
 from tests.e2e.test_cli_up_down import _connector_ports, _run
 
-pytestmark = pytest.mark.e2e
+# Each test runs a whole bus: under pytest-xdist they share one worker, one after another.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 REPLAY = ["simulate", "--mode", "replay", "--period", "2026-01", "--seed", "7", "--dossiers", "3"]
 

@@ -12,7 +12,8 @@ import pytest
 from lienthong.runtime import probe
 from tests.support.broker import embedded_settings
 
-pytestmark = pytest.mark.e2e
+# Each test runs a whole bus: under pytest-xdist they share one worker, one after another.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 
 def _run(
@@ -46,7 +47,8 @@ def _tansu_pids_in(directory) -> set[int]:
 
 
 def _connector_ports() -> dict[str, str]:
-    """Free ports for the edge processes `up` starts, so tests never collide with a demo."""
+    """Free ports for the edge processes `up` starts, so tests never collide with a demo or
+    with each other under pytest-xdist."""
     names = (
         "CONNECTORS__GATEWAY__PORT",
         "CONNECTORS__PORTAL__HEALTH_PORT",
@@ -56,7 +58,10 @@ def _connector_ports() -> dict[str, str]:
         "PROBE__PORT",
         "CONSOLE__PORT",
     )
-    return {f"LIENTHONG_{name}": str(probe.free_port()) for name in names}
+    ports = {f"LIENTHONG_{name}": str(probe.free_port()) for name in names}
+    # The registry's REST API is started by `up` too (default 6094): parallel runs must not share it.
+    ports["LIENTHONG_SCHEMA_REGISTRY_REST__PORT"] = str(probe.free_port())
+    return ports
 
 
 def _embedded_env(tmp_path, broker_port: int, web_port: int) -> dict[str, str | None]:

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,25 +21,11 @@ import pytest
 
 from lienthong.runtime import probe
 from tests.support.metrics import scrape, total
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 RECORDS = 5
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except OSError as exc:  # not listening yet
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not seen within {timeout}s (last: {last!r})")
 
 
 def health(url: str) -> tuple[int, dict[str, Any]]:
@@ -68,7 +53,7 @@ def start_probe(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
             )
         )
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: health(url), f"probe listening on {port}")
+        wait_for(lambda: health(url), 60, f"probe listening on {port}")
         return url
 
     yield start
@@ -102,8 +87,9 @@ def test_probe_reports_a_groups_lag_and_follows_its_commits(
         consumer.commit({tp: OffsetAndMetadata(2, "", -1)})
 
         url = start_probe(bus_env)
-        status, body = wait_until(
+        status, body = wait_for(
             lambda: (lambda h: h if group in h[1]["groups"] else None)(health(url)),
+            60,
             "the group in the probe's /health",
         )
         assert status == 200 and body["status"] == "ok" and body["broker_up"] is True
@@ -117,8 +103,9 @@ def test_probe_reports_a_groups_lag_and_follows_its_commits(
         assert total(samples, "process_resident_memory_bytes") > 0
 
         consumer.commit({tp: OffsetAndMetadata(RECORDS, "", -1)})
-        wait_until(
+        wait_for(
             lambda: total(scrape(url)[1], "lienthong_consumer_lag", **lag) == 0 or None,
+            60,
             "lag back to 0 after the group committed the rest",
         )
     finally:

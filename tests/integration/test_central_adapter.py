@@ -23,6 +23,7 @@ import pytest
 from lienthong.runtime.probe import free_port
 from lienthong.schemas.models import VN_TZ
 from tests.support.metrics import scrape, total
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -142,17 +143,6 @@ def alerts_of(settings: Any) -> list[dict[str, Any]]:
     return [json.loads(r.value) for r in read_topic(settings, "monitoring-alerts", 5.0)]
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
 def answers(events: list[Any], dossier: str) -> list[str]:
     return [
         e.EVENT_TYPE
@@ -252,7 +242,13 @@ def test_answered_by_callback_and_poll_silent_one_escalates(
         20,
         "no_answer alert",
     )
-    time.sleep(1.5)  # more polls pass: still one alert
+    # more polls pass (counted at the fake, not waited for by the clock): still one alert
+    polled = police.get("/_stats")["polls"].get(silent_cid, 0)
+    wait_for(
+        lambda: police.get("/_stats")["polls"].get(silent_cid, 0) >= polled + 3,
+        30,
+        "three more polls of the silent request",
+    )
     alerts = [a for a in alerts_of(bus_settings) if a["alert_type"] == "central_no_answer"]
     assert len(alerts) == 1
     assert (alerts[0]["dossier_id"], alerts[0]["correlation_id"]) == (silent, silent_cid)
@@ -353,7 +349,8 @@ def test_outage_retried_with_one_request_and_restart_does_not_resend(
             30,
             "pending answer after restart",
         )
-        time.sleep(1.0)
+        # Every request answered: no delivery task is left that could still re-send.
+        wait_for(lambda: restarted.get("/health")["pending"] == 0, 30, "nothing pending")
         assert tax.get("/_stats")["posts"] == posts_before == {cid1: posts_before[cid1], cid2: 1}
         assert restarted.get("/health")["posts"] == 0  # nothing re-sent
         events = events_of(bus_settings)

@@ -6,16 +6,14 @@ applies them; both are scraped and their documented families checked for plausib
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from lienthong.config import load_settings
 from lienthong.connectors.gateway.app import ThreadedGateway, build_gateway
 from tests.support.metrics import Samples, scrape, total
+from tests.support.waiting import wait_for
 from tests.unit.connectors.gateway.support import (
     CENTER,
     LAND_OFFICE,
@@ -25,17 +23,6 @@ from tests.unit.connectors.gateway.support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not seen within {timeout}s (last: {last!r})")
 
 
 def test_worker_and_gateway_metrics_after_a_scenario(
@@ -77,7 +64,7 @@ def test_worker_and_gateway_metrics_after_a_scenario(
             rejected = total(samples, "lienthong_dead_letters_total")
             return samples if processed >= sent and rejected >= 1 else None
 
-        wk = wait_for(worker_done, "worker counting the scenario", timeout=90)
+        wk = wait_for(worker_done, 90, "worker counting the scenario")
         assert total(wk, "lienthong_events_processed_total", event_type="dossier_received") == sent
         assert total(wk, "lienthong_events_rejected_total", reason="UnknownDossier") == 1, (
             "the ghost finish is rejected by the rules"
@@ -109,7 +96,7 @@ def test_worker_and_gateway_metrics_after_a_scenario(
             return samples if rows and sum(rows.values()) == 0 else None
 
         # Lag per partition of dossier-events reaches 0 once the worker has committed.
-        lag = wait_for(lag_drained, "dossier-events lag of 0", timeout=60)
+        lag = wait_for(lag_drained, 60, "dossier-events lag of 0")
         partitions = {
             dict(ls)["partition"]
             for (n, ls) in lag

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ import pytest
 
 from lienthong.simulators.truth import COUNT_FIELDS
 from tests.support.metrics import scrape, total
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -49,16 +49,8 @@ def _send(url: str, body: Any, method: str = "POST") -> Any:
 
 
 def _wait(what: str, check: Callable[[], bool], timeout: float, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
-    pytest.fail(f"timed out waiting for {what}\n{tail}")
+    """The shared wait, with the connector's log as the failure's tail."""
+    wait_for(check, timeout, what, lambda: log.read_text()[-3000:] if log and log.exists() else "")
 
 
 def _record(n: int, status: int = 2) -> Any:
@@ -334,7 +326,7 @@ def test_killed_connector_does_not_duplicate_and_reconcile_finds_drift(
     _send(portal + "/_control/faults", [{"hold_s": 10, "count": 1}])
     first = connector().start()
     _wait("first batch stored", lambda: len(_keys(portal)["stored"]) >= 1, 30, first.log)
-    time.sleep(0.5)
+    # Held by the portal for 10 s: the connector cannot have its answer, nothing is posted yet.
     assert first.health()["posted"] == 0
     first.kill()
     second = connector().start()

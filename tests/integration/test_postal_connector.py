@@ -35,6 +35,7 @@ from lienthong.schemas.models import (
 )
 from tests.support.fakepost import FakePost
 from tests.support.metrics import scrape, total
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -161,19 +162,6 @@ def read_all(bootstrap: str, topic: str) -> list[Any]:
 def events(bootstrap: str, topic: str, cls: type) -> list[Any]:
     decoded = [decode(r.value) for r in read_all(bootstrap, topic)]
     return [e for e in decoded if isinstance(e, cls)]
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, tail: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{tail()}")
 
 
 def postal_order(
@@ -303,7 +291,10 @@ def test_polling_alerts_dead_letters_and_restart(
             "DELIVERY-204": ["result_dispatched"],
         }
         wait_for(lambda: first.health()["scans_poll"] == 5, 20, "all scans polled", first.log_tail)
-        time.sleep(1.0)  # a few more poll rounds: nothing may be published twice
+        # Two more poll rounds of the open order (counted at the fake post, not waited out by
+        # the clock): nothing may be published twice.
+        polled = post.polls_of("DELIVERY-204")
+        wait_for(lambda: post.polls_of("DELIVERY-204") >= polled + 2, 20, "two more polls")
         health = first.health()
         _, samples = scrape(f"http://127.0.0.1:{first.port}")
         assert first.stop() == 0
@@ -341,7 +332,8 @@ def test_polling_alerts_dead_letters_and_restart(
         attempts = post.post_attempts()
         second = start_connector(post)
         wait_for(lambda: second.health()["scans_duplicate"] >= 1, 20, "re-poll", second.log_tail)
-        time.sleep(1.0)
+        polled = post.polls_of("DELIVERY-204")
+        wait_for(lambda: post.polls_of("DELIVERY-204") >= polled + 2, 20, "two more polls")
         after = second.health()
         assert after["orders_placed"] == 0 and after["open_orders"] == 1, after
         assert after["scans_poll"] == 0 and after["alerts"] == 0, after

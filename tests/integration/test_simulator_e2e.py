@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,8 @@ def test_worker_sigkill_during_replay_then_restart_verifies(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    time.sleep(1.5)  # mid-replay (≈4,400 records at 2,000/s)
+    # Mid-replay (≈4,400 records at 2,000/s): the worker has processed some, not all.
+    wait_for(lambda: sim.poll() is not None or worker.processed() >= 100, 60, "records processed")
     assert sim.poll() is None, "replay finished before the kill; slow it down"
     worker.kill()
     start_worker(env)

@@ -15,6 +15,7 @@ import pytest
 from lienthong.schemas import AvroCodec, registry_from_settings
 from lienthong.schemas.models import VN_TZ, DossierReceived
 from lienthong.simulators.verify import read_topic
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,15 @@ def test_live_session_delivers_dossiers_received_now(
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(10)
+    codec = AvroCodec(registry_from_settings(bus_settings))
+
+    def received_live() -> int:
+        """Receipts dated after the session started (the warm-up's are all before its t0)."""
+        events = [codec.decode(r.value) for r in read_topic(bus_settings, "dossier-events", 2.0)]
+        return sum(isinstance(e, DossierReceived) and e.received_at >= started for e in events)
+
+    # Running until told to stop is proven by dossiers arriving in real time, not by a clock.
+    wait_for(lambda: sim.poll() is not None or received_live() >= 10, 120, "live receipts")
     assert sim.poll() is None, "live mode must run until it is stopped"
     sim.send_signal(signal.SIGTERM)
     out, err = sim.communicate(timeout=60)
@@ -64,7 +73,6 @@ def test_live_session_delivers_dossiers_received_now(
     assert summary["records"] > summary["warmup_records"] > 0
 
     # What went on the bus: nothing dated after it was sent, receipts of today after t0.
-    codec = AvroCodec(registry_from_settings(bus_settings))
     events = [codec.decode(r.value) for r in read_topic(bus_settings, "dossier-events", 20.0)]
     assert len(events) == summary["by_topic"]["dossier-events"]
     stopped = datetime.fromisoformat(summary["stopped_at"])

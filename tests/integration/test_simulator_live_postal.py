@@ -12,9 +12,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from lienthong.schemas import AvroCodec, registry_from_settings
 from lienthong.schemas.models import PostalOrderRequested, PostalTracking, ResultReturned
 from lienthong.simulators.verify import read_topic
 from tests.support.fakepost import FakePost
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -66,20 +66,6 @@ class Process:
 def _picked_up(kinds: list[str]) -> bool:
     """The three pickup scans, once each (a postal dossier may have delivery scans too)."""
     return sorted(k for k in kinds if k in PICKUP_SCANS) == sorted(PICKUP_SCANS)
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, tail: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}\n{tail()}")
 
 
 @pytest.fixture
@@ -214,7 +200,16 @@ def test_live_simulator_orders_through_the_postal_connector(
         by_post = wait_for(returned, 60, "by-post returns from the connector", connector.tail)
         assert len(by_post) == len(deliveries)
         assert all(e.agency == "000.00.01.H10" and e.postal_tracking_code for e in by_post)
-        slip = worker.get_json(f"/dossiers/slip?id={sorted(deliveries)[0]}")
+        # On the topic is not yet processed: wait for the worker to have taken the return in.
+        first = sorted(deliveries)[0]
+        slip = wait_for(
+            lambda: (
+                (s := worker.get_json(f"/dossiers/slip?id={first}"))["status"] == "returned" and s
+            ),
+            60,
+            f"the slip of {first} to show the return",
+            worker.log_tail,
+        )
         assert slip["status"] == "returned", slip
         health = healthy()
         assert health is not None and health["dead_letters"] == 0, health

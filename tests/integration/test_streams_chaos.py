@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +27,13 @@ from lienthong.runtime.broker import EmbeddedBroker
 from lienthong.runtime.topics import TopicAdmin
 from tests.support.broker import embedded_settings
 from tests.support.metrics import scrape, total
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 DOSSIERS = 600
 STEP = 150  # events a worker applies between its start and its kill
 PAUSE_S = 10  # how long the broker is frozen (the fault's length, not a wait)
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 240.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except OSError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not seen within {timeout}s (last: {last!r})")
 
 
 @pytest.fixture
@@ -91,7 +77,9 @@ def test_replay_survives_three_worker_kills_and_a_frozen_broker(
     kills = 0
     for victim in (0, 1, 0):
         worker = workers[victim]
-        wait_for(lambda w=worker: applied(w) >= STEP, f"worker {victim} applying {STEP} events")
+        wait_for(
+            lambda w=worker: applied(w) >= STEP, 240, f"worker {victim} applying {STEP} events"
+        )
         worker.kill()
         kills += 1
         workers[victim] = start_worker(env)

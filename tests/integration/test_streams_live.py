@@ -13,6 +13,7 @@ from lienthong.schemas.codec import AvroCodec
 from lienthong.schemas.models import DossierReceived, ProcessingFinished, ResultReturned
 from lienthong.schemas.registry import registry_from_settings
 from tests.integration.test_streams_scenarios import CENTER, SUBJECT, Script, consume, publish
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,13 @@ def test_live_clock_fires_warning_then_overdue_and_apology_by_wall_time(
     assert [a.EVENT_TYPE for a in first] == ["deadline_warning"], worker.log_tail()
     assert datetime.now(UTC) < due, "too slow to tell the warning from the overdue"
 
-    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 3)
+    # The overdue fires by the wall clock at ``due``: wait for it (not for due + a margin).
+    wait_for(
+        lambda: len(consume(kafka_bootstrap, catalogue_topics["deadline-alerts"], codec, 1)) >= 3,
+        max(0.0, (due - datetime.now(UTC)).total_seconds()) + 30,
+        "the overdue and the apology",
+        worker.log_tail,
+    )
     alerts = consume(kafka_bootstrap, catalogue_topics["deadline-alerts"], codec)
     kinds = sorted(a.EVENT_TYPE for a in alerts)
     assert kinds == ["apology_issued", "deadline_overdue", "deadline_warning"], worker.log_tail()

@@ -234,7 +234,7 @@ def test_replayed_month_equals_the_rules_computed_directly(
         if body["totals"] == expected_total:
             break
         time.sleep(0.5)
-    time.sleep(1.5)
+    worker.wait_caught_up()  # all consumed and committed: any double count shows now
     body = worker.get_json("/stats?period=month:2025-03")
     assert body["totals"] == expected_total, worker.log_tail()
     got_by_key = {

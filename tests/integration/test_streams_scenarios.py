@@ -273,7 +273,7 @@ def wait_stats(worker, expected: dict[str, Any], timeout: float = 60.0) -> dict[
     while time.monotonic() < deadline:
         body = worker.get_json(f"/stats?procedure={PROC}&period=month:2025-03")
         if body["totals"] == expected:
-            time.sleep(1.5)  # let a wrongly double-counting worker overshoot
+            worker.wait_caught_up()  # a wrongly double-counting worker has overshot by now
             return worker.get_json(f"/stats?procedure={PROC}&period=month:2025-03")
         time.sleep(0.5)
     return body
@@ -455,7 +455,7 @@ def test_sigkill_mid_stream_then_restart_gives_the_same_counts_and_alerts(
         if filler_totals["totals"]["finished_early"] >= 300:
             break
         time.sleep(0.5)
-    time.sleep(1.5)  # let a double-counting worker overshoot
+    second.wait_caught_up()  # a double-counting worker has overshot by now
     filler_totals = second.get_json(f"/stats?procedure={FILLER_PROC}&period=month:2025-03")
     assert filler_totals["totals"]["received"] == 300
     assert filler_totals["totals"]["finished_early"] == 300

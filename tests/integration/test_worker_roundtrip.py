@@ -101,7 +101,7 @@ def test_counts_survive_sigkill_without_double_counting(
         if summary["total"] >= 25:
             break
         time.sleep(0.5)
-    # Give a wrongly re-counting worker the chance to overshoot before asserting.
-    time.sleep(2)
+    # A wrongly re-counting worker has overshot once it has committed all its input.
+    second.wait_caught_up()
     summary = second.get_json("/dead-letters/summary")
     assert summary["total"] == 25, (summary, second.log_tail(5))

@@ -32,14 +32,24 @@ class FakePost:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.runner: web.AppRunner | None = None
+        self.event_polls: dict[str, int] = {}  # GET /orders/{code}/events per tracking code
 
     def __enter__(self) -> FakePost:
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
         return self
 
+    @web.middleware
+    async def _count_polls(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        parts = request.path.strip("/").split("/")
+        if request.method == "GET" and len(parts) == 3 and parts[::2] == ["orders", "events"]:
+            self.event_polls[parts[1]] = self.event_polls.get(parts[1], 0) + 1
+        return await handler(request)
+
     async def _start(self) -> None:
-        self.runner = web.AppRunner(make_app(self.service))
+        app = make_app(self.service)
+        app.middlewares.append(self._count_polls)
+        self.runner = web.AppRunner(app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
 
@@ -77,6 +87,11 @@ class FakePost:
             return json.loads(json.dumps(self.service.orders[code])) if code else None
 
         return self.call(find)
+
+    def polls_of(self, order_id: str) -> int:
+        """How often the connector has polled this order's scans: poll rounds, countable."""
+        code = self.call(lambda: self.service.by_order_id.get(order_id))
+        return self.call(lambda: self.event_polls.get(code, 0)) if code else 0
 
     def post_attempts(self) -> int:
         c = self.call(lambda: dict(self.service.counters))

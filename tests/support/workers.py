@@ -12,7 +12,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from lienthong.runtime import probe
+from tests.support.waiting import wait_for
+
+# What a worker's agents consume (streams.tracker, .stats, .monitor, .documents); the tables'
+# changelogs are assigned too but never committed, so they are not part of "caught up".
+SOURCE_TOPICS = ("dossier-events", "stats-partials", "dead-letters", "documents")
 
 
 class WorkerProcess:
@@ -59,6 +66,47 @@ class WorkerProcess:
                 pass
             time.sleep(0.3)
         raise AssertionError(f"worker not ready within {timeout}s:\n{self.log_tail()}")
+
+    def samples(self, name: str) -> list[Any]:
+        """The worker's Prometheus samples called ``name`` (one scrape of ``/metrics``)."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return [
+            sample
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+        ]
+
+    def processed(self) -> float:
+        """Events the worker's tracker has processed so far (all kinds)."""
+        return sum(s.value for s in self.samples("lienthong_events_processed_total"))
+
+    def source_lag(self, names: tuple[str, ...] = SOURCE_TOPICS) -> dict[tuple[str, str], float]:
+        """``lienthong_consumer_lag`` per (topic, partition) of the catalogue topics ``names``."""
+        prefix = self.env.get("LIENTHONG_TOPIC_PREFIX", "")
+        wanted = {prefix + name for name in names}
+        return {
+            (s.labels["topic"], s.labels["partition"]): s.value
+            for s in self.samples("lienthong_consumer_lag")
+            if s.labels.get("topic") in wanted
+        }
+
+    def wait_caught_up(self, timeout: float = 60.0, names: tuple[str, ...] = SOURCE_TOPICS) -> None:
+        """Wait until the worker has processed and committed all it was sent (lag 0 twice in a row).
+
+        Why: a right count seen once proves little; seen after the worker has committed its
+        whole input, a worker that counts twice has had every chance to overshoot. This
+        replaces "sleep a bit more" before the final assertion.
+        """
+        streak = [0]
+
+        def drained() -> bool:
+            lag = self.source_lag(names)
+            streak[0] = streak[0] + 1 if lag and not any(lag.values()) else 0
+            return streak[0] >= 2
+
+        wait_for(drained, timeout, "the worker to commit all its input", self.log_tail, 0.3)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

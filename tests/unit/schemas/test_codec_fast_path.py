@@ -11,9 +11,8 @@ from __future__ import annotations
 import io
 import os
 import random
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import avro.io
 import avro.schema
@@ -33,6 +32,7 @@ from lienthong.schemas.catalogue import current_schema
 from lienthong.schemas.codec import NATIVE_AVAILABLE, compile_decoder, compile_encoder
 from lienthong.schemas.examples import example_event
 from lienthong.schemas.models import HandoffAccepted
+from tests.unit.schemas.wire_cases import INSTANTS, varint_sweep
 
 
 def _fastavro_body(event: Any) -> bytes:
@@ -98,13 +98,8 @@ def test_codec_round_trip_uses_identical_bytes(codec: AvroCodec, cls) -> None:
 
 def test_longs_and_timestamps_across_the_range(codec: AvroCodec) -> None:
     """Every varint length, negative and far timestamps, against fastavro byte for byte."""
-    rnd = random.Random(7)
     base = example_event("deadline_warning")
-    minutes = [0, 1, -1, 63, -64, 64, -65, 2**31 - 1, -(2**31)]
-    minutes += [rnd.randint(-(2**31), 2**31 - 1) >> rnd.randint(0, 31) for _ in range(300)]
-    for value in minutes:
-        micros = rnd.randint(-62_135_510_400_000_000, 253_402_214_400_000_000) >> rnd.randint(0, 57)
-        due = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    for value, due in varint_sweep():
         event = base.model_copy(update={"remaining_working_minutes": value, "due_at": due})
         data = codec.encode(event)
         assert data[5:] == _fastavro_body(event), value
@@ -245,23 +240,12 @@ def test_values_the_compiled_encoder_declines_go_through_fastavro(codec: AvroCod
 def test_timestamps_in_any_zone_encode_the_same_instant() -> None:
     """Aware datetimes in Vietnam time, odd fixed offsets and a DST zone (both folds of an
     ambiguous hour), early and late years: the same bytes as fastavro, decoded to the instant."""
-    new_york = ZoneInfo("America/New_York")
-    instants = [
-        datetime(2026, 3, 2, 8, 30, 0, 123456, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),
-        datetime(1975, 6, 12, 23, 59, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),
-        datetime(2024, 2, 29, 0, 0, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
-        datetime(2026, 11, 1, 1, 30, tzinfo=new_york),
-        datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=new_york),
-        datetime(1, 1, 1, 0, 0, tzinfo=UTC),
-        datetime(9999, 12, 31, 16, 59, 59, 999999, tzinfo=UTC),
-        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-    ]
     schema = current_schema("deadline_warning").schema
     encoder = compile_encoder(schema, native=True)
     decoder = compile_decoder(schema, native=True)
     assert encoder is not None and decoder is not None
     base = example_event("deadline_warning")
-    for due in instants:
+    for due in INSTANTS:
         event = base.model_copy(update={"due_at": due})
         body = encoder(event, b"\x00\x00\x00\x00\x01")
         assert body[5:] == _fastavro_body(event), due

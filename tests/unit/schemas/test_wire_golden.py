@@ -14,12 +14,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import random
 import sys
-from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import avro.io
 import avro.schema
@@ -30,9 +27,9 @@ from lienthong.schemas.catalogue import current_schema
 from lienthong.schemas.codec import NATIVE_AVAILABLE, compile_decoder, compile_encoder
 from lienthong.schemas.examples import example_event
 from lienthong.schemas.models import Event
+from tests.unit.schemas.wire_cases import INSTANTS, varint_sweep
 
 GOLDEN = Path(__file__).with_name("golden_avro.json")
-NEW_YORK = ZoneInfo("America/New_York")
 
 # Edge values of the example records: empty arrays, nulls, long and empty strings, big counts.
 EDGES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -51,31 +48,14 @@ EDGES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
-# Timestamps in Vietnam time, odd fixed offsets, both folds of a DST hour, early and late years.
-INSTANTS = [
-    datetime(2026, 3, 2, 8, 30, 0, 123456, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),
-    datetime(1975, 6, 12, 23, 59, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),
-    datetime(2024, 2, 29, 0, 0, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
-    datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK),
-    datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=NEW_YORK),
-    datetime(1, 1, 1, 0, 0, tzinfo=UTC),
-    datetime(9999, 12, 31, 16, 59, 59, 999999, tzinfo=UTC),
-    datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-]
-
 
 def _sweep() -> list[Event]:
     """Every varint length: ints across 32 bits and timestamps across years 1..9999."""
-    rnd = random.Random(7)
     base = example_event("deadline_warning")
-    minutes = [0, 1, -1, 63, -64, 64, -65, 2**31 - 1, -(2**31)]
-    minutes += [rnd.randint(-(2**31), 2**31 - 1) >> rnd.randint(0, 31) for _ in range(300)]
-    events = []
-    for value in minutes:
-        micros = rnd.randint(-62_135_510_400_000_000, 253_402_214_400_000_000) >> rnd.randint(0, 57)
-        due = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
-        events.append(base.model_copy(update={"remaining_working_minutes": value, "due_at": due}))
-    return events
+    return [
+        base.model_copy(update={"remaining_working_minutes": value, "due_at": due})
+        for value, due in varint_sweep()
+    ]
 
 
 def _cases() -> dict[str, Event]:
