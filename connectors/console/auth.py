@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 import time
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+from lienthong.connectors.keyfile import entries, read_file, sha256_hex
 
 
 class UsersFileError(ValueError):
@@ -47,21 +45,9 @@ class User:
 
 
 def parse_users(text: str, path: str) -> list[User]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UsersFileError(f"{path}: not valid TOML: {exc}") from exc
-    items = data.get("user", [])
-    if not isinstance(items, list):
-        raise UsersFileError(f"{path}: [[user]] entries expected")
     users: list[User] = []
-    for i, raw in enumerate(items):
-        where = f"{path}: user[{i}]"
-        if not isinstance(raw, dict):
-            raise UsersFileError(f"{where}: must be a table")
-        unknown = set(raw) - {"name", "role", "api_key_sha256"}
-        if unknown:
-            raise UsersFileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    fields = ("name", "role", "api_key_sha256")
+    for where, raw in entries(text, path, "user", fields, UsersFileError):
         name = raw.get("name")
         if not isinstance(name, str) or not name.strip():
             raise UsersFileError(f"{where}: name: must be a non-empty string")
@@ -69,9 +55,8 @@ def parse_users(text: str, path: str) -> list[User]:
             role = ConsoleRole(raw.get("role"))
         except ValueError:
             raise UsersFileError(f"{where} {name}: role: must be monitor or operator") from None
-        key = raw.get("api_key_sha256")
-        key = key.replace(":", "").lower() if isinstance(key, str) else ""
-        if not _HEX64.fullmatch(key):
+        key = sha256_hex(raw.get("api_key_sha256"))
+        if key is None:
             raise UsersFileError(f"{where} {name}: api_key_sha256: must be 64 hex digits")
         users.append(User(name.strip(), role, key))
     return users
@@ -80,11 +65,7 @@ def parse_users(text: str, path: str) -> list[User]:
 def load_users(path: Path | None) -> list[User]:
     if path is None:
         return []
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsersFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return parse_users(text, str(path))
+    return parse_users(read_file(path, UsersFileError), str(path))
 
 
 @dataclass

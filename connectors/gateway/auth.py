@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lienthong.connectors.keyfile import entries, read_file, sha256_hex
 from lienthong.domain.agencies import AgencyRegistry, load_agencies
 from lienthong.domain.roles import Role, allowed_event_types, roles_for_level
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ClientsFileError(ValueError):
@@ -55,31 +52,18 @@ def _hex(raw: Mapping[str, Any], name: str, where: str) -> str | None:
     value = raw.get(name)
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise ClientsFileError(f"{where}: {name}: must be 64 hex digits")
-    value = value.replace(":", "").lower()
-    if not _HEX64.fullmatch(value):
-        raise ClientsFileError(f"{where}: {name}: must be 64 hex digits (a SHA-256)")
-    return value
+    digest = sha256_hex(value)
+    if digest is None:
+        detail = " (a SHA-256)" if isinstance(value, str) else ""
+        raise ClientsFileError(f"{where}: {name}: must be 64 hex digits{detail}")
+    return digest
 
 
 def parse_clients(text: str, path: str, registry: AgencyRegistry | None = None) -> list[Client]:
     registry = registry or load_agencies()
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ClientsFileError(f"{path}: not valid TOML: {exc}") from exc
-    items = data.get("client", [])
-    if not isinstance(items, list):
-        raise ClientsFileError(f"{path}: [[client]] entries expected")
+    fields = ("agency", "name", "api_key_sha256", "cert_sha256", "role")
     clients: list[Client] = []
-    for i, raw in enumerate(items):
-        where = f"{path}: client[{i}]"
-        if not isinstance(raw, dict):
-            raise ClientsFileError(f"{where}: must be a table")
-        unknown = set(raw) - {"agency", "name", "api_key_sha256", "cert_sha256", "role"}
-        if unknown:
-            raise ClientsFileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    for where, raw in entries(text, path, "client", fields, ClientsFileError):
         agency = raw.get("agency")
         agency_info = registry.get(agency) if isinstance(agency, str) else None
         if agency_info is None:
@@ -111,11 +95,7 @@ def parse_clients(text: str, path: str, registry: AgencyRegistry | None = None) 
 def load_clients(path: Path | None, registry: AgencyRegistry | None = None) -> list[Client]:
     if path is None:
         return []
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ClientsFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return parse_clients(text, str(path), registry)
+    return parse_clients(read_file(path, ClientsFileError), str(path), registry)
 
 
 class Authenticator:
