@@ -82,18 +82,38 @@ class WorkerProcess:
         """Events the worker's tracker has processed so far (all kinds)."""
         return sum(s.value for s in self.samples("lienthong_events_processed_total"))
 
-    def source_lag(self, names: tuple[str, ...] = SOURCE_TOPICS) -> dict[tuple[str, str], float]:
-        """``lienthong_consumer_lag`` per (topic, partition) of the catalogue topics ``names``."""
+    def source_lag(self, names: tuple[str, ...] = SOURCE_TOPICS) -> dict[tuple[str, int], int]:
+        """Records not yet committed by the worker's group, per (topic, partition) of ``names``.
+
+        Read from the broker (committed offsets of the group vs end offsets), not from the
+        worker's ``lienthong_consumer_lag``: a restarted worker reports a partition it has not
+        committed on itself as lagging by everything, though its predecessor committed it.
+        """
+        from kafka import KafkaConsumer, TopicPartition
+
         prefix = self.env.get("LIENTHONG_TOPIC_PREFIX", "")
-        wanted = {prefix + name for name in names}
-        return {
-            (s.labels["topic"], s.labels["partition"]): s.value
-            for s in self.samples("lienthong_consumer_lag")
-            if s.labels.get("topic") in wanted
-        }
+        group = self.env["LIENTHONG_WORKER__APP_ID"]
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.env["LIENTHONG_BOOTSTRAP"].split(","),
+            group_id=group,
+            enable_auto_commit=False,
+        )
+        try:
+            tps = [
+                TopicPartition(prefix + name, partition)
+                for name in names
+                for partition in sorted(consumer.partitions_for_topic(prefix + name) or ())
+            ]
+            ends = consumer.end_offsets(tps) if tps else {}
+            return {
+                (tp.topic, tp.partition): max(0, ends[tp] - (consumer.committed(tp) or 0))
+                for tp in tps
+            }
+        finally:
+            consumer.close()
 
     def wait_caught_up(self, timeout: float = 60.0, names: tuple[str, ...] = SOURCE_TOPICS) -> None:
-        """Wait until the worker has processed and committed all it was sent (lag 0 twice in a row).
+        """Wait until the worker's group has committed all it was sent (lag 0 twice in a row).
 
         Why: a right count seen once proves little; seen after the worker has committed its
         whole input, a worker that counts twice has had every chance to overshoot. This
