@@ -207,7 +207,14 @@ def faust_lag_rows(app: Any, group: str) -> LagRows:
         if high is None:
             continue
         done = committed.get(tp)
-        rows.append((group, tp.topic, tp.partition, high - (done or 0)))
+        if done is None:
+            if high:
+                # Records, but none committed by this process yet (just assigned, e.g. after
+                # a restart): the lag is unknown here, not "everything"; the broker probe
+                # reports it meanwhile.
+                continue
+            done = 0  # an empty partition: nothing to lag behind
+        rows.append((group, tp.topic, tp.partition, high - done))
     return rows
 
 

@@ -25,7 +25,10 @@ def _cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.Co
 
 
 def _verify(env: dict[str, str], truth: Path) -> subprocess.CompletedProcess:
-    return _cli(env, "verify", "--truth", str(truth), "--wait", "90", "--timeout", "5")
+    # A generous deadline for a loaded machine: verify returns as soon as every figure matches.
+    return _cli(
+        env, "verify", "--truth", str(truth), "--wait", "300", "--timeout", "5", timeout=420
+    )
 
 
 def test_replay_with_every_fault_verifies(bus_env, catalogue_topics, start_worker, tmp_path):
@@ -82,10 +85,12 @@ def test_worker_sigkill_during_replay_then_restart_verifies(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    # Mid-replay (≈4,400 records at 2,000/s): the worker has processed some, not all.
-    wait_for(lambda: sim.poll() is not None or worker.processed() >= 100, 60, "records processed")
-    assert sim.poll() is None, "replay finished before the kill; slow it down"
+    # Mid-stream (≈4,400 records): the worker has processed some, not all. Whether the
+    # producer has finished by then depends on the machine's speed, and does not matter: the
+    # kill lands while the worker holds a backlog.
+    done = wait_for(lambda: worker.processed() >= 100 and worker.processed(), 120, "100 processed")
     worker.kill()
+    assert done < 2000, f"the worker had processed {done} records before the kill"
     start_worker(env)
     assert sim.wait(timeout=120) == 0
     result = _verify(env, truth)

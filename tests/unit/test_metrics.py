@@ -19,6 +19,7 @@ from lienthong.runtime.metrics import (
     CountersCollector,
     LagCollector,
     Metrics,
+    faust_lag_rows,
 )
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
@@ -148,3 +149,25 @@ def test_scrape_targets_are_the_default_ports() -> None:
         "lienthong-broker-probe": f"127.0.0.1:{s.probe.port}",
     }
     assert all(job["metrics_path"] == "/metrics" for job in config["scrape_configs"])
+
+
+def test_worker_lag_leaves_out_partitions_it_has_not_committed_yet() -> None:
+    """A just-assigned partition (after a restart) is not "lagging by everything"."""
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    done, fresh, empty = (TP("dossier-events", p) for p in (0, 1, 2))
+    high = {done: 50, fresh: 9000, empty: 0}
+
+    class Consumer:
+        _committed_offset = {done: 40}
+
+        def assignment(self) -> set[TP]:
+            return set(high)
+
+        def highwater(self, tp: TP) -> int:
+            return high[tp]
+
+    rows = faust_lag_rows(SimpleNamespace(consumer=Consumer()), "lienthong")
+    assert rows == [("lienthong", "dossier-events", 0, 10), ("lienthong", "dossier-events", 2, 0)]
