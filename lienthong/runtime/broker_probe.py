@@ -12,6 +12,7 @@ last batch's base offset + 1), so lag there is a lower bound too; on Kafka it is
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -86,6 +87,8 @@ class BrokerProbe:
         self._admin: Any = None
         self._consumer: Any = None
         self._last: ProbeSample | None = None
+        # /health and /metrics may be served at once; kafka-python clients are not thread-safe.
+        self._lock = threading.Lock()
 
     def _clients(self) -> tuple[Any, Any]:
         if self._admin is None:
@@ -109,8 +112,12 @@ class BrokerProbe:
         }
 
     def sample(self) -> ProbeSample:
-        if self._last is not None and time.monotonic() - self._last.at < self.min_interval_s:
+        with self._lock:
+            if self._last is None or time.monotonic() - self._last.at >= self.min_interval_s:
+                self._last = self._sample()
             return self._last
+
+    def _sample(self) -> ProbeSample:
         host, _, port = self.settings.bootstrap_servers.split(",")[0].rpartition(":")
         started = time.monotonic()
         up = kafka_api_versions_ok(host, int(port), timeout=2.0)
@@ -123,7 +130,9 @@ class BrokerProbe:
 
                 admin, consumer = self._clients()
                 committed = self._committed(admin)
-                tps = {tp for offsets in committed.values() for tp in offsets}
+                # Offsets a group once committed on a topic deleted since have no end to ask for.
+                existing = consumer.topics()
+                tps = {tp for offsets in committed.values() for tp in offsets if tp[0] in existing}
                 ends = consumer.end_offsets([TopicPartition(t, p) for t, p in tps]) if tps else {}
                 by_tp = {(tp.topic, tp.partition): n for tp, n in ends.items()}
                 lags = group_lags(committed, by_tp)
@@ -131,8 +140,7 @@ class BrokerProbe:
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("probe_groups_failed", error=error)
                 self.close()
-        self._last = ProbeSample(time.monotonic(), up, latency, lags, error)
-        return self._last
+        return ProbeSample(time.monotonic(), up, latency, lags, error)
 
     def last(self) -> ProbeSample:
         """The latest sample without asking the broker (the scrape handler refreshed it)."""
