@@ -17,7 +17,10 @@ Faust's bookkeeping:
 - a record at or below ``applied`` is a redelivery and is skipped (the effects are already in
   the state);
 - a gap at the end of a partition shows no later record, so a periodic check compares the
-  partition's high watermark with ``applied`` and seeks back when the stream has been idle.
+  partition's high watermark with ``applied`` and seeks back when the stream has been idle
+  and the same gap is still there one idle period later. (Seen only once, it is usually a
+  record that has just been fetched and waits in the agent's batch buffer: seeking then made
+  the agent apply it twice and re-emit its outputs.)
 
 This relies on offsets being contiguous in the source topics, which holds for the bus's topics
 (delete retention, no transactional producers). Compacted or transactional sources would need
@@ -50,6 +53,8 @@ class GapGuard:
         applied_offset: Callable[[int], int],
         idle_seconds: float = 3.0,
         skip_redelivered: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
+        log_start_ttl_s: float = 60.0,
     ) -> None:
         self.app = app
         self.source_topic = source_topic
@@ -58,21 +63,35 @@ class GapGuard:
         # False when the agent recognises repeats itself and must see them (e.g. to re-emit
         # outputs a crash may have lost); the guard then only repairs gaps.
         self.skip_redelivered = skip_redelivered
+        self._now = monotonic
         self._last_activity: dict[int, float] = {}
         self._repairing: dict[int, asyncio.Task[None]] = {}
+        # partition -> (applied offset, high watermark, first seen): a tail gap not yet confirmed.
+        self._suspects: dict[int, tuple[int, int, float]] = {}
+        # partition -> (log start offset, fetched at): asking the broker costs a round trip
+        # through Faust's consumer thread (~2 s per partition on a loaded machine, which made
+        # every check of a worker with idle partitions overrun its 2 s timer), and it only
+        # moves when retention deletes old segments.
+        self._log_starts: dict[int, tuple[int, float]] = {}
+        self._log_start_ttl = log_start_ttl_s
         self.gaps_repaired = 0
 
     async def admit(self, message: Any) -> bool:
         """True when ``message`` is the next record to apply for its partition."""
         partition, offset = message.partition, message.offset
-        self._last_activity[partition] = time.monotonic()
+        self._last_activity[partition] = self._now()
         applied = self.applied_offset(partition)
         if offset <= applied:
             if not self.skip_redelivered:
                 return True
             log.info("redelivered_record_skipped", partition=partition, offset=offset)
             return False
-        expected = applied + 1 if applied >= 0 else await self._log_start(message.tp)
+        if applied >= 0:
+            expected = applied + 1
+        else:
+            expected = await self._log_start(message.tp)
+            if offset > expected:  # retention may have moved the start since we asked
+                expected = await self._log_start(message.tp, fresh=True)
         if offset > expected:
             log.warning(
                 "record_gap_repaired",
@@ -119,7 +138,7 @@ class GapGuard:
         way). Seeking back then would only make it read them twice. A dropped tail is still
         found once the stream really goes idle.
         """
-        now = time.monotonic()
+        now = self._now()
         for partition in self._last_activity:
             self._last_activity[partition] = now
 
@@ -128,22 +147,44 @@ class GapGuard:
         consumer = self.app.consumer
         if consumer is None or self.app.rebalancing:
             return
-        now = time.monotonic()
+        now = self._now()
+        idle = []
         for tp in consumer.assignment():
             if tp.topic != self.source_topic:
                 continue
             # A partition first seen now is not idle yet: the stream may not have started.
             last = self._last_activity.setdefault(tp.partition, now)
-            if now - last < self.idle_seconds:
-                continue
+            if now - last >= self.idle_seconds:
+                idle.append(tp)
+            else:
+                self._suspects.pop(tp.partition, None)
+        if not idle:
+            return
+        await self._refresh_log_starts(
+            [tp for tp in idle if self.applied_offset(tp.partition) < 0], now
+        )
+        for tp in idle:
             try:
                 highwater = consumer.highwater(tp)
             except Exception:  # no fetch answer yet for this partition
                 continue
             applied = self.applied_offset(tp.partition)
-            expected = applied + 1 if applied >= 0 else await self._log_start(tp)
+            if applied >= 0:
+                expected = applied + 1
+            elif tp.partition in self._log_starts:
+                expected = self._log_starts[tp.partition][0]
+            else:
+                continue  # log start unknown (the broker did not answer): next check
             if highwater is None or expected >= highwater:
+                self._suspects.pop(tp.partition, None)
                 continue
+            suspect = self._suspects.get(tp.partition)
+            if suspect is None or suspect[:2] != (applied, highwater):
+                self._suspects[tp.partition] = (applied, highwater, now)
+                continue
+            if now - suspect[2] < self.idle_seconds:
+                continue
+            del self._suspects[tp.partition]
             log.warning(
                 "record_tail_gap_repaired",
                 topic=self.source_topic,
@@ -154,6 +195,33 @@ class GapGuard:
             self._last_activity[tp.partition] = now
             self._schedule_seek(tp, expected)
 
-    async def _log_start(self, tp: Any) -> int:
-        offsets = await self.app.consumer.earliest_offsets(tp)
-        return int(offsets.get(tp, 0) or 0)
+    async def _refresh_log_starts(self, tps: list[Any], now: float) -> None:
+        """One request for every partition whose log start is unknown or old."""
+        stale = [
+            tp
+            for tp in tps
+            if tp.partition not in self._log_starts
+            or now - self._log_starts[tp.partition][1] >= self._log_start_ttl
+        ]
+        if not stale:
+            return
+        try:
+            offsets = await self.app.consumer.earliest_offsets(*stale)
+        except Exception as exc:  # the broker is slow or away: keep what we knew
+            log.warning(
+                "log_start_unavailable",
+                topic=self.source_topic,
+                partitions=[tp.partition for tp in stale],
+                error=repr(exc),
+            )
+            return
+        for tp in stale:
+            self._log_starts[tp.partition] = (int(offsets.get(tp, 0) or 0), now)
+
+    async def _log_start(self, tp: Any, fresh: bool = False) -> int:
+        if fresh:
+            self._log_starts.pop(tp.partition, None)
+        now = self._now()
+        await self._refresh_log_starts([tp], now)
+        known = self._log_starts.get(tp.partition)
+        return known[0] if known is not None else 0

@@ -1,0 +1,176 @@
+"""The gap guard's tail check (lienthong.streams.gaps) against a consumer a test drives.
+
+The consumer here is a stand-in for the four calls the guard makes on Faust's consumer
+(assignment, highwater, earliest_offsets, seek); the guard's behaviour against the real
+broker is exercised by the SIGKILL/restart tests in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from faust.types import TP
+
+from lienthong.streams.gaps import GapGuard
+
+TOPIC = "t.dossier-events"
+
+
+@dataclass
+class FakeConsumer:
+    highwaters: dict[int, int]
+    starts: dict[int, int] = field(default_factory=dict)
+    seeks: list[tuple[int, int]] = field(default_factory=list)
+    earliest_calls: list[list[int]] = field(default_factory=list)
+    _read_offset: dict[Any, int] = field(default_factory=dict)
+
+    def assignment(self) -> set[TP]:
+        return {TP(TOPIC, p) for p in self.highwaters}
+
+    def highwater(self, tp: TP) -> int:
+        return self.highwaters[tp.partition]
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        self.earliest_calls.append(sorted(tp.partition for tp in tps))
+        return {tp: self.starts.get(tp.partition, 0) for tp in tps}
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp.partition, offset))
+
+
+@dataclass
+class FakeApp:
+    consumer: FakeConsumer
+    rebalancing: bool = False
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def guard_for(consumer: FakeConsumer, applied: dict[int, int], clock: Clock) -> GapGuard:
+    return GapGuard(
+        FakeApp(consumer),
+        TOPIC,
+        lambda p: applied.get(p, -1),
+        idle_seconds=3.0,
+        monotonic=clock,
+    )
+
+
+async def settle(guard: GapGuard) -> None:
+    for task in list(guard._repairing.values()):
+        await task
+
+
+def test_a_record_just_fetched_after_an_idle_spell_is_not_sought_back():
+    """The flake of test_event_with_an_oversize_portal_record…: the tail check ran while the
+    next record waited in the agent's batch buffer, sought back, and the record was applied
+    (and its portal record sent) twice."""
+
+    async def run() -> None:
+        clock = Clock()
+        applied = {0: 9}
+        consumer = FakeConsumer(highwaters={0: 10})
+        guard = guard_for(consumer, applied, clock)
+        await guard.check_idle_partitions()  # first sight of the partition: not idle yet
+        clock.now += 5
+        consumer.highwaters[0] = 11  # offset 10 fetched, not applied yet
+        await guard.check_idle_partitions()
+        assert guard.gaps_repaired == 0
+        clock.now += 0.5
+        applied[0] = 10  # the agent gets to it
+        await guard.check_idle_partitions()
+        clock.now += 5
+        await guard.check_idle_partitions()
+        await settle(guard)
+        assert guard.gaps_repaired == 0 and consumer.seeks == []
+
+    asyncio.run(run())
+
+
+def test_a_tail_gap_still_there_one_idle_period_later_is_sought_back_once():
+    async def run() -> None:
+        clock = Clock()
+        applied = {0: 9}
+        consumer = FakeConsumer(highwaters={0: 12})
+        guard = guard_for(consumer, applied, clock)
+        await guard.check_idle_partitions()
+        clock.now += 5
+        await guard.check_idle_partitions()  # suspected
+        clock.now += 2
+        await guard.check_idle_partitions()  # not yet an idle period later
+        assert guard.gaps_repaired == 0
+        clock.now += 2
+        await guard.check_idle_partitions()  # confirmed
+        await settle(guard)
+        assert guard.gaps_repaired == 1 and consumer.seeks[0] == (0, 10)
+
+    asyncio.run(run())
+
+
+def test_a_gap_that_changes_is_a_stream_at_work_not_a_drop():
+    async def run() -> None:
+        clock = Clock()
+        applied = {0: 9}
+        consumer = FakeConsumer(highwaters={0: 12})
+        guard = guard_for(consumer, applied, clock)
+        await guard.check_idle_partitions()
+        for hw in range(13, 20):
+            clock.now += 4
+            consumer.highwaters[0] = hw  # the producer keeps writing, the agent keeps up later
+            await guard.check_idle_partitions()
+        assert guard.gaps_repaired == 0
+
+    asyncio.run(run())
+
+
+def test_log_starts_of_never_applied_partitions_are_asked_once_in_one_request():
+    """Every check used to ask the broker for each never-applied partition's log start, one
+    partition at a time: ~2 s each on a loaded machine, so the 2 s repair timer of a worker
+    with five idle partitions ran for 10 s, every time."""
+
+    async def run() -> None:
+        clock = Clock()
+        consumer = FakeConsumer(highwaters={p: 0 for p in range(6)})
+        guard = guard_for(consumer, {0: 4}, clock)
+        consumer.highwaters[0] = 5
+        await guard.check_idle_partitions()
+        for _ in range(10):
+            clock.now += 4
+            await guard.check_idle_partitions()
+        assert consumer.earliest_calls == [[1, 2, 3, 4, 5]]
+        clock.now += 60  # then refreshed, still in one request
+        await guard.check_idle_partitions()
+        assert consumer.earliest_calls[1:] == [[1, 2, 3, 4, 5]]
+        assert guard.gaps_repaired == 0
+
+    asyncio.run(run())
+
+
+def test_a_first_record_past_the_log_start_is_a_gap_even_with_a_cached_start():
+    async def run() -> None:
+        clock = Clock()
+        consumer = FakeConsumer(highwaters={0: 10}, starts={0: 3})
+        guard = guard_for(consumer, {}, clock)
+
+        @dataclass
+        class Message:
+            partition: int
+            offset: int
+            tp: TP = TP(TOPIC, 0)
+
+        assert await guard.admit(Message(0, 3)) is True
+        assert await guard.admit(Message(0, 5)) is False  # 3 and 4 never arrived
+        await settle(guard)
+        assert consumer.seeks[0] == (0, 3)
+        consumer.starts[0] = 5  # retention removed 3 and 4: the cached start is stale
+        assert await guard.admit(Message(0, 5)) is True
+
+    asyncio.run(run())
