@@ -604,6 +604,7 @@ async def live_tick() -> None:
                 await batch.finish()
         except Exception as exc:
             stop_process(log, "tracker_alert_timer_failed", exc)
+        metrics.clock_sweep()
 
 
 @app.on_rebalance_complete.connect

@@ -92,6 +92,11 @@ class Metrics:
         self.alerts = Counter(
             f"{PREFIX}_alerts", "Deadline alerts emitted, by kind", ["kind"], registry=reg
         )
+        self.clock_sweeps = Counter(
+            f"{PREFIX}_alert_clock_sweeps",
+            "Worker, live clock: sweeps of the partitions' due alerts completed",
+            registry=reg,
+        )
         self.gateway_requests = Counter(
             f"{PREFIX}_gateway_requests",
             "Gateway /v1 requests answered, by HTTP status and authenticated agency",
@@ -125,6 +130,9 @@ class Metrics:
 
     def alert(self, kind: str) -> None:
         self.alerts.labels(kind).inc()
+
+    def clock_sweep(self) -> None:
+        self.clock_sweeps.inc()
 
     def gateway_request(self, status: int, agency: str | None, seconds: float) -> None:
         self.gateway_requests.labels(str(status), agency or "none").inc()

@@ -13,6 +13,7 @@ from lienthong.schemas.codec import AvroCodec
 from lienthong.schemas.models import DossierReceived, ProcessingFinished, ResultReturned
 from lienthong.schemas.registry import registry_from_settings
 from tests.integration.test_streams_scenarios import CENTER, SUBJECT, Script, consume, publish
+from tests.support.metrics import scrape, total
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -105,7 +106,14 @@ def test_a_backlog_is_judged_in_event_time_then_the_wall_clock_takes_over(
     deadline = time.monotonic() + 30
     while len(alerts) < 3 and time.monotonic() < deadline:
         alerts = consume(kafka_bootstrap, catalogue_topics["deadline-alerts"], codec, idle_s=1)
-    time.sleep(3)  # a few live ticks more: nothing may follow for HS-DONE
+    # Three more complete sweeps of the live clock after those: nothing may follow for HS-DONE.
+    swept = total(scrape(worker.url)[1], "lienthong_alert_clock_sweeps_total")
+    wait_for(
+        lambda: total(scrape(worker.url)[1], "lienthong_alert_clock_sweeps_total") >= swept + 3,
+        30,
+        "three more live clock sweeps",
+        worker.log_tail,
+    )
     alerts = consume(kafka_bootstrap, catalogue_topics["deadline-alerts"], codec)
     got = sorted((a.envelope.dossier_id, a.EVENT_TYPE) for a in alerts)
     assert got == [
