@@ -33,6 +33,7 @@ from typing import Any
 
 from lienthong.domain.agencies import AgencyLevel, load_agencies
 from lienthong.runtime import probe
+from lienthong.runtime.children import spawn_logged, wait_healthy
 
 RECEIVING_LEVELS = (AgencyLevel.PROVINCE_CENTER, AgencyLevel.DISTRICT, AgencyLevel.COMMUNE)
 
@@ -129,29 +130,10 @@ class GatewayProcess:
 
     def start(self, timeout_s: float = 90.0) -> float:
         """Start and wait until /health answers ok; returns the seconds it took."""
-        started = time.monotonic()
-        with self.log_file.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "lienthong", "run", "gateway"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        import urllib.request
-
-        while time.monotonic() - started < timeout_s:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                raise RuntimeError(f"gateway exited with {code}; see {self.log_file}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
-                    if json.loads(response.read()).get("status") == "ok":
-                        return time.monotonic() - started
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"gateway not healthy within {timeout_s}s; {self.log_file}")
+        self.process = spawn_logged(
+            [sys.executable, "-m", "lienthong", "run", "gateway"], self.env, self.log_file
+        )
+        return wait_healthy(self.process, self.url, timeout_s, f"gateway (log {self.log_file})")
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

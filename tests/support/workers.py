@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from lienthong.runtime import probe
+from lienthong.runtime.children import ChildNotReady, spawn_logged, wait_healthy
 from tests.support.waiting import wait_for
 
 # What a worker's agents consume (streams.tracker, .stats, .monitor, .documents); the tables'
@@ -36,14 +36,9 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.web_port}"
 
     def start(self, timeout: float = 90.0) -> WorkerProcess:
-        with self.log_file.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "lienthong.streams.worker"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        self.process = spawn_logged(
+            [sys.executable, "-m", "lienthong.streams.worker"], self.env, self.log_file
+        )
         self.wait_ready(timeout)
         return self
 
@@ -52,20 +47,11 @@ class WorkerProcess:
             return json.loads(response.read())
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"worker exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
-            try:
-                if self.get_json("/health").get("status") == "ok":
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"worker not ready within {timeout}s:\n{self.log_tail()}")
+        assert self.process is not None
+        try:
+            wait_healthy(self.process, self.url, timeout, "worker", self.log_tail, 0.3)
+        except ChildNotReady as exc:
+            raise AssertionError(str(exc)) from None
 
     def samples(self, name: str) -> list[Any]:
         """The worker's Prometheus samples called ``name`` (one scrape of ``/metrics``)."""
