@@ -6,10 +6,6 @@ killed mid-way does not create duplicates; reconcile finds deleted and altered r
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,20 +17,13 @@ import pytest
 
 from lienthong.simulators.truth import COUNT_FIELDS
 from tests.support.metrics import scrape, total
+from tests.support.portal import TOKEN, Connector, fake_portal, get_json
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "portal-test-token"
 NS = uuid.UUID("6f1c0a52-9a1e-4c57-9d1e-0c0ffee00001")
-
-
-def _get(url: str, token: str | None = TOKEN) -> Any:
-    request = urllib.request.Request(url)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
+_get = get_json
 
 
 def _send(url: str, body: Any, method: str = "POST") -> Any:
@@ -125,84 +114,8 @@ def produce(bus_settings, catalogue_topics, codec) -> Iterator[Callable[[list[An
 
 @pytest.fixture
 def portal(tmp_path: Path) -> Iterator[str]:
-    from lienthong.runtime.probe import free_port
-
-    port = free_port()
-    log = (tmp_path / "portal.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lienthong.simulators.portal",
-            "--port",
-            str(port),
-            "--token",
-            TOKEN,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait("fake portal", lambda: _get(url + "/health", None)["status"] == "ok", 20)
+    with fake_portal(tmp_path / "portal.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-
-
-class Connector:
-    """The connector as a real process (``python -m lienthong.connectors.portal``)."""
-
-    def __init__(self, env: dict[str, str], url: str, log: Path) -> None:
-        from lienthong.runtime.probe import free_port
-
-        self.health_port = free_port()
-        self.env = {
-            **os.environ,
-            **env,
-            "LIENTHONG_CONNECTORS__PORTAL__TOKEN": TOKEN,
-            "LIENTHONG_CONNECTORS__PORTAL__HEALTH_PORT": str(self.health_port),
-            "LIENTHONG_CONNECTORS__PORTAL__BATCH_SIZE": "5",
-            "LIENTHONG_CONNECTORS__PORTAL__BASE_DELAY_S": "0.05",
-            "LIENTHONG_CONNECTORS__PORTAL__MAX_DELAY_S": "0.4",
-            "LIENTHONG_CONNECTORS__PORTAL__MAX_ATTEMPTS": "12",
-            "LIENTHONG_CONNECTORS__PORTAL__RATE_PER_S": "50",
-        }
-        self.url = url
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Connector:
-        out = self.log.open("a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lienthong.connectors.portal", "--portal-url", self.url],
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        out.close()
-        _wait("connector /health", lambda: self.health()["status"] == "ok", 30, self.log)
-        return self
-
-    def health(self) -> dict[str, Any]:
-        return _get(f"http://127.0.0.1:{self.health_port}/health", None)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.terminate()
-        return self.proc.wait(15)
 
 
 @pytest.fixture

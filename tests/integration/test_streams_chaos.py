@@ -1,11 +1,16 @@
-"""Chaos during a replay: workers SIGKILLed three times, the broker SIGSTOPped for 10 s.
+"""Chaos during a replay: workers SIGKILLed three times, the portal connector once, the broker
+SIGSTOPped for 10 s.
 
 The test owns its broker (an embedded Tansu of its own, so pausing it touches no other test).
 Two replay-clock workers share the group; each kill happens when the victim has applied a
 further ``STEP`` events since it (re)started, i.e. while it holds a backlog, whatever the
 machine's speed. Then ``lienthong verify`` must find every count, alert and portal record the
-ground truth expects: nothing lost, nothing counted twice. ``make chaos`` runs the gateway
-half at full scale; this one is sized for the suite.
+ground truth expects: nothing lost, nothing counted twice; and the fake portal must hold every
+portal record of the topic exactly once (by its idempotency key, the event id). ``make chaos``
+runs the gateway half at full scale; this one is sized for the suite. (The postal connector
+and the central adapter are not on a replay's path: a replay simulates the post's scans and
+the central agencies' answers itself; their own kill/restart tests are in
+test_postal_connector.py and test_central_adapter.py.)
 """
 
 from __future__ import annotations
@@ -16,17 +21,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lienthong.cli.dlq import read_topic
 from lienthong.config import load_settings
+from lienthong.connectors.kafka import kafka_python_config
 from lienthong.runtime import probe
 from lienthong.runtime.broker import EmbeddedBroker
 from lienthong.runtime.topics import TopicAdmin
+from lienthong.schemas import AvroCodec, registry_from_settings
 from tests.support.broker import embedded_settings
 from tests.support.metrics import scrape, total
+from tests.support.portal import Connector, fake_portal, stored_keys
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -52,8 +62,19 @@ def applied(worker: Any) -> float:
     return total(scrape(worker.url)[1], "lienthong_events_processed_total")
 
 
-def test_replay_survives_three_worker_kills_and_a_frozen_broker(
+def test_replay_survives_three_worker_kills_a_connector_kill_and_a_frozen_broker(
     bus_env: dict[str, str], own_broker: tuple[str, int], start_worker, tmp_path: Path
+) -> None:
+    with ExitStack() as stack:
+        _chaos(bus_env, own_broker, start_worker, tmp_path, stack)
+
+
+def _chaos(
+    bus_env: dict[str, str],
+    own_broker: tuple[str, int],
+    start_worker: Any,
+    tmp_path: Path,
+    stack: ExitStack,
 ) -> None:
     bootstrap, broker_pid = own_broker
     env = {
@@ -65,6 +86,9 @@ def test_replay_survives_three_worker_kills_and_a_frozen_broker(
     with TopicAdmin(load_settings(environ=env)) as admin:
         admin.apply()
     workers = [start_worker(env), start_worker(env)]
+    portal = stack.enter_context(fake_portal(tmp_path / "portal.log"))
+    connector = Connector(env, portal, tmp_path / "connector.log").start()
+    stack.callback(lambda: connector.proc and connector.proc.poll() is None and connector.kill())
     truth = tmp_path / "truth.json"
     sim_log = (tmp_path / "simulate.log").open("wb")
     sim = subprocess.Popen(
@@ -84,6 +108,9 @@ def test_replay_survives_three_worker_kills_and_a_frozen_broker(
         kills += 1
         workers[victim] = start_worker(env)
     assert kills == 3
+    wait_for(lambda: len(stored_keys(portal)["stored"]) >= 50, 240, "the portal storing 50 records")
+    connector.kill()  # mid-stream: its last batch may be posted and not committed
+    connector = Connector(env, portal, tmp_path / "connector.log").start()
 
     os.kill(broker_pid, signal.SIGSTOP)
     try:
@@ -103,3 +130,18 @@ def test_replay_survives_three_worker_kills_and_a_frozen_broker(
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "MISMATCH" not in result.stdout
     assert all(w.process is not None and w.process.poll() is None for w in workers)
+
+    # Every portal record on the topic reached the portal, and exactly once.
+    settings = load_settings(environ=env)
+    codec = AvroCodec(registry_from_settings(settings))
+    records = read_topic(kafka_python_config(settings), settings.topic("portal-status"))
+    expected = {str(codec.decode(r.value).envelope.event_id) for r in records}
+    assert len(expected) > DOSSIERS  # at least a record per dossier, most have several
+    wait_for(
+        lambda: expected <= set(stored_keys(portal)["stored"]),
+        300,
+        "every portal record at the portal",
+        lambda: connector.log.read_text()[-3000:],
+    )
+    assert set(stored_keys(portal)["stored"].values()) == {1}
+    assert connector.stop() == 0
