@@ -98,7 +98,9 @@ class WorkerProcess:
         finally:
             consumer.close()
 
-    def wait_caught_up(self, timeout: float = 60.0, names: tuple[str, ...] = SOURCE_TOPICS) -> None:
+    def wait_caught_up(
+        self, timeout: float = 180.0, names: tuple[str, ...] = SOURCE_TOPICS
+    ) -> None:
         """Wait until the worker's group has committed all it was sent (lag 0 twice in a row).
 
         Why: a right count seen once proves little; seen after the worker has committed its
