@@ -335,6 +335,24 @@ def log_in(driver: Any, url: str, key: str, start: str = "/") -> None:
     wait_for(lambda: driver.find_elements(By.ID, "who"), 10, "logged-in page")
 
 
+def received_at_counter(dossier: str, agency: str, at: datetime) -> Any:
+    """A ``dossier_received`` at the one-stop counter of ``agency`` (procedure 1.004227)."""
+    from lienthong.schemas.models import DossierReceived
+
+    return DossierReceived.create(
+        event_id=uuid.uuid4(),
+        dossier_id=dossier,
+        producer_agency=agency,
+        occurred_at=at,
+        recorded_at=at,
+        channel="counter",
+        procedure_code="1.004227",
+        receiving_agency=agency,
+        subject={"kind": "citizen", "identifier_hash": "ab" * 32},
+        received_at=at,
+    )
+
+
 def cell(driver: Any, agency: str, figure: str) -> str:
     """A figure's text, read in one script call (the live update may swap the table)."""
     selector = f'td[data-agency="{agency}"][data-figure="{figure}"]'
@@ -367,7 +385,6 @@ def test_browser_refused_without_a_credential(bus: dict, browser: Any) -> None:
 def test_browser_overview_equals_the_truth_and_changes_live(bus: dict, browser: Any) -> None:
     from lienthong.domain.stats import VN
     from lienthong.schemas.codec import AvroCodec
-    from lienthong.schemas.models import DossierReceived
     from lienthong.schemas.registry import registry_from_settings
 
     url = bus["console"].url
@@ -389,18 +406,7 @@ def test_browser_overview_equals_the_truth_and_changes_live(bus: dict, browser: 
     settings = bus["settings"]
     codec = AvroCodec(registry_from_settings(settings))
     at = datetime(2026, 1, 30, 10, tzinfo=VN)
-    event = DossierReceived.create(
-        event_id=uuid.uuid4(),
-        dossier_id=f"HS-LIVE-{uuid.uuid4().hex[:8]}",
-        producer_agency=agency,
-        occurred_at=at,
-        recorded_at=at,
-        channel="counter",
-        procedure_code="1.004227",
-        receiving_agency=agency,
-        subject={"kind": "citizen", "identifier_hash": "ab" * 32},
-        received_at=at,
-    )
+    event = received_at_counter(f"HS-LIVE-{uuid.uuid4().hex[:8]}", agency, at)
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
@@ -506,7 +512,7 @@ def test_browser_redriven_dead_letter_is_applied(bus: dict, browser: Any) -> Non
     from lienthong.connectors.console.feed import read_key
     from lienthong.domain.stats import VN
     from lienthong.schemas.codec import AvroCodec
-    from lienthong.schemas.models import DossierReceived, DossierWithdrawn
+    from lienthong.schemas.models import DossierWithdrawn
     from lienthong.schemas.registry import registry_from_settings
 
     settings = bus["settings"]
@@ -524,17 +530,7 @@ def test_browser_redriven_dead_letter_is_applied(bus: dict, browser: Any) -> Non
         reason="công dân xin rút",
         **common,
     )
-    received = DossierReceived.create(
-        event_id=uuid.uuid4(),
-        occurred_at=received_at,
-        recorded_at=received_at,
-        channel="counter",
-        procedure_code="1.004227",
-        receiving_agency=agency,
-        subject={"kind": "citizen", "identifier_hash": "cd" * 32},
-        received_at=received_at,
-        **common,
-    )
+    received = received_at_counter(dossier, agency, received_at)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
 
     def send(event: Any) -> None:
