@@ -653,7 +653,11 @@ def create_app(console: Console) -> web.Application:
     async def health(request: web.Request) -> web.Response:
         report = await asyncio.get_running_loop().run_in_executor(None, console.health)
         body = pages.health_fragment(
-            report["components"], report["lag"], report["portal"], _lang(request)
+            report["components"],
+            report["lag"],
+            report["portal"],
+            _lang(request),
+            report.get("console_memory"),
         )
         return _page(console, request, "health", body)
 

@@ -244,3 +244,17 @@ def test_figures_of_periods_past_retention_are_dropped_and_not_taken_back() -> N
         _stats(f"{LAND}|1.004227|counter|day:2026-01-01", datetime(2026, 1, 2, 9, tzinfo=VN))
     )
     assert "day:2026-01-01" not in s.stats_by_label and s.dropped["stats_snapshots"] == 1
+
+
+def test_the_health_page_shows_what_is_held_and_dropped() -> None:
+    from lienthong.connectors.console import pages
+
+    s = BusState(limits=Limits(max_alerts=1))
+    at = datetime(2026, 3, 2, 9, tzinfo=VN)
+    s.put_alert(_alert("HS-1", "overdue", at))
+    s.put_alert(_alert("HS-2", "overdue", at))
+    memory = {"held": s.sizes(), "dropped": dict(s.dropped)}
+    html = pages.health_fragment([], [], {}, "en", memory)
+    assert 'id="console-memory"' in html and "Console memory" in html
+    assert '<td class="l">alerts</td><td class="l">1</td><td class="l">1</td>' in html
+    assert "console-memory" not in pages.health_fragment([], [], {}, "vi")
