@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from lienthong.domain.lifecycle import EventKind
@@ -107,6 +108,16 @@ class Closed:
     returned: dict[str, datetime] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=8192)
+def _period_end(label: str) -> tuple[datetime, bool] | None:
+    """(end, is a day) of a period label, None if it is not one; cached: every snapshot asks."""
+    try:
+        period = parse_period(label)
+    except (ValueError, IndexError):
+        return None
+    return period.end, period.kind == "day"
+
+
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None or (b is not None and b > a) else a
 
@@ -182,12 +193,12 @@ class BusState:
         workers wrote them; anything else is kept)."""
         if now is None:
             return False
-        try:
-            period = parse_period(label)
-        except (ValueError, IndexError):
+        ends = _period_end(label)
+        if ends is None:
             return False
-        keep = self.limits.day_label_days if period.kind == "day" else self.limits.period_label_days
-        return period.end + timedelta(days=keep) < now
+        end, is_day = ends
+        keep = self.limits.day_label_days if is_day else self.limits.period_label_days
+        return end + timedelta(days=keep) < now
 
     def sums_of(self, labels: Iterable[str]) -> dict[str, dict[str, dict[str, int]]]:
         """label → agency → summed figures, for these labels (a copy)."""
