@@ -108,6 +108,9 @@ class Closed:
     returned: dict[str, datetime] = field(default_factory=dict)
 
 
+_SWEEP_EVERY = timedelta(hours=1)  # of the bus's clock, between two sweeps of the state
+
+
 @lru_cache(maxsize=8192)
 def _period_end(label: str) -> tuple[datetime, bool] | None:
     """(end, is a day) of a period label, None if it is not one; cached: every snapshot asks."""
@@ -155,6 +158,7 @@ class BusState:
     alert_clocks: dict[int, datetime] = field(default_factory=dict, repr=False)
     _keys_of: dict[str, set[str]] = field(default_factory=dict, repr=False)  # dossier → keys
     _pruned_at: datetime | None = field(default=None, repr=False)
+    _latest: datetime | None = field(default=None, repr=False)  # the newest clock reading
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def put_stats(self, event: Any) -> None:
@@ -170,6 +174,8 @@ class BusState:
         with self.lock:
             if self.as_of is None or event.as_of > self.as_of:
                 self.as_of = event.as_of
+                if self._latest is None or event.as_of > self._latest:
+                    self._latest = event.as_of
             if self._expired(label, self.as_of):
                 self.dropped["stats_snapshots"] += 1  # a period no page shows any more
                 return
@@ -386,6 +392,8 @@ class BusState:
         clock = self.alert_clocks.get(partition)
         if clock is None or instant > clock:
             self.alert_clocks[partition] = instant
+            if self._latest is None or instant > self._latest:
+                self._latest = instant
 
     def _cap(self, table: dict[Any, Any], limit: int, name: str) -> None:
         """Drop the oldest entries (insertion order) beyond ``limit``, counting them."""
@@ -400,11 +408,10 @@ class BusState:
 
     def _maybe_prune(self) -> None:
         """At most once per hour of the bus's clock (a sweep costs the entries held)."""
-        clocks = [c for c in (self.as_of, *self.alert_clocks.values()) if c is not None]
-        if not clocks:
+        latest = self._latest
+        if latest is None:
             return
-        latest = max(clocks)
-        if self._pruned_at is not None and latest - self._pruned_at < timedelta(hours=1):
+        if self._pruned_at is not None and latest - self._pruned_at < _SWEEP_EVERY:
             return
         self._pruned_at = latest
         self.prune()
