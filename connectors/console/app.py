@@ -151,7 +151,16 @@ class Console:
                 portal = json.loads(r.read())
         except (OSError, ValueError):
             pass
-        report = {"components": components, "lag": lag, "portal": portal}
+        report = {
+            "components": components,
+            "lag": lag,
+            "portal": portal,
+            # What the console holds and what its bounds dropped (feed.Limits).
+            "console_memory": {
+                "held": self.state.sizes(),
+                "dropped": dict(self.state.snapshot().dropped),
+            },
+        }
         self._health_cache = (time.monotonic(), report)
         return report
 
@@ -166,6 +175,27 @@ class Console:
             except (OSError, ValueError):
                 continue
         return None
+
+    def dossier_alerts(self, dossier_id: str) -> BusState:
+        """The dossier's own deadline alerts, read from its partition: its page shows them
+        even once the console's bounded state has let an ended dossier go."""
+        from lienthong.schemas import Event, decode_or_reason
+
+        own = BusState()
+        try:
+            records = read_key(self.settings, "deadline-alerts", dossier_id)
+        except Exception as exc:
+            log.warning("console_alerts_read_failed", dossier_id=dossier_id, error=str(exc))
+            return self.state.snapshot()
+        for record in records:
+            event = decode_or_reason(record.value)
+            if not isinstance(event, Event):
+                continue
+            if event.EVENT_TYPE == "handoff_escalated":
+                own.put_escalation(event)
+            else:
+                own.put_alert(event)
+        return own
 
     def portal_records(self, dossier_id: str) -> list[dict[str, Any]]:
         """The status records the bus sent the national portal for one dossier, oldest first."""
@@ -490,24 +520,23 @@ def create_app(console: Console) -> web.Application:
     async def dossier(request: web.Request) -> web.Response:
         dossier_id = request.match_info["dossier_id"]
         snap = console.state.snapshot()
-        alerts = [
-            r
-            for r in view.alert_rows(
-                snap.alerts, as_of=console.now(snap), calendar=console.calendar
-            )
-            if r.alert.dossier_id == dossier_id
-        ]
         loop = asyncio.get_running_loop()
-        slip, documents, portal = await asyncio.gather(
+        slip, documents, portal, own = await asyncio.gather(
             loop.run_in_executor(None, console.worker_json, "/dossiers/slip?id=", dossier_id),
             loop.run_in_executor(None, console.worker_json, "/documents/?dossier=", dossier_id),
             loop.run_in_executor(None, console.portal_records, dossier_id),
+            loop.run_in_executor(None, console.dossier_alerts, dossier_id),
         )
+        alerts = [
+            r
+            for r in view.alert_rows(own.alerts, as_of=console.now(snap), calendar=console.calendar)
+            if r.alert.dossier_id == dossier_id
+        ]
         body = pages.slip_fragment(
             dossier_id,
             slip,
             alerts,
-            view.escalation_rows(snap.escalations, dossier_id),
+            view.escalation_rows(own.escalations, dossier_id),
             view.postal_alert_rows(snap.ops_alerts, dossier_id),
             portal,
             documents,
@@ -624,7 +653,11 @@ def create_app(console: Console) -> web.Application:
     async def health(request: web.Request) -> web.Response:
         report = await asyncio.get_running_loop().run_in_executor(None, console.health)
         body = pages.health_fragment(
-            report["components"], report["lag"], report["portal"], _lang(request)
+            report["components"],
+            report["lag"],
+            report["portal"],
+            _lang(request),
+            report.get("console_memory"),
         )
         return _page(console, request, "health", body)
 

@@ -299,6 +299,7 @@ def health_fragment(
     lag: list[tuple[str, str, int]],
     portal: dict[str, Any],
     lang: str,
+    memory: dict[str, dict[str, int]] | None = None,
 ) -> str:
     comp = "".join(
         f'<tr><td>{escape(c["name"])}</td><td class="l">{escape(c["url"])}</td>'
@@ -330,7 +331,19 @@ def health_fragment(
         )
         + f"<h2>{escape(t('lag', lang))}</h2>"
         f'<table id="lag"><tr><th>group</th><th>topic:partition</th><th>lag</th></tr>'
-        f"{lag_html}</table>"
+        f"{lag_html}</table>" + _memory_table(memory or {}, lang)
+    )
+
+
+def _memory_table(memory: dict[str, dict[str, int]], lang: str) -> str:
+    """What the console holds and what its bounds dropped (feed.Limits), by table."""
+    held, dropped = memory.get("held", {}), memory.get("dropped", {})
+    if not held and not dropped:
+        return ""
+    names = sorted(set(held) | set(dropped))
+    rows = [[escape(n), str(held.get(n, "")), str(dropped.get(n, ""))] for n in names]
+    return f"<h2>{escape(t('console_memory', lang))}</h2>" + _table(
+        "console-memory", ["kind", "held", "dropped"], rows, lang
     )
 
 

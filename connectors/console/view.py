@@ -103,6 +103,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "nav_handoffs": ("Chuyển hồ sơ treo", "Stuck handoffs"),
     "nav_dead_letters": ("Thư chết", "Dead letters"),
     "nav_health": ("Hệ thống", "Health"),
+    "console_memory": ("Bộ nhớ của bảng điều khiển", "Console memory"),
+    "held": ("Đang giữ", "Held"),
+    "dropped": ("Đã bỏ (giới hạn)", "Dropped (bounds)"),
 }
 
 LEVELS = ("province_center", "department", "district", "commune", "central")

@@ -244,6 +244,30 @@ def test_api_figures_equal_the_truth_and_nothing_answers_without_a_key(bus: dict
     }
     assert still_open and listed == still_open
     assert all(a["working_hours"] > 0 for a in overdue["alerts"] if a["kind"] == "overdue")
+    # A step's notice leaves the list once that agency handed the step back (the portal
+    # record's progress line says so): none listed is older than a handback of its agency,
+    # and the scenario has such steps (their notices were on the topic).
+    from lienthong.connectors.console.feed import RETURNED_NOTE
+
+    handbacks: dict[tuple[str, str], list[datetime]] = {}
+    for record in read_topic(bus["settings"], "portal-status", 10.0):
+        event = codec.decode(record.value)
+        line = event.QuaTrinhXuLy[-1] if event.QuaTrinhXuLy else None
+        if line is not None and line.NoiDungXuLy.startswith(RETURNED_NOTE):
+            key = (str(event.envelope.dossier_id), event.DonViXuLy)
+            handbacks.setdefault(key, []).append(event.envelope.occurred_at)
+    cleared = 0
+    for record in read_topic(bus["settings"], "deadline-alerts", 10.0):
+        event = codec.decode(record.value)
+        if event.EVENT_TYPE == "deadline_overdue" and event.scope.value == "step":
+            times = handbacks.get((str(event.envelope.dossier_id), event.responsible_agency))
+            cleared += any(t >= event.envelope.occurred_at for t in times or ())
+    assert cleared, "the scenario has no late step handed back"
+    for a in overdue["alerts"]:
+        if a["scope"] == "step":
+            due = datetime.fromisoformat(a["due_at"])
+            after = [t for t in handbacks.get((a["dossier_id"], a["agency"]), ()) if t > due]
+            assert not after, (a, after)
     # Without a trust directory there is no evidence bundle, and the console says why.
     status, text = console.get(f"/dossiers/{sorted(still_open)[0]}/evidence.zip")
     assert status == 409 and "trust directory" in text, text
@@ -311,6 +335,24 @@ def log_in(driver: Any, url: str, key: str, start: str = "/") -> None:
     wait_for(lambda: driver.find_elements(By.ID, "who"), 10, "logged-in page")
 
 
+def received_at_counter(dossier: str, agency: str, at: datetime) -> Any:
+    """A ``dossier_received`` at the one-stop counter of ``agency`` (procedure 1.004227)."""
+    from lienthong.schemas.models import DossierReceived
+
+    return DossierReceived.create(
+        event_id=uuid.uuid4(),
+        dossier_id=dossier,
+        producer_agency=agency,
+        occurred_at=at,
+        recorded_at=at,
+        channel="counter",
+        procedure_code="1.004227",
+        receiving_agency=agency,
+        subject={"kind": "citizen", "identifier_hash": "ab" * 32},
+        received_at=at,
+    )
+
+
 def cell(driver: Any, agency: str, figure: str) -> str:
     """A figure's text, read in one script call (the live update may swap the table)."""
     selector = f'td[data-agency="{agency}"][data-figure="{figure}"]'
@@ -343,7 +385,6 @@ def test_browser_refused_without_a_credential(bus: dict, browser: Any) -> None:
 def test_browser_overview_equals_the_truth_and_changes_live(bus: dict, browser: Any) -> None:
     from lienthong.domain.stats import VN
     from lienthong.schemas.codec import AvroCodec
-    from lienthong.schemas.models import DossierReceived
     from lienthong.schemas.registry import registry_from_settings
 
     url = bus["console"].url
@@ -365,18 +406,7 @@ def test_browser_overview_equals_the_truth_and_changes_live(bus: dict, browser: 
     settings = bus["settings"]
     codec = AvroCodec(registry_from_settings(settings))
     at = datetime(2026, 1, 30, 10, tzinfo=VN)
-    event = DossierReceived.create(
-        event_id=uuid.uuid4(),
-        dossier_id=f"HS-LIVE-{uuid.uuid4().hex[:8]}",
-        producer_agency=agency,
-        occurred_at=at,
-        recorded_at=at,
-        channel="counter",
-        procedure_code="1.004227",
-        receiving_agency=agency,
-        subject={"kind": "citizen", "identifier_hash": "ab" * 32},
-        received_at=at,
-    )
+    event = received_at_counter(f"HS-LIVE-{uuid.uuid4().hex[:8]}", agency, at)
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
@@ -470,3 +500,68 @@ def test_browser_operator_redrives_a_dead_letter(bus: dict, browser: Any) -> Non
     browser.get(url + "/bus-health")
     wait_for(lambda: browser.find_elements(By.ID, "lag"), 10, "health page")
     browser.save_screenshot(str(shots_dir(bus) / "console-health.png"))
+
+
+def test_browser_redriven_dead_letter_is_applied(bus: dict, browser: Any) -> None:
+    """A withdrawal published before its dossier was received is dead-lettered (unknown
+    dossier); once the dossier is received, the operator's redrive makes the worker apply it:
+    the portal gets the dossier's status 7 (rút hồ sơ)."""
+    from kafka import KafkaProducer
+    from selenium.webdriver.common.by import By
+
+    from lienthong.connectors.console.feed import read_key
+    from lienthong.domain.stats import VN
+    from lienthong.schemas.codec import AvroCodec
+    from lienthong.schemas.models import DossierWithdrawn
+    from lienthong.schemas.registry import registry_from_settings
+
+    settings = bus["settings"]
+    codec = AvroCodec(registry_from_settings(settings))
+    agency = "000.00.01.H10"
+    dossier = f"HS-REDRIVE-{uuid.uuid4().hex[:8]}"
+    received_at = datetime(2026, 1, 30, 11, tzinfo=VN)
+    withdrawn_at = datetime(2026, 1, 30, 11, 30, tzinfo=VN)
+    common = {"dossier_id": dossier, "producer_agency": agency}
+    withdrawn = DossierWithdrawn.create(
+        event_id=uuid.uuid4(),
+        occurred_at=withdrawn_at,
+        recorded_at=withdrawn_at,
+        agency=agency,
+        reason="công dân xin rút",
+        **common,
+    )
+    received = received_at_counter(dossier, agency, received_at)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+
+    def send(event: Any) -> None:
+        producer.send(
+            settings.topic("dossier-events"), key=dossier.encode(), value=codec.encode(event)
+        )
+        producer.flush()
+
+    console = bus["console"]
+
+    def dead_letter() -> str | None:
+        _, body = console.get("/api/dead-letters")
+        found = [r["address"] for r in body["dead_letters"] if dossier in r["reason"]]
+        return found[0] if found else None
+
+    def statuses() -> list[int]:
+        records = read_key(settings, "portal-status", dossier)
+        return [codec.decode(r.value).TrangThaiHoSo for r in records]
+
+    try:
+        send(withdrawn)
+        address = wait_for(dead_letter, 60, "the early withdrawal dead-lettered", every=0.5)
+        send(received)
+        wait_for(lambda: statuses(), 60, "the dossier received", every=0.5)
+        assert 7 not in statuses()
+    finally:
+        producer.close()
+    log_in(browser, console.url, OPERATOR_KEY, "/dead-letters")
+    button = f'button.redrive[data-address="{address}"]'
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, button), 15, "its redrive button")
+    browser.find_element(By.CSS_SELECTOR, button).click()
+    row = f'#dlq tr[data-address="{address}"] .redriven'
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, row), 15, "redrive recorded")
+    wait_for(lambda: 7 in statuses(), 60, "the redriven withdrawal applied", every=0.5)
