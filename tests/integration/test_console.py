@@ -75,7 +75,9 @@ class ConsoleProcess:
         if key:
             request.add_header("Authorization", f"Bearer {key}")
         try:
-            with urllib.request.urlopen(request, timeout=5) as r:
+            # Generous: the evidence download runs `lienthong audit export` in a child process,
+            # which took over 5 s on a machine at load 10.
+            with urllib.request.urlopen(request, timeout=60) as r:
                 body = r.read()
                 return r.status, json.loads(body) if path.startswith("/api/") else body.decode()
         except urllib.error.HTTPError as exc:
