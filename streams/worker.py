@@ -1,24 +1,16 @@
 """Entry point of one stream worker process: ``python -m lienthong.streams.worker``.
 
-Logging is configured by us (structlog JSON) and Faust is told not to override it, so
-faust/mode/aiokafka records come out in the same JSON format as ours.
+The app and its stages are built by :func:`lienthong.streams.bootstrap.bootstrap` from the
+settings (nothing is built at import). Logging is configured by us (structlog JSON) and Faust
+is told not to override it, so faust/mode/aiokafka records come out in the same JSON format as
+ours.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
-
-# Agent modules loaded into every worker; later features add theirs here.
-AGENT_MODULES: tuple[str, ...] = (
-    "lienthong.streams.health",
-    "lienthong.streams.monitor",
-    "lienthong.streams.tracker",
-    "lienthong.streams.stats",
-    "lienthong.streams.documents",
-)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,12 +32,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import faust
 
-    from lienthong.streams.app import app
+    from lienthong.runtime.metrics import install
+    from lienthong.streams.bootstrap import bootstrap
 
-    for module in AGENT_MODULES:
-        importlib.import_module(module)
+    runtime = bootstrap(settings)
+    # The process's metrics are this runtime's (shared code counts dead letters through them).
+    install(runtime.health.metrics)
     worker = faust.Worker(
-        app,
+        runtime.app,
         loglevel=settings.log_level,
         override_logging=False,
         quiet=True,
