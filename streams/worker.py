@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-port", type=int, help="HTTP port (overrides worker.web_port)")
     args = parser.parse_args(argv)
     if args.web_port is not None:
-        os.environ["LIENTHONG_WORKER__WEB_PORT"] = str(args.web_port)
+        from lienthong.runtime.registry import get
+
+        os.environ[get("worker").port_env() or ""] = str(args.web_port)
 
     from lienthong.config import ConfigError, load_settings
     from lienthong.logs import configure_logging
