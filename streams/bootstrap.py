@@ -54,8 +54,9 @@ class StreamsRuntime:
         return self.streams.settings
 
     def stages(self) -> tuple[Stage, ...]:
-        """In registration order: the order the agent modules were imported in before."""
-        return (self.health, self.monitor, self.tracker, self.stats, self.documents)
+        """In registration order, the order the agent modules registered theirs in before the
+        factory (the tracker module imported the stats module first)."""
+        return (self.health, self.monitor, self.stats, self.tracker, self.documents)
 
 
 def bootstrap(
@@ -74,8 +75,8 @@ def bootstrap(
     health = HealthStage(streams)
     monitor = MonitorStage(streams)
     counts = LiveCounts()  # stage 1 of the live counts: the tracker feeds it, stats flushes it
-    tracker = TrackerStage(streams, counts, health.metrics, procedures)
     stats = StatsStage(streams, counts)
+    tracker = TrackerStage(streams, counts, health.metrics, procedures)
     runtime = StreamsRuntime(streams, health, monitor, tracker, stats, DocumentsStage(streams))
     for stage in runtime.stages():
         stage.register()
