@@ -1,7 +1,8 @@
 """The Faust application every stream worker runs.
 
-Settings come from :func:`lienthong.config.load_settings`, so a worker talks to the embedded
-broker or a production cluster by configuration alone. Choices that matter for correctness:
+Built from Settings by :func:`lienthong.streams.bootstrap.bootstrap` (never at import), so a
+worker talks to the embedded broker or a production cluster by configuration alone, and a test
+builds several apps in one process. Choices that matter for correctness:
 
 - ``stream_processing_concurrency`` stays 1 per agent: faust-streaming has a known data-loss
   problem when concurrency > 1 (offsets committed past unprocessed events), see
@@ -22,9 +23,9 @@ import faust
 from faust.types import TP
 from faust.utils import json as faust_json
 
-from lienthong.config import Settings, load_settings
+from lienthong.config import Settings
 from lienthong.connectors.kafka import faust_broker_credentials
-from lienthong.runtime.topics import load_catalogue
+from lienthong.runtime.topics import Catalogue, load_catalogue
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -63,30 +64,47 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-settings = load_settings()
-catalogue = load_catalogue(settings.topics_file)
-app = create_app(settings)
+class StreamsApp:
+    """One Faust app with the settings and topic catalogue it was built from.
 
+    Why an object and not module globals: the stages of one worker share it, and a test (or a
+    tool) can build several, from different settings, in one process (see
+    :mod:`lienthong.streams.bootstrap`).
+    """
 
-def partitions_of(name: str) -> int:
-    """Declared partitions of a catalogue topic: a table's changelog must match its source."""
-    return catalogue.get(name).partitions
+    def __init__(
+        self, settings: Settings, catalogue: Catalogue | None = None, app: faust.App | None = None
+    ) -> None:
+        self.settings = settings
+        self.catalogue = (
+            catalogue if catalogue is not None else load_catalogue(settings.topics_file)
+        )
+        self.app = app if app is not None else create_app(settings)
 
+    def partitions_of(self, name: str) -> int:
+        """Declared partitions of a catalogue topic: a table's changelog must match its source."""
+        return self.catalogue.get(name).partitions
 
-def topic(name: str, **options: object) -> faust.TopicT:
-    """A catalogue topic (prefix applied) carried as raw bytes; agents decode explicitly so
-    undecodable records can be dead-lettered instead of crashing the stream."""
-    return app.topic(
-        settings.topic(name),
-        key_serializer="raw",
-        value_serializer="raw",
-        internal=False,
-        **options,
-    )
+    def topic(self, name: str, **options: object) -> faust.TopicT:
+        """A catalogue topic (prefix applied) carried as raw bytes; agents decode explicitly so
+        undecodable records can be dead-lettered instead of crashing the stream."""
+        return self.app.topic(
+            self.settings.topic(name),
+            key_serializer="raw",
+            value_serializer="raw",
+            internal=False,
+            **options,
+        )
+
+    async def produce(
+        self, name: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ) -> asyncio.Future[Any]:
+        """:func:`produce` on this app's producer."""
+        return await produce(self.app, name, key, value, partition)
 
 
 async def produce(
-    name: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    app: faust.App, name: str, key: bytes | None, value: bytes | None, partition: int | None = None
 ) -> asyncio.Future[Any]:
     """Send one record through the producer underneath Faust's ``Topic.send``.
 
@@ -119,7 +137,7 @@ async def write_changelog(table: Any, partition: int, key: str, value: Any) -> a
     name = changelog.get_topic_name()
     raw_key = changelog_json(key)
     raw_value = changelog_json(value)
-    future = await produce(name, raw_key, raw_value, partition)
+    future = await produce(table.app, name, raw_key, raw_value, partition)
     tp = TP(name, partition)
 
     def persisted(done: asyncio.Future[Any]) -> None:

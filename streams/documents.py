@@ -63,7 +63,7 @@ from lienthong.logs import get_logger
 from lienthong.schemas import DocumentPublished, DocumentReceipt, DocumentSigned, default_codec
 from lienthong.schemas.errors import DecodeError
 from lienthong.schemas.validate import Validator
-from lienthong.streams.app import app, partitions_of, settings, topic
+from lienthong.streams.app import StreamsApp
 from lienthong.streams.failures import (
     dead_letter_parts,
     is_infrastructure,
@@ -76,53 +76,249 @@ log = get_logger(__name__)
 
 CONSUMER = "streams.documents"
 
-documents_topic = topic("documents")
-verified_topic = topic("documents-verified")
-quarantine_topic = topic("documents-quarantine")
-alerts_topic = topic("monitoring-alerts")
-chain_topic = topic("audit-chain")
-dead_letters = FaustDeadLetterPublisher(topic("dead-letters"), CONSUMER)
 
-dossiers = app.Table("document-dossiers", default=dict, partitions=partitions_of("documents"))
+class DocumentsStage:
+    """Document verification of one app: its topics, tables, trust roots, store and signer.
 
-_doc_settings = settings.documents
-_trust = TrustCache(_doc_settings.trust_dir)
-_store: DocumentStore | None = None
-_bus: Signer | None = None
-_bus_loaded = False
-_validator: Validator | None = None
+    The store, the bus signer and the validator are opened on first use (a worker that never
+    sees a document never opens them)."""
 
+    def __init__(self, streams: StreamsApp) -> None:
+        self.app = app = streams.app
+        self.settings = streams.settings
+        self.documents_topic = streams.topic("documents")
+        self.verified_topic = streams.topic("documents-verified")
+        self.quarantine_topic = streams.topic("documents-quarantine")
+        self.alerts_topic = streams.topic("monitoring-alerts")
+        self.chain_topic = streams.topic("audit-chain")
+        self.dead_letters = FaustDeadLetterPublisher(streams.topic("dead-letters"), CONSUMER)
+        partitions = streams.partitions_of("documents")
+        self.dossiers = app.Table("document-dossiers", default=dict, partitions=partitions)
+        # key: source partition -> offset of the last documents record handled (gap guard).
+        self.documents_progress = app.Table(
+            "documents-progress", default=lambda: -1, partitions=partitions
+        )
+        self.gap_guard = GapGuard(
+            app,
+            self.documents_topic.get_topic_name(),
+            lambda partition: self.documents_progress[str(partition)],
+            skip_redelivered=False,  # the per-dossier state recognises repeats itself
+        )
+        self.doc_settings = self.settings.documents
+        self.trust = TrustCache(self.doc_settings.trust_dir)
+        self._store: DocumentStore | None = None
+        self._bus: Signer | None = None
+        self._bus_loaded = False
+        self._validator: Validator | None = None
 
-def document_store() -> DocumentStore:
-    global _store
-    if _store is None:
-        uri = _doc_settings.store or str(settings.run_dir / "documents")
-        _store = open_store(uri)
-    return _store
+    def register(self) -> None:
+        """The agent, the tail-gap timer and the ``/documents/`` page, on this app."""
+        app, stage = self.app, self
 
+        @app.timer(interval=2.0, name="lienthong.streams.documents.repair_document_tail_gaps")
+        async def repair_document_tail_gaps() -> None:
+            await stage.gap_guard.check_idle_partitions()
 
-def bus_signer() -> Signer | None:
-    """The bus credential for checkpoints; without one the chain is kept but not signed."""
-    global _bus, _bus_loaded
-    if not _bus_loaded:
-        _bus_loaded = True
-        if _doc_settings.bus_cert and _doc_settings.bus_key:
+        @app.agent(self.documents_topic, name="lienthong.streams.documents.verify_documents")
+        async def verify_documents(stream: faust.StreamT) -> None:
+            await stage.verify_documents(stream)
+
+        @app.page("/documents/")
+        class DossierDocuments(View):
+            """One dossier's documents, verification results, receipts and flags."""
+
+            @app.table_route(table=stage.dossiers, query_param="dossier")
+            async def get(self, request: Request) -> Response:
+                dossier_id = request.query.get("dossier", "")
+                return self.json(dossier_view(dossier_id, stage.dossiers.get(dossier_id)))
+
+    def document_store(self) -> DocumentStore:
+        if self._store is None:
+            uri = self.doc_settings.store or str(self.settings.run_dir / "documents")
+            self._store = open_store(uri)
+        return self._store
+
+    def bus_signer(self) -> Signer | None:
+        """The bus credential for checkpoints; without one the chain is kept but not signed."""
+        if not self._bus_loaded:
+            self._bus_loaded = True
+            doc = self.doc_settings
+            if doc.bus_cert and doc.bus_key:
+                try:
+                    self._bus = load_signer(doc.bus_cert, doc.bus_key, doc.bus_chain)
+                except PKIError as exc:
+                    log.error("bus_signer_unavailable", error=str(exc))
+            else:
+                log.warning("bus_signer_not_configured", effect="chain checkpoints are not signed")
+        return self._bus
+
+    def validator(self) -> Validator:
+        if self._validator is None:
+            self._validator = Validator(default_codec())
+        return self._validator
+
+    async def _publish_verdict(
+        self, verdict: Verdict, key: bytes, partition: int, offset: int, state: dict[str, Any]
+    ) -> list[Any]:
+        """Send the verdict's records; returns their delivery futures (awaited by the caller).
+
+        Every value is built before the first send, so an exception building one leaves nothing
+        half-published for the dead-lettered event.
+        """
+        now = dt.datetime.now(dt.UTC)
+        bound = get_logger(
+            __name__,
+            dossier_id=verdict.dossier_id,
+            event_id=verdict.event_id,
+            agency=verdict.agency,
+        )
+        if not verdict.ok:
+            apply_verdict(state, verdict, now)
+            quarantined = _json(
+                verdict.quarantine_value(partition=partition, offset=offset, now=now)
+            )
+            alert = _json(verdict.alert_value(partition=partition, offset=offset, now=now))
+            sent = [
+                await self.quarantine_topic.send(key=key, value=quarantined),
+                await self.alerts_topic.send(
+                    key=f"documents:{partition}:{offset}".encode(), value=alert
+                ),
+            ]
+            bound.warning(
+                "document_quarantined" if verdict.kind == "document" else "receipt_rejected",
+                document_id=verdict.document_id,
+                reason=verdict.reason,
+                detail=verdict.detail,
+            )
+            return sent
+        appended = apply_verdict(state, verdict, now)
+        assert appended is not None and verdict.chain_record is not None
+        index, link = appended
+        record = canonical_json(verdict.chain_record)
+        verified = _json({**verdict.verified, "chain_index": index})
+        chained = link_value(verdict.dossier_id, index, link, record)
+        sent = [
+            await self.verified_topic.send(key=key, value=verified),
+            await self.chain_topic.send(key=key, value=chained),
+        ]
+        bus = self.bus_signer()
+        if bus is not None and (index + 1) % self.doc_settings.checkpoint_every == 0:
             try:
-                _bus = load_signer(
-                    _doc_settings.bus_cert, _doc_settings.bus_key, _doc_settings.bus_chain
+                loop = asyncio.get_running_loop()
+                entry = ChainEntry(index, record, link)
+                signed = await loop.run_in_executor(
+                    None, partial(sign_checkpoint, verdict.dossier_id, entry, bus)
                 )
-            except PKIError as exc:
-                log.error("bus_signer_unavailable", error=str(exc))
+                checkpoint = checkpoint_value(signed)
+            except Exception:
+                # The link is already sent, so the state must keep it: a missing checkpoint only
+                # delays the signed proof to the next one, which covers this link too.
+                bound.exception("chain_checkpoint_failed", chain_index=index)
+            else:
+                sent.append(await self.chain_topic.send(key=key, value=checkpoint))
+        bound.info(
+            "document_verified" if verdict.kind == "document" else "receipt_accepted",
+            document_id=verdict.document_id,
+            chain_index=index,
+        )
+        return sent
+
+    async def verify_documents(self, stream: faust.StreamT) -> None:
+        """Verify events one by one; a failing event is dead-lettered, a failing bus stops us.
+
+        Faust acknowledges an event when the next one is taken, also after an exception, and
+        then restarts the agent in the same process: an escaping exception would be a poison
+        record (the gap guard reads it again, it raises again) or, for a failed send, a lost
+        output.
+        """
+        async for event in stream.events():
+            message = event.message
+            try:
+                if not await self.gap_guard.admit(message):
+                    continue
+                try:
+                    await self._handle(event)
+                except Exception as exc:
+                    if is_infrastructure(exc):
+                        raise
+                    await (await self._reject(event, exc))  # the dead letter acknowledged
+            except Exception as exc:
+                stop_process(
+                    log,
+                    "documents_event_failed",
+                    exc,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
+            if message.offset > self.documents_progress[str(message.partition)]:
+                self.documents_progress[str(message.partition)] = message.offset
+
+    async def _reject(self, event: Any, exc: Exception) -> Any:
+        """Dead-letter the event whose handling raised ``exc`` (not the bus's fault)."""
+        message = event.message
+        dossier_id = (message.key or b"").decode("utf-8", "replace") or None
+        where = {"dossier_id": dossier_id, "partition": message.partition, "offset": message.offset}
+        log.exception("document_event_failed", error_type=type(exc).__name__, **where)
+        return await self._dead_letter(message, processing_failed(exc, **where))
+
+    async def _dead_letter(self, message: Any, error: BaseException) -> Any:
+        message, error = dead_letter_parts(message, error, self.app.conf.producer_max_request_size)
+        return await self.dead_letters.publish(message, error)
+
+    async def _handle(self, event: Any) -> None:
+        """Verify one documents record and publish its verdict (or dead-letter it).
+
+        The verdict's records are acknowledged by the broker before the state notes the event as
+        applied: a state saved ahead of a lost output would skip the event when it is read again.
+        """
+        loop = asyncio.get_running_loop()
+        message = event.message
+        decoded = self.validator().decode_or_reason(message.value)
+        if isinstance(decoded, DecodeError):
+            await (await self._dead_letter(message, decoded))
+            return
+        dossier_id = decoded.envelope.dossier_id
+        if not dossier_id or not isinstance(
+            decoded, DocumentPublished | DocumentSigned | DocumentReceipt
+        ):
+            return
+        state = dict(self.dossiers[dossier_id]) or new_state()
+        if message.offset <= state.get("applied", -1):
+            log.info("document_event_redelivered_skipped", dossier_id=dossier_id)
+            return
+        state = json.loads(json.dumps(state))  # deep copy: the table value is replaced whole
+        key = message.key or dossier_id.encode()
+        if isinstance(decoded, DocumentPublished):
+            record_published(state, decoded)
         else:
-            log.warning("bus_signer_not_configured", effect="chain checkpoints are not signed")
-    return _bus
-
-
-def validator() -> Validator:
-    global _validator
-    if _validator is None:
-        _validator = Validator(default_codec())
-    return _validator
+            trust = await loop.run_in_executor(None, self.trust.get)
+            if isinstance(decoded, DocumentSigned):
+                check = partial(
+                    check_signed,
+                    state,
+                    decoded,
+                    self.document_store(),
+                    trust,
+                    require_crl=self.doc_settings.require_crl,
+                )
+            else:
+                check = partial(
+                    check_receipt,
+                    state,
+                    decoded,
+                    _headers(message.headers),
+                    self.document_store(),
+                    trust,
+                    require_crl=self.doc_settings.require_crl,
+                )
+            verdict = await loop.run_in_executor(None, check)
+            sent = await self._publish_verdict(
+                verdict, key, message.partition, message.offset, state
+            )
+            for delivery in sent:
+                await delivery
+        state["applied"] = message.offset
+        self.dossiers[dossier_id] = state
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
@@ -132,189 +328,3 @@ def _headers(raw: Any) -> dict[str, bytes]:
 
 def _json(value: dict[str, Any]) -> bytes:
     return json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8")
-
-
-async def _publish_verdict(
-    verdict: Verdict, key: bytes, partition: int, offset: int, state: dict[str, Any]
-) -> list[Any]:
-    """Send the verdict's records; returns their delivery futures (awaited by the caller).
-
-    Every value is built before the first send, so an exception building one leaves nothing
-    half-published for the dead-lettered event.
-    """
-    now = dt.datetime.now(dt.UTC)
-    bound = get_logger(
-        __name__, dossier_id=verdict.dossier_id, event_id=verdict.event_id, agency=verdict.agency
-    )
-    if not verdict.ok:
-        apply_verdict(state, verdict, now)
-        quarantined = _json(verdict.quarantine_value(partition=partition, offset=offset, now=now))
-        alert = _json(verdict.alert_value(partition=partition, offset=offset, now=now))
-        sent = [
-            await quarantine_topic.send(key=key, value=quarantined),
-            await alerts_topic.send(key=f"documents:{partition}:{offset}".encode(), value=alert),
-        ]
-        bound.warning(
-            "document_quarantined" if verdict.kind == "document" else "receipt_rejected",
-            document_id=verdict.document_id,
-            reason=verdict.reason,
-            detail=verdict.detail,
-        )
-        return sent
-    appended = apply_verdict(state, verdict, now)
-    assert appended is not None and verdict.chain_record is not None
-    index, link = appended
-    record = canonical_json(verdict.chain_record)
-    verified = _json({**verdict.verified, "chain_index": index})
-    chained = link_value(verdict.dossier_id, index, link, record)
-    sent = [
-        await verified_topic.send(key=key, value=verified),
-        await chain_topic.send(key=key, value=chained),
-    ]
-    bus = bus_signer()
-    if bus is not None and (index + 1) % _doc_settings.checkpoint_every == 0:
-        try:
-            loop = asyncio.get_running_loop()
-            entry = ChainEntry(index, record, link)
-            signed = await loop.run_in_executor(
-                None, partial(sign_checkpoint, verdict.dossier_id, entry, bus)
-            )
-            checkpoint = checkpoint_value(signed)
-        except Exception:
-            # The link is already sent, so the state must keep it: a missing checkpoint only
-            # delays the signed proof to the next one, which covers this link too.
-            bound.exception("chain_checkpoint_failed", chain_index=index)
-        else:
-            sent.append(await chain_topic.send(key=key, value=checkpoint))
-    bound.info(
-        "document_verified" if verdict.kind == "document" else "receipt_accepted",
-        document_id=verdict.document_id,
-        chain_index=index,
-    )
-    return sent
-
-
-# key: source partition -> offset of the last documents record handled (gap guard).
-documents_progress = app.Table(
-    "documents-progress", default=lambda: -1, partitions=partitions_of("documents")
-)
-gap_guard = GapGuard(
-    app,
-    documents_topic.get_topic_name(),
-    lambda partition: documents_progress[str(partition)],
-    skip_redelivered=False,  # the per-dossier state recognises repeats itself
-)
-
-
-@app.timer(interval=2.0)
-async def repair_document_tail_gaps() -> None:
-    await gap_guard.check_idle_partitions()
-
-
-@app.agent(documents_topic)
-async def verify_documents(stream: faust.StreamT) -> None:
-    """Verify events one by one; a failing event is dead-lettered, a failing bus stops us.
-
-    Faust acknowledges an event when the next one is taken, also after an exception, and then
-    restarts the agent in the same process: an escaping exception would be a poison record
-    (the gap guard reads it again, it raises again) or, for a failed send, a lost output.
-    """
-    async for event in stream.events():
-        message = event.message
-        try:
-            if not await gap_guard.admit(message):
-                continue
-            try:
-                await _handle(event)
-            except Exception as exc:
-                if is_infrastructure(exc):
-                    raise
-                await (await _reject(event, exc))  # the dead letter acknowledged
-        except Exception as exc:
-            stop_process(
-                log,
-                "documents_event_failed",
-                exc,
-                partition=message.partition,
-                offset=message.offset,
-            )
-        if message.offset > documents_progress[str(message.partition)]:
-            documents_progress[str(message.partition)] = message.offset
-
-
-async def _reject(event: Any, exc: Exception) -> Any:
-    """Dead-letter the event whose handling raised ``exc`` (not the bus's fault)."""
-    message = event.message
-    dossier_id = (message.key or b"").decode("utf-8", "replace") or None
-    where = {"dossier_id": dossier_id, "partition": message.partition, "offset": message.offset}
-    log.exception("document_event_failed", error_type=type(exc).__name__, **where)
-    return await _dead_letter(message, processing_failed(exc, **where))
-
-
-async def _dead_letter(message: Any, error: BaseException) -> Any:
-    message, error = dead_letter_parts(message, error, app.conf.producer_max_request_size)
-    return await dead_letters.publish(message, error)
-
-
-async def _handle(event: Any) -> None:
-    """Verify one documents record and publish its verdict (or dead-letter it).
-
-    The verdict's records are acknowledged by the broker before the state notes the event as
-    applied: a state saved ahead of a lost output would skip the event when it is read again.
-    """
-    loop = asyncio.get_running_loop()
-    message = event.message
-    decoded = validator().decode_or_reason(message.value)
-    if isinstance(decoded, DecodeError):
-        await (await _dead_letter(message, decoded))
-        return
-    dossier_id = decoded.envelope.dossier_id
-    if not dossier_id or not isinstance(
-        decoded, DocumentPublished | DocumentSigned | DocumentReceipt
-    ):
-        return
-    state = dict(dossiers[dossier_id]) or new_state()
-    if message.offset <= state.get("applied", -1):
-        log.info("document_event_redelivered_skipped", dossier_id=dossier_id)
-        return
-    state = json.loads(json.dumps(state))  # deep copy: the table value is replaced whole
-    key = message.key or dossier_id.encode()
-    if isinstance(decoded, DocumentPublished):
-        record_published(state, decoded)
-    else:
-        trust = await loop.run_in_executor(None, _trust.get)
-        if isinstance(decoded, DocumentSigned):
-            check = partial(
-                check_signed,
-                state,
-                decoded,
-                document_store(),
-                trust,
-                require_crl=_doc_settings.require_crl,
-            )
-        else:
-            check = partial(
-                check_receipt,
-                state,
-                decoded,
-                _headers(message.headers),
-                document_store(),
-                trust,
-                require_crl=_doc_settings.require_crl,
-            )
-        verdict = await loop.run_in_executor(None, check)
-        sent = await _publish_verdict(verdict, key, message.partition, message.offset, state)
-        for delivery in sent:
-            await delivery
-    state["applied"] = message.offset
-    dossiers[dossier_id] = state
-
-
-@app.page("/documents/")
-class DossierDocuments(View):
-    """One dossier's documents, verification results, receipts and flags (sender's view)."""
-
-    @app.table_route(table=dossiers, query_param="dossier")
-    async def get(self, request: Request) -> Response:
-        dossier_id = request.query.get("dossier", "")
-        return self.json(dossier_view(dossier_id, dossiers.get(dossier_id)))

@@ -12,45 +12,53 @@ from typing import Any
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from lienthong.runtime.metrics import LagCollector, Metrics, faust_lag_rows, install
-from lienthong.streams.app import app, settings
-
-_state: dict[str, Any] = {"rebalances": 0}
-
-# This worker's Prometheus figures (agents count through it; see lienthong.runtime.metrics).
-metrics = install(Metrics("worker"))
-metrics.add(LagCollector(lambda: faust_lag_rows(app, settings.worker.app_id)))
+from lienthong.runtime.metrics import LagCollector, Metrics, faust_lag_rows
+from lienthong.streams.app import StreamsApp
 
 
-@app.on_rebalance_complete.connect
-async def _on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
-    _state["rebalances"] += 1
+class HealthStage:
+    """Readiness (rebalances seen) and this worker's Prometheus figures (agents count through
+    :attr:`metrics`; see lienthong.runtime.metrics)."""
 
+    def __init__(self, streams: StreamsApp) -> None:
+        self.app = streams.app
+        self.settings = streams.settings
+        self.rebalances = 0
+        self.metrics = Metrics("worker")
+        app_id = self.settings.worker.app_id
+        self.metrics.add(LagCollector(lambda: faust_lag_rows(self.app, app_id)))
 
-def health_report() -> dict[str, Any]:
-    consumer = app.consumer if _state["rebalances"] else None
-    assigned = (
-        sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment()) if consumer else []
-    )
-    ready = _state["rebalances"] > 0 and not app.rebalancing
-    return {
-        "status": "ok" if ready else "starting",
-        "app_id": settings.worker.app_id,
-        "bootstrap": settings.bootstrap_servers,
-        "rebalances": _state["rebalances"],
-        "assigned_partitions": assigned,
-    }
+    def health_report(self) -> dict[str, Any]:
+        consumer = self.app.consumer if self.rebalances else None
+        assigned = (
+            sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment()) if consumer else []
+        )
+        ready = self.rebalances > 0 and not self.app.rebalancing
+        return {
+            "status": "ok" if ready else "starting",
+            "app_id": self.settings.worker.app_id,
+            "bootstrap": self.settings.bootstrap_servers,
+            "rebalances": self.rebalances,
+            "assigned_partitions": assigned,
+        }
 
+    def register(self) -> None:
+        """The rebalance counter and the ``/health`` and ``/metrics`` pages, on this app."""
+        app, stage = self.app, self
 
-@app.page("/health")
-class Health(View):
-    async def get(self, request: Request) -> Response:
-        return self.json(health_report())
+        @app.on_rebalance_complete.connect
+        async def _on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
+            stage.rebalances += 1
 
+        @app.page("/health")
+        class Health(View):
+            async def get(self, request: Request) -> Response:
+                return self.json(stage.health_report())
 
-@app.page("/metrics")
-class PrometheusMetrics(View):
-    """Prometheus text format: events, rejections, dead letters, alerts, lag, process."""
+        @app.page("/metrics")
+        class PrometheusMetrics(View):
+            """Prometheus text format: events, rejections, dead letters, alerts, lag, process."""
 
-    async def get(self, request: Request) -> Response:
-        return self.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+            async def get(self, request: Request) -> Response:
+                body = stage.metrics.render()
+                return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -30,33 +30,110 @@ from faust.web import Request, Response, View
 
 from lienthong.connectors import headers as H
 from lienthong.logs import get_logger
-from lienthong.streams.app import app, partitions_of, topic
+from lienthong.streams.app import StreamsApp
 from lienthong.streams.failures import stop_process
 from lienthong.streams.gaps import GapGuard
 
 log = get_logger(__name__)
 
-dead_letters = topic("dead-letters")
-monitoring_alerts = topic("monitoring-alerts")
 
-# One record per dead-letter partition holding both the counts and the highest offset
-# applied: a single changelog write per event keeps the two consistent after a crash
-# (two tables could be restored to different points and under- or over-count).
-dead_letter_state = app.Table(
-    "dead-letter-state", default=dict, partitions=partitions_of("dead-letters")
-)
+class MonitorStage:
+    """The dead-letter monitor of one app: its topics, its table, its gap guard."""
 
+    def __init__(self, streams: StreamsApp) -> None:
+        self.app = app = streams.app
+        self.dead_letters = streams.topic("dead-letters")
+        self.monitoring_alerts = streams.topic("monitoring-alerts")
+        # One record per dead-letter partition holding both the counts and the highest offset
+        # applied: a single changelog write per event keeps the two consistent after a crash
+        # (two tables could be restored to different points and under- or over-count).
+        self.dead_letter_state = app.Table(
+            "dead-letter-state", default=dict, partitions=streams.partitions_of("dead-letters")
+        )
+        self.gap_guard = GapGuard(
+            app,
+            self.dead_letters.get_topic_name(),
+            lambda partition: self.dead_letter_state[str(partition)].get("applied", -1),
+        )
 
-gap_guard = GapGuard(
-    app,
-    dead_letters.get_topic_name(),
-    lambda partition: dead_letter_state[str(partition)].get("applied", -1),
-)
+    def register(self) -> None:
+        """The agent, the tail-gap timer and the summary page, on this app."""
+        app, stage = self.app, self
 
+        @app.timer(interval=2.0, name="lienthong.streams.monitor.repair_dead_letter_tail_gaps")
+        async def repair_dead_letter_tail_gaps() -> None:
+            await stage.gap_guard.check_idle_partitions()
 
-@app.timer(interval=2.0)
-async def repair_dead_letter_tail_gaps() -> None:
-    await gap_guard.check_idle_partitions()
+        @app.agent(self.dead_letters, name="lienthong.streams.monitor.monitor_dead_letters")
+        async def monitor_dead_letters(stream: faust.StreamT) -> None:
+            await stage.monitor_dead_letters(stream)
+
+        @app.page("/dead-letters/summary")
+        class DeadLetterSummary(View):
+            """Counts of dead letters seen by this worker's partitions, per source and class."""
+
+            async def get(self, request: Request) -> Response:
+                return self.json(stage.dead_letter_summary())
+
+    async def monitor_dead_letters(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                if not await self.gap_guard.admit(message):
+                    continue
+                await self._handle(message)
+            except Exception as exc:
+                stop_process(
+                    log,
+                    "dead_letter_monitor_failed",
+                    exc,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
+
+    async def _handle(self, message: Any) -> None:
+        partition_key = str(message.partition)
+        state = self.dead_letter_state[partition_key]
+        alert: dict[str, Any] | None = None
+        value = b""
+        try:
+            alert = dead_letter_alert(
+                _header_map(message.headers), message.key, message.partition, message.offset
+            )
+            value = json.dumps(alert).encode("utf-8")
+            count_key = f"{alert['source_topic']}|{alert['error_class']}"
+        except Exception as exc:
+            log.exception(
+                "dead_letter_unreadable",
+                partition=message.partition,
+                offset=message.offset,
+                error_type=type(exc).__name__,
+            )
+            alert, count_key = None, "unknown|MonitorFailed"
+        counts = dict(state.get("counts", {}))
+        counts[count_key] = counts.get(count_key, 0) + 1
+        if alert is not None:
+            # Acknowledged before the count is saved: a count ahead of a lost alert would skip
+            # the record when it is read again.
+            key = alert["alert_id"].encode()
+            await (await self.monitoring_alerts.send(key=key, value=value))
+        self.dead_letter_state[partition_key] = {"applied": message.offset, "counts": counts}
+        if alert is not None:
+            log.warning(
+                "dead_letter_seen",
+                dossier_id=alert["dossier_id"],
+                source_topic=alert["source_topic"],
+                error_class=alert["error_class"],
+                reason=alert["reason"],
+            )
+
+    def dead_letter_summary(self) -> dict[str, Any]:
+        totals: dict[str, dict[str, int]] = defaultdict(dict)
+        for state in self.dead_letter_state.values():
+            for key, count in state.get("counts", {}).items():
+                source, error_class = key.split("|", 1)
+                totals[source][error_class] = totals[source].get(error_class, 0) + count
+        return {"by_source": totals, "total": sum(sum(v.values()) for v in totals.values())}
 
 
 def _header_map(raw_headers: Any) -> dict[str, str]:
@@ -86,74 +163,3 @@ def dead_letter_alert(
         "reason": headers.get(H.DLQ_REASON, "dead letter without lienthong.dlq.reason header"),
         "consumer": headers.get(H.DLQ_CONSUMER),
     }
-
-
-@app.agent(dead_letters)
-async def monitor_dead_letters(stream: faust.StreamT) -> None:
-    async for event in stream.events():
-        message = event.message
-        try:
-            if not await gap_guard.admit(message):
-                continue
-            await _handle(message)
-        except Exception as exc:
-            stop_process(
-                log,
-                "dead_letter_monitor_failed",
-                exc,
-                partition=message.partition,
-                offset=message.offset,
-            )
-
-
-async def _handle(message: Any) -> None:
-    partition_key = str(message.partition)
-    state = dead_letter_state[partition_key]
-    alert: dict[str, Any] | None = None
-    value = b""
-    try:
-        alert = dead_letter_alert(
-            _header_map(message.headers), message.key, message.partition, message.offset
-        )
-        value = json.dumps(alert).encode("utf-8")
-        count_key = f"{alert['source_topic']}|{alert['error_class']}"
-    except Exception as exc:
-        log.exception(
-            "dead_letter_unreadable",
-            partition=message.partition,
-            offset=message.offset,
-            error_type=type(exc).__name__,
-        )
-        alert, count_key = None, "unknown|MonitorFailed"
-    counts = dict(state.get("counts", {}))
-    counts[count_key] = counts.get(count_key, 0) + 1
-    if alert is not None:
-        # Acknowledged before the count is saved: a count ahead of a lost alert would skip
-        # the record when it is read again.
-        await (await monitoring_alerts.send(key=alert["alert_id"].encode(), value=value))
-    dead_letter_state[partition_key] = {"applied": message.offset, "counts": counts}
-    if alert is not None:
-        log.warning(
-            "dead_letter_seen",
-            dossier_id=alert["dossier_id"],
-            source_topic=alert["source_topic"],
-            error_class=alert["error_class"],
-            reason=alert["reason"],
-        )
-
-
-def dead_letter_summary() -> dict[str, Any]:
-    totals: dict[str, dict[str, int]] = defaultdict(dict)
-    for state in dead_letter_state.values():
-        for key, count in state.get("counts", {}).items():
-            source, error_class = key.split("|", 1)
-            totals[source][error_class] = totals[source].get(error_class, 0) + count
-    return {"by_source": totals, "total": sum(sum(v.values()) for v in totals.values())}
-
-
-@app.page("/dead-letters/summary")
-class DeadLetterSummary(View):
-    """Counts of dead letters seen by this worker's partitions, per source and error class."""
-
-    async def get(self, request: Request) -> Response:
-        return self.json(dead_letter_summary())

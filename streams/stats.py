@@ -33,35 +33,51 @@ from lienthong.domain import stats as rules
 from lienthong.logs import get_logger
 from lienthong.schemas import encode
 from lienthong.schemas.models import LiveStatsSnapshot
-from lienthong.streams.app import (
-    app,
-    json_changelog_table,
-    partitions_of,
-    produce,
-    settings,
-    topic,
-    write_changelog,
-)
+from lienthong.streams.app import StreamsApp, json_changelog_table, write_changelog
 from lienthong.streams.counts import LiveCounts
 from lienthong.streams.failures import is_infrastructure, processing_failed, stop_process
 
 log = get_logger(__name__)
 
-stats_partials = topic("stats-partials")
-PARTIALS = settings.topic("stats-partials")
-LIVE_STATS = settings.topic("live-stats")
-stats_table = json_changelog_table(
-    app.Table("stats-totals", default=None, partitions=partitions_of("stats-partials"))
-)
 SNAPSHOT_NAMESPACE = uuid.UUID("7d1e2b7a-9c4f-5d39-8a21-6c6976657374")
-dead_letters = FaustDeadLetterPublisher(topic("dead-letters"), "streams.stats")
-
-# Stage 1: the tracker tells it what changed, the flush below asks it what to publish.
-counts = LiveCounts()
 
 
-@app.timer(settings.streams.stats_flush_s)
-async def flush_partials() -> None:
+class StatsStage:
+    """The live counts of one app: stage 1 (:attr:`counts`, which the tracker calls) and the
+    stage-2 table, topics and publishers."""
+
+    def __init__(self, streams: StreamsApp, counts: LiveCounts | None = None) -> None:
+        self.app = app = streams.app
+        self.settings = settings = streams.settings
+        self.produce = streams.produce
+        self.stats_partials = streams.topic("stats-partials")
+        self.PARTIALS = settings.topic("stats-partials")
+        self.LIVE_STATS = settings.topic("live-stats")
+        self.stats_table = json_changelog_table(
+            app.Table(
+                "stats-totals", default=None, partitions=streams.partitions_of("stats-partials")
+            )
+        )
+        self.dead_letters = FaustDeadLetterPublisher(streams.topic("dead-letters"), "streams.stats")
+        # Stage 1: the tracker tells it what changed, the flush below asks it what to publish.
+        self.counts = counts if counts is not None else LiveCounts()
+
+    def register(self) -> None:
+        """The flush timer, the stage-2 agent and the ``/stats`` page, on this app."""
+        app, stage = self.app, self
+
+        @app.timer(self.settings.streams.stats_flush_s, name="lienthong.streams.stats.flush")
+        async def flush() -> None:
+            await flush_partials(stage)
+
+        @app.agent(self.stats_partials, name="lienthong.streams.stats.sum_partials")
+        async def sum_agent(stream: faust.StreamT) -> None:
+            await sum_partials(stage, stream)
+
+        app.page("/stats")(type("Stats", (Stats,), {"stage": stage}))
+
+
+async def flush_partials(stage: StatsStage) -> None:
     """Publish the figures of every dirty key and period (stage 1 → ``stats-partials``).
 
     A key whose figures cannot be computed is logged and skipped (the others still go out).
@@ -70,27 +86,26 @@ async def flush_partials() -> None:
     every period of its records, where a timer that just logged the error would leave those
     counts stale until the key changes again.
     """
-    batch = counts.take_dirty()
+    batch = stage.counts.take_dirty()
     if not batch:
         return
     sent: list[asyncio.Future[Any]] = []
     try:
         for (partition, key), labels in batch:
             try:
-                values = counts.partials(partition, key, labels)
+                values = stage.counts.partials(partition, key, labels)
             except Exception:
                 log.exception("stats_figures_failed", partition=partition, key=key)
                 continue
             for label, value in values:
-                sent.append(await produce(PARTIALS, f"{key}|{label}".encode(), value))
+                sent.append(await stage.produce(stage.PARTIALS, f"{key}|{label}".encode(), value))
         if sent:
             await asyncio.gather(*sent)
     except Exception as exc:
         stop_process(log, "stats_flush_failed", exc, keys=len(batch))
 
 
-@app.agent(stats_partials)
-async def sum_partials(stream: faust.StreamT) -> None:
+async def sum_partials(stage: StatsStage, stream: faust.StreamT) -> None:
     """Stage 2, a batch of partials at a time.
 
     Each partial replaces its source partition's part of a ``key|period`` in order, as one at
@@ -111,38 +126,38 @@ async def sum_partials(stream: faust.StreamT) -> None:
             sent: list[asyncio.Future[Any]] = []
             for event in events:
                 try:
-                    _apply_partial(event, changed)
+                    _apply_partial(stage, event, changed)
                 except Exception as exc:
                     if is_infrastructure(exc):
                         raise
-                    sent.append(await _reject_partial(event.message, exc))
+                    sent.append(await _reject_partial(stage, event.message, exc))
             for full_key, partition in changed.items():
-                value = stats_table.data[full_key]
-                sent.append(await write_changelog(stats_table, partition, full_key, value))
+                value = stage.stats_table.data[full_key]
+                sent.append(await write_changelog(stage.stats_table, partition, full_key, value))
                 snapshot = encode(_snapshot(full_key, value["parts"]))
-                sent.append(await produce(LIVE_STATS, full_key.encode(), snapshot))
+                sent.append(await stage.produce(stage.LIVE_STATS, full_key.encode(), snapshot))
             if sent:
                 await asyncio.gather(*sent)
         except Exception as exc:
             stop_process(log, "stats_batch_failed", exc, records=len(events))
 
 
-def _apply_partial(event: Any, changed: dict[str, int]) -> None:
+def _apply_partial(stage: StatsStage, event: Any, changed: dict[str, int]) -> None:
     full_key = event.key.decode()
     partial = parse_partial(full_key, event.value)
-    current = stats_table.get(full_key) or {"parts": {}}
+    current = stage.stats_table.get(full_key) or {"parts": {}}
     part = str(partial["partition"])
     old = current["parts"].get(part)
     if old is not None and old["version"] > partial["version"]:
         return  # a stale partial from a previous owner of that partition
-    stats_table.data[full_key] = {"parts": {**current["parts"], part: partial}}
+    stage.stats_table.data[full_key] = {"parts": {**current["parts"], part: partial}}
     changed[full_key] = event.message.partition
 
 
-async def _reject_partial(message: Any, exc: Exception) -> asyncio.Future[Any]:
+async def _reject_partial(stage: StatsStage, message: Any, exc: Exception) -> asyncio.Future[Any]:
     where = {"partition": message.partition, "offset": message.offset}
     log.warning("stats_partial_rejected", error=str(exc), **where)
-    return await dead_letters.publish(message, processing_failed(exc, **where))
+    return await stage.dead_letters.publish(message, processing_failed(exc, **where))
 
 
 def parse_partial(full_key: str, raw: bytes | None) -> dict[str, Any]:
@@ -213,11 +228,13 @@ def _snapshot(full_key: str, parts: dict[str, Any]) -> LiveStatsSnapshot:
     )
 
 
-def query(agency: str | None, procedure: str | None, period: str | None) -> dict[str, Any]:
+def query(
+    stage: StatsStage, agency: str | None, procedure: str | None, period: str | None
+) -> dict[str, Any]:
     rows = []
     totals = dict.fromkeys(rules.FIGURES, 0)
     label = rules.parse_period(period).label if period else None
-    for full_key, value in stats_table.items():
+    for full_key, value in stage.stats_table.items():
         if not value:
             continue
         a, p, channel, lab = full_key.split("|")
@@ -233,24 +250,29 @@ def query(agency: str | None, procedure: str | None, period: str | None) -> dict
     return {"rows": rows, "totals": totals | rules.rates(totals), "period": label}
 
 
-@app.page("/stats")
 class Stats(View):
     """The counts, from whichever worker is asked.
 
+    Registered per app by :meth:`StatsStage.register` (a subclass carrying :attr:`stage`).
     Stage 2 has one partition, so one worker holds every total; any other worker forwards the
     request to it (Faust's router, from the group's assignment) instead of answering with its
     own empty table — a monitoring console may be pointed at any worker.
     """
 
+    stage: StatsStage
+
     async def get(self, request: Request) -> Response:
+        stage = self.stage
         q = request.query
         try:
-            body = query(q.get("agency"), q.get("procedure"), q.get("period"))
+            body = query(stage, q.get("agency"), q.get("procedure"), q.get("period"))
         except ValueError as exc:
             return self.json({"error": str(exc)}, status=400)
-        if not _holds_totals():
+        if not _holds_totals(stage):
             try:
-                return await app.router.route_req(stats_table.name, "*", self.web, request)
+                return await stage.app.router.route_req(
+                    stage.stats_table.name, "*", self.web, request
+                )
             except SameNode:
                 pass  # the assignment says this worker after all (rebalance just happened)
             except ServiceUnavailable:
@@ -258,7 +280,7 @@ class Stats(View):
         return self.json(body)
 
 
-def _holds_totals() -> bool:
+def _holds_totals(stage: StatsStage) -> bool:
     """Whether the stage-2 partition is assigned to this worker."""
-    name = settings.topic("stats-partials")
-    return any(tp.topic == name for tp in app.assignor.assigned_actives())
+    name = stage.settings.topic("stats-partials")
+    return any(tp.topic == name for tp in stage.app.assignor.assigned_actives())

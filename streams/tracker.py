@@ -37,11 +37,12 @@ from lienthong.domain.alerts import (
     next_fire,
 )
 from lienthong.domain.decide import Decision, Timers, decide, tick
-from lienthong.domain.procedures import Procedure, load_procedures
+from lienthong.domain.procedures import Procedure, ProcedureCatalogue, load_procedures
 from lienthong.domain.slip import build_slip
 from lienthong.domain.state import decode_state, encode_state
 from lienthong.domain.tracking import Record, events_of
 from lienthong.logs import get_logger
+from lienthong.runtime.metrics import Metrics
 from lienthong.schemas import default_codec, encode
 from lienthong.schemas.errors import DecodeError
 from lienthong.schemas.models import (
@@ -52,18 +53,14 @@ from lienthong.schemas.models import (
     HandoffEscalated,
 )
 from lienthong.schemas.validate import Validator
-from lienthong.streams import stats as stats_stage
 from lienthong.streams.app import (
-    app,
+    StreamsApp,
     changelog_json,
     json_changelog_table,
-    partitions_of,
-    produce,
-    settings,
-    topic,
     write_changelog,
 )
 from lienthong.streams.clock import Clock, backlog_after
+from lienthong.streams.counts import LiveCounts
 from lienthong.streams.facts import facts_of
 from lienthong.streams.failures import (
     Rejection,
@@ -74,28 +71,10 @@ from lienthong.streams.failures import (
     too_large,
 )
 from lienthong.streams.gaps import GapGuard
-from lienthong.streams.health import metrics
 from lienthong.streams.portal import PortalRecords
 from lienthong.streams.timers import PartitionTimers
 
 log = get_logger(__name__)
-
-dossier_events = topic("dossier-events")
-PORTAL_STATUS = settings.topic("portal-status")
-AGENCY_INBOX = settings.topic("agency-inbox")
-DEADLINE_ALERTS = settings.topic("deadline-alerts")
-dead_letter_publisher = FaustDeadLetterPublisher(topic("dead-letters"), "streams.tracker")
-
-dossiers = app.Table("dossiers", default=None, partitions=partitions_of("dossier-events"))
-# key: source partition -> offset of the last dossier-events record handled; lets the gap guard
-# see a record Faust dropped around a rebalance (see lienthong.streams.gaps).
-tracker_progress = app.Table(
-    "tracker-progress", default=lambda: -1, partitions=partitions_of("dossier-events")
-)
-
-# Batch._changelog writes these tables' changelog records itself (see write_changelog).
-json_changelog_table(dossiers)
-json_changelog_table(tracker_progress)
 
 
 def _restored(value: Any) -> Record | None:
@@ -103,49 +82,123 @@ def _restored(value: Any) -> Record | None:
     return None if value is None else decode_state(value)
 
 
-def _dossier(dossier_id: str) -> Record | None:
+def _dossier(stage: TrackerStage, dossier_id: str) -> Record | None:
     """The dossier's record; a value a store hands back still encoded is decoded here."""
-    value = dossiers.get(dossier_id)
+    value = stage.dossiers.get(dossier_id)
     return value if value is None or isinstance(value, dict) else decode_state(value)
 
 
-# Faust's hook for the values it restores from a changelog: version 1 (the record dict, what
-# earlier releases wrote) and version 2 (lienthong.domain.state) come back as the same dict.
-dossiers._to_value = _restored  # type: ignore[method-assign]
+class TrackerStage:
+    """The dossier tracker of one app: its topics, tables, clock, rules, procedures, caches,
+    timers and the live counts it feeds (stage 1, owned by the stats stage).
 
-clock = Clock(settings.streams.clock)
-rules = AlertRules(
-    warning_lead=timedelta(hours=settings.streams.warning_lead_hours),
-    accept_within=timedelta(hours=settings.streams.handoff_accept_hours),
-)
-procedures = load_procedures()
-validator = Validator(default_codec())
+    Built by :func:`lienthong.streams.bootstrap.bootstrap`; the functions of this module take
+    it as their first argument and :meth:`register` puts the agent, timers and page on the app.
+    """
 
-# Pending timers per source partition, lazily invalidated; rebuilt from the table whenever a
-# partition is (re)assigned, so they follow the partitions.
-partition_timers = PartitionTimers()
+    def __init__(
+        self,
+        streams: StreamsApp,
+        counts: LiveCounts,
+        metrics: Metrics,
+        procedures: ProcedureCatalogue | None = None,
+    ) -> None:
+        self.app = app = streams.app
+        self.settings = settings = streams.settings
+        self.produce = streams.produce
+        self.counts = counts
+        self.metrics = metrics
+        self.dossier_events = streams.topic("dossier-events")
+        self.PORTAL_STATUS = settings.topic("portal-status")
+        self.AGENCY_INBOX = settings.topic("agency-inbox")
+        self.DEADLINE_ALERTS = settings.topic("deadline-alerts")
+        self.dead_letter_publisher = FaustDeadLetterPublisher(
+            streams.topic("dead-letters"), "streams.tracker"
+        )
+        partitions = streams.partitions_of("dossier-events")
+        self.dossiers = app.Table("dossiers", default=None, partitions=partitions)
+        # key: source partition -> offset of the last dossier-events record handled; lets the
+        # gap guard see a record Faust dropped around a rebalance (see lienthong.streams.gaps).
+        self.tracker_progress = app.Table(
+            "tracker-progress", default=lambda: -1, partitions=partitions
+        )
+        # Batch._changelog writes these tables' changelog records itself (see write_changelog).
+        json_changelog_table(self.dossiers)
+        json_changelog_table(self.tracker_progress)
+        # Faust's hook for the values it restores from a changelog: version 1 (the record dict,
+        # what earlier releases wrote) and version 2 (lienthong.domain.state) come back as the
+        # same dict.
+        self.dossiers._to_value = _restored  # type: ignore[method-assign]
+
+        self.clock = Clock(settings.streams.clock)
+        self.rules = AlertRules(
+            warning_lead=timedelta(hours=settings.streams.warning_lead_hours),
+            accept_within=timedelta(hours=settings.streams.handoff_accept_hours),
+        )
+        self.procedures = procedures if procedures is not None else load_procedures()
+        self.validator = Validator(default_codec())
+        # Pending timers per source partition, lazily invalidated; rebuilt from the table
+        # whenever a partition is (re)assigned, so they follow the partitions.
+        self.partition_timers = PartitionTimers()
+        # Builds the portal status records (caches of rendered dates and validated lines).
+        self.portal_records = PortalRecords()
+        # The producer refuses a record over this size (Faust's producer_max_request_size).
+        self.MAX_RECORD_BYTES: int = app.conf.producer_max_request_size
+        self.SUSPECT_PORTAL_BYTES = self.MAX_RECORD_BYTES // 16
+        # Held while a batch is applied and by the live alert timer: the timer must not save a
+        # record carrying alerts a batch has noted but not yet had acknowledged (see Batch).
+        self.processing = asyncio.Lock()
+        self.current: Batch | None = None
+        self.gap_guard = GapGuard(
+            app,
+            self.dossier_events.get_topic_name(),
+            self.applied_offset,
+            skip_redelivered=False,  # track() recognises repeats and re-emits lost outputs
+        )
+
+    def applied_offset(self, partition: int) -> int:
+        if self.current is not None:
+            return self.current.applied_offset(partition)
+        return self.tracker_progress[str(partition)]
+
+    def register(self) -> None:
+        """The agent, the gap and alert timers, the rebalance hook and the slip page."""
+        app, stage = self.app, self
+        prefix = "lienthong.streams.tracker"
+
+        @app.timer(interval=2.0, name=f"{prefix}.repair_dossier_event_tail_gaps")
+        async def repair_gaps() -> None:
+            await repair_dossier_event_tail_gaps(stage)
+
+        @app.agent(self.dossier_events, name=f"{prefix}.track_dossiers")
+        async def track(stream: faust.StreamT) -> None:
+            await track_dossiers(stage, stream)
+
+        @app.timer(self.settings.streams.tick_s, name=f"{prefix}.live_tick")
+        async def tick_alerts() -> None:
+            await live_tick(stage)
+
+        @app.on_rebalance_complete.connect
+        async def rebalanced(sender: Any, **kwargs: Any) -> None:
+            await _on_rebalance(stage)
+
+        app.page("/dossiers/slip")(type("DossierSlip", (DossierSlip,), {"stage": stage}))
 
 
-# Builds the portal status records (caches of rendered dates and validated progress lines).
-portal_records = PortalRecords()
-
-
-# The producer refuses a record over this size (Faust's producer_max_request_size).
-MAX_RECORD_BYTES: int = app.conf.producer_max_request_size
-# Above these sizes an event may make its dossier's changelog record too large, and the record
-# JSON is measured before it is saved. Below them it cannot: the record JSON of a dossier is a
-# bounded multiple of its portal record, whose log holds the same entries (3-5x on the scripted
-# month of the integration tests, free text at most 6x when JSON escapes it; 16x is the margin),
-# plus what events carry outside the log (handoff ids and the like), which only an event over
-# SUSPECT_EVENT_BYTES can bring in bulk (typical events are 150-250 bytes). Measuring every
-# record would cost a second JSON encoding per event.
+# Above these sizes (the portal one: TrackerStage.SUSPECT_PORTAL_BYTES) an event may make its
+# dossier's changelog record too large, and the record JSON is measured before it is saved.
+# Below them it cannot: the record JSON of a dossier is a bounded multiple of its portal record,
+# whose log holds the same entries (3-5x on the scripted month of the integration tests, free
+# text at most 6x when JSON escapes it; 16x is the margin), plus what events carry outside the
+# log (handoff ids and the like), which only an event over SUSPECT_EVENT_BYTES can bring in
+# bulk (typical events are 150-250 bytes). Measuring every record would cost a second JSON
+# encoding per event.
 SUSPECT_EVENT_BYTES = 4096
-SUSPECT_PORTAL_BYTES = MAX_RECORD_BYTES // 16
 
 Outputs = list[tuple[str, bytes, bytes]]
 
 
-def _outputs(dossier_id: str, decision: Decision, raw: bytes) -> Outputs:
+def _outputs(stage: TrackerStage, dossier_id: str, decision: Decision, raw: bytes) -> Outputs:
     """The records a decision sends (portal, inbox), encoded and size-checked, none sent yet.
 
     Built before the tracker record is saved, so an event whose outputs cannot be written
@@ -156,18 +209,22 @@ def _outputs(dossier_id: str, decision: Decision, raw: bytes) -> Outputs:
     outputs: Outputs = []
     if decision.portal is not None:
         outputs.append(
-            (PORTAL_STATUS, key, encode(portal_records.build(dossier_id, decision.portal)))
+            (
+                stage.PORTAL_STATUS,
+                key,
+                encode(stage.portal_records.build(dossier_id, decision.portal)),
+            )
         )
     if decision.inbox is not None:
-        outputs.append((AGENCY_INBOX, decision.inbox.encode(), raw))
+        outputs.append((stage.AGENCY_INBOX, decision.inbox.encode(), raw))
     for name, out_key, value in outputs:
-        rejection = too_large(name, out_key, value, MAX_RECORD_BYTES)
+        rejection = too_large(name, out_key, value, stage.MAX_RECORD_BYTES)
         if rejection is not None:
             raise rejection
     return outputs
 
 
-def _check_record_size(record: Record, raw: bytes, outputs: Outputs) -> None:
+def _check_record_size(stage: TrackerStage, record: Record, raw: bytes, outputs: Outputs) -> None:
     """Refuse an event that would make the dossier's changelog record unwritable.
 
     A record saved in memory but refused by the producer at the end of the batch would stop
@@ -175,22 +232,25 @@ def _check_record_size(record: Record, raw: bytes, outputs: Outputs) -> None:
     instead, while the dossier is still as it was. Measured only for suspect sizes (above).
     """
     portal = outputs[0][2] if outputs else b""
-    if len(raw) <= SUSPECT_EVENT_BYTES and len(portal) <= SUSPECT_PORTAL_BYTES:
+    if len(raw) <= SUSPECT_EVENT_BYTES and len(portal) <= stage.SUSPECT_PORTAL_BYTES:
         return
-    name = dossiers.changelog_topic.get_topic_name()
+    name = stage.dossiers.changelog_topic.get_topic_name()
     # The very bytes write_changelog sends.
     key, value = changelog_json(record["id"]), changelog_json(encode_state(record))
-    rejection = too_large(name, key, value, MAX_RECORD_BYTES, what="tracker record (changelog)")
+    rejection = too_large(
+        name, key, value, stage.MAX_RECORD_BYTES, what="tracker record (changelog)"
+    )
     if rejection is not None:
         raise rejection
 
 
-async def _send(outputs: Outputs, batch: Batch) -> None:
+async def _send(stage: TrackerStage, outputs: Outputs, batch: Batch) -> None:
     for name, key, value in outputs:
-        batch.sent.append(await produce(name, key, value))
+        batch.sent.append(await stage.produce(name, key, value))
 
 
 def _note_change(
+    stage: TrackerStage,
     partition: int,
     record: Record,
     counts_at: tuple[datetime, ...],
@@ -206,9 +266,9 @@ def _note_change(
     """
     try:
         for at in counts_at:
-            stats_stage.counts.touch(partition, record, at, now)
+            stage.counts.touch(partition, record, at, now)
         if next_at is not None:
-            partition_timers.schedule(partition, next_at, record["id"])
+            stage.partition_timers.schedule(partition, next_at, record["id"])
     except Exception:
         log.exception("derived_state_failed", dossier_id=record["id"], partition=partition)
 
@@ -259,19 +319,21 @@ def _alert_model(dossier_id: str, alert: Alert) -> Event:
     )
 
 
-def _alert_value(dossier_id: str, alert: Alert) -> bytes:
+def _alert_value(stage: TrackerStage, dossier_id: str, alert: Alert) -> bytes:
     value = encode(_alert_model(dossier_id, alert))
-    rejection = too_large(DEADLINE_ALERTS, dossier_id.encode(), value, MAX_RECORD_BYTES)
+    rejection = too_large(stage.DEADLINE_ALERTS, dossier_id.encode(), value, stage.MAX_RECORD_BYTES)
     if rejection is not None:
         raise rejection
     return value
 
 
-def _procedure(code: str | None) -> Procedure | None:
-    return procedures.get(code or "")
+def _procedure(stage: TrackerStage, code: str | None) -> Procedure | None:
+    return stage.procedures.get(code or "")
 
 
-def _alert_values(dossier_id: str, partition: int, timers: Timers) -> list[bytes] | None:
+def _alert_values(
+    stage: TrackerStage, dossier_id: str, partition: int, timers: Timers
+) -> list[bytes] | None:
     """The encoded alerts of a clock decision; None when they cannot be had.
 
     Why a failure is only logged: this dossier's record, not the event being applied, cannot
@@ -284,18 +346,20 @@ def _alert_values(dossier_id: str, partition: int, timers: Timers) -> list[bytes
         log.error("deadline_alerts_failed", error=timers.failed, **where)
         return None
     try:
-        return [_alert_value(dossier_id, alert) for alert in timers.alerts]
+        return [_alert_value(stage, dossier_id, alert) for alert in timers.alerts]
     except Exception:
         log.exception("deadline_alerts_failed", dossier_id=dossier_id, partition=partition)
         return None
 
 
-async def _emit_alerts(dossier_id: str, timers: Timers, values: list[bytes], batch: Batch) -> None:
+async def _emit_alerts(
+    stage: TrackerStage, dossier_id: str, timers: Timers, values: list[bytes], batch: Batch
+) -> None:
     """Send a dossier's due alerts; the batch awaits them before any changelog record."""
     key = dossier_id.encode()
     for alert, value in zip(timers.alerts, values, strict=True):
-        batch.alerts.append(await produce(DEADLINE_ALERTS, key, value))
-        metrics.alert(alert.kind)
+        batch.alerts.append(await stage.produce(stage.DEADLINE_ALERTS, key, value))
+        stage.metrics.alert(alert.kind)
         log.info("deadline_alert", dossier_id=dossier_id, alert=alert.key)
 
 
@@ -304,30 +368,32 @@ def _first_fire(timers: Timers) -> tuple[datetime, ...]:
     return (min(a.fire_at for a in timers.alerts),) if timers.alerts else ()
 
 
-def _schedule(partition: int, record: Record) -> None:
-    at = next_fire(record, rules)
+def _schedule(stage: TrackerStage, partition: int, record: Record) -> None:
+    at = next_fire(record, stage.rules)
     if at is not None:
-        partition_timers.schedule(partition, at, record["id"])
+        stage.partition_timers.schedule(partition, at, record["id"])
 
 
-def _build(partition: int, now: datetime) -> None:
+def _build(stage: TrackerStage, partition: int, now: datetime) -> None:
     """Rebuild this partition's timers and stats index from the (restored) table."""
-    partition_timers.rebuilding(partition)
-    stats_stage.counts.owned_since(partition)
-    for value in dossiers.values():
+    stage.partition_timers.rebuilding(partition)
+    stage.counts.owned_since(partition)
+    for value in stage.dossiers.values():
         record = value if value is None or isinstance(value, dict) else _restored(value)
         if record and record.get("partition") == partition:
             try:
-                _schedule(partition, record)
-                stats_stage.counts.index(partition, record, rebuilt_at=now)
+                _schedule(stage, partition, record)
+                stage.counts.index(partition, record, rebuilt_at=now)
             except Exception:  # one odd record must not stop the partition (see _note_change)
                 log.exception(
                     "derived_state_failed", dossier_id=record.get("id"), partition=partition
                 )
-    partition_timers.rebuilt(partition)
+    stage.partition_timers.rebuilt(partition)
 
 
-async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
+async def _fire_due(
+    stage: TrackerStage, partition: int, now: datetime | None, batch: Batch
+) -> None:
     """Emit every alert due by ``now`` in this partition and note them in the records.
 
     The sends are not awaited here: the batch awaits every alert of the batch together (one
@@ -335,23 +401,23 @@ async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
     changelog, so a crash in between repeats alerts (same ids), never loses one.
     """
     fired: dict[str, tuple[Timers, list[bytes]]] = {}
-    for dossier_id in partition_timers.due(partition, now):
-        record = _dossier(dossier_id)
+    for dossier_id in stage.partition_timers.due(partition, now):
+        record = _dossier(stage, dossier_id)
         if record is None or dossier_id in fired:
             continue
-        due = tick(record, now, _procedure(record["procedure"]), rules)
-        values = _alert_values(dossier_id, partition, due)
+        due = tick(record, now, _procedure(stage, record["procedure"]), stage.rules)
+        values = _alert_values(stage, dossier_id, partition, due)
         if values is None:
             continue
         if not due.alerts:
-            _note_change(partition, record, (), now, due.next_fire)
+            _note_change(stage, partition, record, (), now, due.next_fire)
             continue
         fired[dossier_id] = (due, values)
     for dossier_id, (due, values) in fired.items():
-        await _emit_alerts(dossier_id, due, values, batch)
+        await _emit_alerts(stage, dossier_id, due, values, batch)
     for dossier_id, (due, _values) in fired.items():
         batch.save(dossier_id, due.state)
-        _note_change(partition, due.state, _first_fire(due), now, due.next_fire)
+        _note_change(stage, partition, due.state, _first_fire(due), now, due.next_fire)
 
 
 # Records taken from the stream at a time, and how long to wait for a batch to fill. A batch
@@ -376,7 +442,8 @@ class Batch:
     stops the process (see :func:`track_dossiers`) instead of being committed past.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stage: TrackerStage) -> None:
+        self.stage = stage
         self.dirty: dict[str, int] = {}
         self.progress: dict[int, int] = {}
         self.alerts: list[asyncio.Future[Any]] = []
@@ -386,16 +453,17 @@ class Batch:
         self.event_id: str | None = None
 
     def save(self, key: str, value: Record) -> None:
-        dossiers.data[key] = value
+        self.stage.dossiers.data[key] = value
         self.dirty[key] = value["partition"]
 
     def applied_offset(self, partition: int) -> int:
         offset = self.progress.get(partition)
-        return offset if offset is not None else tracker_progress[str(partition)]
+        return offset if offset is not None else self.stage.tracker_progress[str(partition)]
 
     async def finish(self) -> None:
         if self.alerts:
             await asyncio.gather(*self.alerts)
+        dossiers, tracker_progress = self.stage.dossiers, self.stage.tracker_progress
         data = dossiers.data
         for key, partition in self.dirty.items():
             await self._changelog(dossiers, partition, key, encode_state(data[key]))
@@ -410,36 +478,14 @@ class Batch:
         self.sent.append(await write_changelog(table, partition, key, value))
 
 
-# Held while a batch is applied and by the live alert timer: the timer must not save a record
-# carrying alerts a batch has noted but not yet had acknowledged (see Batch).
-_processing = asyncio.Lock()
-_current: Batch | None = None
-
-
-def _applied_offset(partition: int) -> int:
-    if _current is not None:
-        return _current.applied_offset(partition)
-    return tracker_progress[str(partition)]
-
-
-gap_guard = GapGuard(
-    app,
-    dossier_events.get_topic_name(),
-    _applied_offset,
-    skip_redelivered=False,  # track() recognises repeats and re-emits lost outputs itself
-)
-
-
-@app.timer(interval=2.0)
-async def repair_dossier_event_tail_gaps() -> None:
-    if _processing.locked():
-        gap_guard.busy()  # a batch (or the alert timer) is running: not idle, just busy
+async def repair_dossier_event_tail_gaps(stage: TrackerStage) -> None:
+    if stage.processing.locked():
+        stage.gap_guard.busy()  # a batch (or the alert timer) is running: not idle, just busy
         return
-    await gap_guard.check_idle_partitions()
+    await stage.gap_guard.check_idle_partitions()
 
 
-@app.agent(dossier_events)
-async def track_dossiers(stream: faust.StreamT) -> None:
+async def track_dossiers(stage: TrackerStage, stream: faust.StreamT) -> None:
     """Apply batches of records; one failing record is dead-lettered, a failing bus stops us.
 
     Per record: an exception that is not the bus's (see :func:`is_infrastructure`) rejects
@@ -459,21 +505,20 @@ async def track_dossiers(stream: faust.StreamT) -> None:
     the batch and restart the agent in-process, with the batch's records saved in memory but
     not in the changelog.
     """
-    global _current
     async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
-        async with _processing:
-            batch = _current = Batch()
+        async with stage.processing:
+            batch = stage.current = Batch(stage)
             try:
                 for event in events:
                     message = event.message
-                    if not await gap_guard.admit(message):
+                    if not await stage.gap_guard.admit(message):
                         continue
                     try:
-                        await _handle(event, batch)
+                        await _handle(stage, event, batch)
                     except Exception as exc:
                         if is_infrastructure(exc):
                             raise
-                        await _reject(event, exc, batch)
+                        await _reject(stage, event, exc, batch)
                     # After the record's effects: a crash in between only makes the guard
                     # re-read it.
                     if message.offset > batch.applied_offset(message.partition):
@@ -490,11 +535,11 @@ async def track_dossiers(stream: faust.StreamT) -> None:
                     first_offset=first.offset if first else None,
                 )
             finally:
-                _current = None
-                gap_guard.busy()
+                stage.current = None
+                stage.gap_guard.busy()
 
 
-async def _reject(event: Any, exc: Exception, batch: Batch) -> None:
+async def _reject(stage: TrackerStage, event: Any, exc: Exception, batch: Batch) -> None:
     """Dead-letter the record whose handling raised ``exc``; the batch carries on."""
     message = event.message
     dossier_id = batch.dossier_id or (message.key or b"").decode("utf-8", "replace") or None
@@ -510,15 +555,17 @@ async def _reject(event: Any, exc: Exception, batch: Batch) -> None:
     else:
         error = processing_failed(exc, **where)
         log.exception("record_processing_failed", error_type=type(exc).__name__, **where)
-    await _dead_letter(message, error, batch)
+    await _dead_letter(stage, message, error, batch)
 
 
-async def _dead_letter(message: Any, error: BaseException, batch: Batch) -> None:
-    message, error = dead_letter_parts(message, error, MAX_RECORD_BYTES)
-    batch.sent.append(await dead_letter_publisher.publish(message, error))
+async def _dead_letter(
+    stage: TrackerStage, message: Any, error: BaseException, batch: Batch
+) -> None:
+    message, error = dead_letter_parts(message, error, stage.MAX_RECORD_BYTES)
+    batch.sent.append(await stage.dead_letter_publisher.publish(message, error))
 
 
-async def _handle(event: Any, batch: Batch) -> None:
+async def _handle(stage: TrackerStage, event: Any, batch: Batch) -> None:
     """Apply one dossier-events record: decode, track, emit outputs (or dead-letter it).
 
     Order matters (see :func:`track_dossiers`): nothing is saved until every output is built
@@ -527,97 +574,95 @@ async def _handle(event: Any, batch: Batch) -> None:
     message = event.message
     partition = message.partition
     raw = event.value
-    if not clock.replay:  # the replay clock is the watermark whatever the backlog
+    if not stage.clock.replay:  # the replay clock is the watermark whatever the backlog
         # Every record, also one that is dead-lettered: the last of a backlog puts the
         # partition back on the wall clock (see lienthong.streams.clock).
-        highwater = app.consumer.highwater(message.tp)
-        clock.consumed(partition, backlog_after(message.offset, highwater))
+        highwater = stage.app.consumer.highwater(message.tp)
+        stage.clock.consumed(partition, backlog_after(message.offset, highwater))
     batch.dossier_id = batch.event_id = None
-    model = validator.decode_or_reason(raw)
+    model = stage.validator.decode_or_reason(raw)
     if isinstance(model, DecodeError):
-        await _dead_letter(message, model, batch)
+        await _dead_letter(stage, message, model, batch)
         return
     facts = facts_of(model)
     if facts is None:
         return
     batch.dossier_id, batch.event_id = facts.dossier_id, facts.event_id
-    stats_stage.counts.offset_seen(partition, message.offset)
-    clock.observe(partition, facts.at)
-    if not partition_timers.is_built(partition):
-        _build(partition, clock.now(partition) or facts.at)
+    stage.counts.offset_seen(partition, message.offset)
+    stage.clock.observe(partition, facts.at)
+    if not stage.partition_timers.is_built(partition):
+        _build(stage, partition, stage.clock.now(partition) or facts.at)
 
-    await _fire_due(partition, clock.now(partition), batch)  # the clock first (tick)
-    record = _dossier(facts.dossier_id)
-    now = clock.now(partition) or facts.at
-    procedure = _procedure(facts.procedure or (record or {}).get("procedure"))
+    await _fire_due(stage, partition, stage.clock.now(partition), batch)  # the clock first
+    record = _dossier(stage, facts.dossier_id)
+    now = stage.clock.now(partition) or facts.at
+    procedure = _procedure(stage, facts.procedure or (record or {}).get("procedure"))
     decision = decide(
-        record, facts, procedure, now, partition=partition, offset=message.offset, rules=rules
+        record, facts, procedure, now, partition=partition, offset=message.offset, rules=stage.rules
     )
     if decision.rejection is not None:
         reason = decision.rejection.reason.value
-        metrics.event_rejected(model.EVENT_TYPE, reason)
-        await _reject(event, Rejection(reason, decision.rejection.detail), batch)
+        stage.metrics.event_rejected(model.EVENT_TYPE, reason)
+        await _reject(stage, event, Rejection(reason, decision.rejection.detail), batch)
         return
     if decision.state is None:
         return  # a producer retry of an event already applied
-    outputs = _outputs(facts.dossier_id, decision, raw)
+    outputs = _outputs(stage, facts.dossier_id, decision, raw)
     if decision.redelivered:
         # Saved again too: the changelog record may have been lost with the outputs (a
         # batch whose sends failed, or an agent restarted in-process by a rebalance).
         batch.save(facts.dossier_id, decision.state)
-        await _send(outputs, batch)
-        _note_change(partition, decision.state, decision.counts_at, now)
+        await _send(stage, outputs, batch)
+        _note_change(stage, partition, decision.state, decision.counts_at, now)
         return
     state, timers = decision.state, decision.timers
     assert timers is not None  # an applied event always has the clock's decision
-    values = _alert_values(facts.dossier_id, partition, timers)
+    values = _alert_values(stage, facts.dossier_id, partition, timers)
     next_at = None  # without values: dropped until the partition is rebuilt (_alert_values)
     if values is not None:
         state, next_at = timers.state, timers.next_fire
-    _check_record_size(state, raw, outputs)
+    _check_record_size(stage, state, raw, outputs)
     batch.save(facts.dossier_id, state)
-    await _send(outputs, batch)
-    metrics.event_processed(model.EVENT_TYPE)
-    metrics.portal_record(message.timestamp)
+    await _send(stage, outputs, batch)
+    stage.metrics.event_processed(model.EVENT_TYPE)
+    stage.metrics.portal_record(message.timestamp)
     counts_at = decision.counts_at if values is not None else (facts.at,)
-    _note_change(partition, state, counts_at, now, next_at)
+    _note_change(stage, partition, state, counts_at, now, next_at)
     if values:
         # An event may itself make an alert due (e.g. a handoff sent long after its due).
-        await _emit_alerts(facts.dossier_id, timers, values, batch)
+        await _emit_alerts(stage, facts.dossier_id, timers, values, batch)
 
 
-@app.timer(settings.streams.tick_s)
-async def live_tick() -> None:
+async def live_tick(stage: TrackerStage) -> None:
     """Live mode: fire alerts by the wall clock for partitions this worker owns.
 
     A failure here is the bus's (alert computations catch their own): the records noting
     the alerts are saved in memory, so carrying on could leave an alert noted but never
     acknowledged. Stopping the process restores the records from the changelog instead.
     """
-    if clock.replay:
+    if stage.clock.replay:
         return
-    async with _processing:
+    async with stage.processing:
         try:
-            for partition in partition_timers.built():
-                batch = Batch()
-                await _fire_due(partition, clock.now(partition), batch)
+            for partition in stage.partition_timers.built():
+                batch = Batch(stage)
+                await _fire_due(stage, partition, stage.clock.now(partition), batch)
                 await batch.finish()
         except Exception as exc:
             stop_process(log, "tracker_alert_timer_failed", exc)
         metrics.clock_sweep()
 
 
-@app.on_rebalance_complete.connect
-async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
-    partition_timers.forget_all()
-    stats_stage.counts.reset()
+async def _on_rebalance(stage: TrackerStage) -> None:
+    stage.partition_timers.forget_all()
+    stage.counts.reset()
 
 
-def slip_json(record: Record) -> dict[str, Any]:
+def slip_json(stage: TrackerStage, record: Record) -> dict[str, Any]:
     """The process control slip (Phiếu kiểm soát quá trình) of a tracked dossier."""
-    now = clock.now(record["partition"])
+    now = stage.clock.now(record["partition"])
     slip = build_slip(
-        events_of(record), procedure=procedures.get(record["procedure"] or ""), now=now
+        events_of(record), procedure=stage.procedures.get(record["procedure"] or ""), now=now
     )
 
     def iso(value: datetime | None) -> str | None:
@@ -648,12 +693,16 @@ def slip_json(record: Record) -> dict[str, Any]:
     }
 
 
-@app.page("/dossiers/slip")
 class DossierSlip(View):
-    """The slip of one dossier held by this worker's partitions (404 if not held here)."""
+    """The slip of one dossier held by this worker's partitions (404 if not held here).
+
+    Registered per app by :meth:`TrackerStage.register` (a subclass carrying :attr:`stage`)."""
+
+    stage: TrackerStage
 
     async def get(self, request: Request) -> Response:
-        record = _dossier(request.query.get("id", ""))
+        stage = self.stage
+        record = _dossier(stage, request.query.get("id", ""))
         if record is None:
             return self.json({"error": "dossier not held by this worker"}, status=404)
-        return self.json(slip_json(record))
+        return self.json(slip_json(stage, record))

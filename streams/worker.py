@@ -1,24 +1,16 @@
 """Entry point of one stream worker process: ``python -m lienthong.streams.worker``.
 
-Logging is configured by us (structlog JSON) and Faust is told not to override it, so
-faust/mode/aiokafka records come out in the same JSON format as ours.
+The app and its stages are built by :func:`lienthong.streams.bootstrap.bootstrap` from the
+settings (nothing is built at import). Logging is configured by us (structlog JSON) and Faust
+is told not to override it, so faust/mode/aiokafka records come out in the same JSON format as
+ours.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
-
-# Agent modules loaded into every worker; later features add theirs here.
-AGENT_MODULES: tuple[str, ...] = (
-    "lienthong.streams.health",
-    "lienthong.streams.monitor",
-    "lienthong.streams.tracker",
-    "lienthong.streams.stats",
-    "lienthong.streams.documents",
-)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-port", type=int, help="HTTP port (overrides worker.web_port)")
     args = parser.parse_args(argv)
     if args.web_port is not None:
-        os.environ["LIENTHONG_WORKER__WEB_PORT"] = str(args.web_port)
+        from lienthong.runtime.registry import get
+
+        os.environ[get("worker").port_env() or ""] = str(args.web_port)
 
     from lienthong.config import ConfigError, load_settings
     from lienthong.logs import configure_logging
@@ -40,12 +34,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import faust
 
-    from lienthong.streams.app import app
+    from lienthong.runtime.metrics import install
+    from lienthong.streams.bootstrap import bootstrap
 
-    for module in AGENT_MODULES:
-        importlib.import_module(module)
+    runtime = bootstrap(settings)
+    # The process's metrics are this runtime's (shared code counts dead letters through them).
+    install(runtime.health.metrics)
     worker = faust.Worker(
-        app,
+        runtime.app,
         loglevel=settings.log_level,
         override_logging=False,
         quiet=True,

@@ -22,7 +22,7 @@ from typing import Any
 
 from lienthong.config import Settings
 from lienthong.logs import get_logger
-from lienthong.runtime import probe
+from lienthong.runtime import probe, registry
 from lienthong.runtime.broker import EmbeddedBroker, terminate_process
 from lienthong.runtime.demo import DEMO_CENTRAL_AGENCY, DemoSecrets, write_demo_secrets
 
@@ -58,21 +58,20 @@ class ComponentState:
     finished: bool = False
 
 
-# Which setting moves a component's port, for the "port in use" message.
-_PORT_SETTING = {
-    "worker": "worker.web_port",
-    "connector": "the connector's port in [connectors.*]",
-    "registry": "schema_registry_rest.port",
-    "probe": "probe.port",
-    "console": "console.port",
-    "service": "the demo ports in [demo]",
-    "job": "-",
-}
-
-
-def _run(name: str, *args: str) -> list[str]:
-    """The command ``up`` uses for an edge process: exactly ``lienthong run NAME ...``."""
-    return [sys.executable, "-m", "lienthong", "run", name, *args]
+def _spec(
+    settings: Settings, name: str, *args: str, env: dict[str, str] | None = None
+) -> ComponentSpec:
+    """A child as the registry declares it (command, port from settings, health path)."""
+    component = registry.get(name)
+    return ComponentSpec(
+        name=name,
+        kind=component.kind,
+        command=component.command(*args),
+        port=component.port(settings),
+        health_path=component.health_path,
+        env=env or {},
+        oneshot=component.oneshot,
+    )
 
 
 def component_specs(
@@ -85,14 +84,16 @@ def component_specs(
     the bus. ``demo_secrets`` are this run's generated demo keys (None: settings as they are).
     """
     specs = []
+    worker = registry.get("worker")
     for index in range(settings.worker.count):
-        port = settings.worker.web_port + index
+        port = (worker.port(settings) or 0) + index
         specs.append(
             ComponentSpec(
                 name=f"worker-{index + 1}",
-                kind="worker",
-                command=[sys.executable, "-m", "lienthong.streams.worker", "--web-port", str(port)],
+                kind=worker.kind,
+                command=worker.command("--web-port", str(port)),
                 port=port,
+                health_path=worker.health_path,
                 # Pinned so a restarted worker keeps the clock state.json records.
                 env={"LIENTHONG_STREAMS__CLOCK": settings.streams.clock},
             )
@@ -102,38 +103,15 @@ def component_specs(
     local = "http://127.0.0.1"
     if settings.schema_registry_url is None:
         # The embedded file registry, served as the Confluent read API for standard clients.
-        rest = settings.schema_registry_rest
-        specs.append(
-            ComponentSpec(
-                name="schema-registry",
-                kind="registry",
-                command=_run("schema-registry"),
-                port=rest.port,
-            )
-        )
+        specs.append(_spec(settings, "schema-registry"))
 
     # Broker liveness and every consumer group's lag (the connectors' groups included).
-    specs.append(
-        ComponentSpec(
-            name="broker-probe",
-            kind="probe",
-            command=_run("broker-probe"),
-            port=settings.probe.port,
-        )
-    )
+    specs.append(_spec(settings, "broker-probe"))
 
     gateway_env = {}
     if demo_secrets is not None and conn.gateway.clients_file is None:
         gateway_env["LIENTHONG_CONNECTORS__GATEWAY__CLIENTS_FILE"] = str(demo_secrets.clients_file)
-    specs.append(
-        ComponentSpec(
-            name="gateway",
-            kind="connector",
-            command=_run("gateway"),
-            port=conn.gateway.port,
-            env=gateway_env,
-        )
-    )
+    specs.append(_spec(settings, "gateway", env=gateway_env))
 
     # The monitoring console, when someone can log in to it: users configured, or the demo
     # (which gets generated users). Deny by default: no health page answers without a
@@ -145,38 +123,15 @@ def component_specs(
         users_file = write_demo_users(settings.run_dir / "demo")
         console_env["LIENTHONG_CONSOLE__USERS_FILE"] = str(users_file)
     if settings.console.users_file is not None or demo.enabled:
-        specs.append(
-            ComponentSpec(
-                name="console",
-                kind="console",
-                command=_run("console"),
-                port=settings.console.port,
-                health_path=None,
-                env=console_env,
-            )
-        )
+        specs.append(_spec(settings, "console", env=console_env))
 
     # National portal: a configured portal, the demo's real portal URL, or the fake portal.
     portal_url = conn.portal.url or demo.portal_url
     if portal_url is None and demo.enabled:
-        specs.append(
-            ComponentSpec(
-                name="fake-portal",
-                kind="service",
-                command=_run("fake-portal", "--port", str(demo.portal_port)),
-                port=demo.portal_port,
-            )
-        )
+        specs.append(_spec(settings, "fake-portal", "--port", str(demo.portal_port)))
         portal_url = f"{local}:{demo.portal_port}"
     if portal_url is not None:
-        specs.append(
-            ComponentSpec(
-                name="portal-connector",
-                kind="connector",
-                command=_run("portal", "--portal-url", portal_url),
-                port=conn.portal.health_port,
-            )
-        )
+        specs.append(_spec(settings, "portal-connector", "--portal-url", portal_url))
 
     # Postal service: a configured postal API or the fake post calling the connector's webhook.
     postal_url = conn.postal.url
@@ -189,83 +144,35 @@ def component_specs(
         if demo_secrets is not None:
             fake_args.append(f"--webhook-secret={demo_secrets.webhook_secret}")
             postal_env["LIENTHONG_CONNECTORS__POSTAL__WEBHOOK_SECRET"] = demo_secrets.webhook_secret
-        specs.append(
-            ComponentSpec(
-                name="fake-postal",
-                kind="service",
-                command=_run("fake-postal", *fake_args),
-                port=demo.postal_port,
-            )
-        )
+        specs.append(_spec(settings, "fake-postal", *fake_args))
         postal_url = f"{local}:{demo.postal_port}"
     if postal_url is not None:
-        specs.append(
-            ComponentSpec(
-                name="postal-connector",
-                kind="connector",
-                command=_run("postal", "--url", postal_url),
-                port=conn.postal.port,
-                env=postal_env,
-            )
-        )
+        specs.append(_spec(settings, "postal-connector", "--url", postal_url, env=postal_env))
 
     # Central vertical agencies: configured endpoints, or one fake central system in the demo.
     endpoints = dict(conn.central.endpoints)
     demo_central = not endpoints and demo.enabled
     if demo_central:
-        specs.append(
-            ComponentSpec(
-                name="fake-central",
-                kind="service",
-                command=_run("fake-central", "--port", str(demo.central_port)),
-                port=demo.central_port,
-            )
-        )
+        specs.append(_spec(settings, "fake-central", "--port", str(demo.central_port)))
         endpoints = {DEMO_CENTRAL_AGENCY: f"{local}:{demo.central_port}"}
     if endpoints:
-        specs.append(
-            ComponentSpec(
-                name="central-adapter",
-                kind="connector",
-                command=_run("central"),
-                port=conn.central.port,
-                env={
-                    f"LIENTHONG_CONNECTORS__CENTRAL__ENDPOINTS__{code}": url
-                    for code, url in endpoints.items()
-                },
-            )
-        )
+        central_env = {
+            f"LIENTHONG_CONNECTORS__CENTRAL__ENDPOINTS__{code}": url
+            for code, url in endpoints.items()
+        }
+        specs.append(_spec(settings, "central-adapter", env=central_env))
 
     if demo.enabled:
         # The live simulator: a province in real time (a day of warm-up, then new dossiers now)
         # at demo.simulator_rate; around the clock so a demo at night or on a weekend still
         # shows receipts and steps (appointments keep the official working calendar).
-        specs.append(
-            ComponentSpec(
-                name="simulator",
-                kind="job",
-                command=[
-                    sys.executable,
-                    "-m",
-                    "lienthong",
-                    "simulate",
-                    "--mode",
-                    "live",
-                    "--rate",
-                    str(demo.simulator_rate),
-                    "--seed",
-                    str(demo.simulator_seed),
-                    "--around-the-clock",
-                    # Postal dossiers order at the fake post through the connector; never send
-                    # synthetic orders to a real post.
-                    *(["--postal", "connector"] if demo_post else []),
-                    # The demo's central agency is played by fake-central via the adapter.
-                    *(["--leave-out-agency", DEMO_CENTRAL_AGENCY] if demo_central else []),
-                ],
-                health_path=None,
-                oneshot=True,
-            )
-        )
+        simulate = ["--mode", "live", "--rate", str(demo.simulator_rate)]
+        simulate += ["--seed", str(demo.simulator_seed), "--around-the-clock"]
+        if demo_post:  # postal dossiers order at the fake post; never at a real post
+            simulate += ["--postal", "connector"]
+        if demo_central:  # the demo's central agency is played by fake-central via the adapter
+            simulate += ["--leave-out-agency", DEMO_CENTRAL_AGENCY]
+        specs.append(_spec(settings, "simulator", *simulate))
     return specs
 
 
@@ -321,9 +228,8 @@ class Supervisor:
             if spec.port is not None and not probe.port_is_free(
                 self.settings.worker.web_host, spec.port
             ):
-                raise SupervisorError(
-                    f"port {spec.port} for {spec.name} is in use; set {_PORT_SETTING[spec.kind]}"
-                )
+                setting = registry.get(spec.name).port_setting
+                raise SupervisorError(f"port {spec.port} for {spec.name} is in use; set {setting}")
 
     def start_all(self) -> None:
         from lienthong.runtime.topics import TopicAdmin
@@ -601,11 +507,15 @@ def collect_status(settings: Settings) -> dict[str, Any]:
             if not component.get("health_url")
             else health is not None and health.get("status") == "ok"
         )
+        declared = registry.find(component["name"])
         rows.append(
             {
                 "component": component["name"],
                 "pid": pid,
                 "port": component.get("port"),
+                # From the registry, for the JSON view: what it is and what moves its port.
+                "summary": declared.summary if declared else None,
+                "port_setting": declared.port_setting if declared else None,
                 "healthy": healthy,
                 "detail": _component_detail(alive, component.get("health_url"), health)
                 + (f", {component['restarts']} restarts" if component.get("restarts") else ""),

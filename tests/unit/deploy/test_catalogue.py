@@ -6,7 +6,6 @@ from the code (a renamed component, a new topic a connector writes) would ship w
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -111,11 +110,9 @@ def test_consumer_groups_are_the_code_defaults(catalogue: dict[str, Component]) 
 def test_worker_consumes_exactly_its_agents_topics_and_owns_its_changelogs(
     catalogue: dict[str, Component],
 ) -> None:
-    from lienthong.streams.worker import AGENT_MODULES
+    from lienthong.streams.bootstrap import bootstrap
 
-    for module in AGENT_MODULES:
-        importlib.import_module(module)
-    from lienthong.streams.app import app
+    app = bootstrap(load_settings()).app  # what the worker process runs
 
     worker = catalogue["worker"]
     sources = {agent.channel.get_topic_name() for agent in app.agents.values()}
