@@ -650,7 +650,7 @@ async def live_tick(stage: TrackerStage) -> None:
                 await batch.finish()
         except Exception as exc:
             stop_process(log, "tracker_alert_timer_failed", exc)
-        metrics.clock_sweep()
+        stage.metrics.clock_sweep()
 
 
 async def _on_rebalance(stage: TrackerStage) -> None:
