@@ -86,33 +86,83 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def output_counts(bootstrap: str, env: dict[str, str], events: int) -> str:
-    """Records the worker wrote per input event, per topic: the per-record cost of the Kafka
-    client dominates the worker's CPU, so this says where it goes."""
+def batch_footprint(bootstrap: str, topic: str) -> tuple[int, int, int]:
+    """(records, record batches, bytes) of every partition of ``topic``, read to the end.
+
+    Batches are what the producer wrote: one produce request carries at most one batch per
+    partition, so batches bound the produce requests from above, and their bytes (v2 batch
+    headers included, ~70 bytes per batch) are what the broker stores. The end is the high
+    watermark of the fetch responses, not ``end_offsets``: Tansu's ListOffsets under-reports
+    it when a batch holds several records."""
+    import kafka.consumer.fetcher as fetcher
+
+    seen: dict[int, tuple[int, int]] = {}
+    original = fetcher.MemoryRecords
+
+    class Counting(original):  # type: ignore[misc, valid-type]
+        def next_batch(self, *args: Any, **kwargs: Any) -> Any:
+            batch = super().next_batch(*args, **kwargs)
+            if batch is not None and batch.magic == 2:
+                seen[batch.base_offset] = (batch._num_records, batch.size_in_bytes)
+            return batch
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    fetcher.MemoryRecords = Counting
+    records = batches = size = 0
+    try:
+        for partition in sorted(consumer.partitions_for_topic(topic) or set()):
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            consumer.seek_to_beginning(tp)
+            seen.clear()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                consumer.poll(500)
+                high = consumer.highwater(tp)
+                if high is not None and consumer.position(tp) >= high:
+                    break
+            records += sum(c for c, _ in seen.values())
+            batches += len(seen)
+            size += sum(b for _, b in seen.values())
+    finally:
+        fetcher.MemoryRecords = original
+        consumer.close()
+    return records, batches, size
+
+
+def output_footprint(bootstrap: str, env: dict[str, str], events: int) -> str:
+    """Records, record batches and bytes the worker wrote per input event, per topic (every
+    output and changelog topic of the run): the per-record and per-request cost of the Kafka
+    client dominates the worker's CPU, and the bytes are what the embedded broker keeps in
+    memory."""
     prefix = env["LIENTHONG_TOPIC_PREFIX"]
     app_id = env["LIENTHONG_WORKER__APP_ID"]
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
-        names = [
-            prefix + "portal-status",
-            prefix + "deadline-alerts",
-            prefix + "agency-inbox",
-            prefix + "stats-partials",
-            prefix + "live-stats",
-            f"{app_id}-dossiers-changelog",
-            f"{app_id}-tracker-progress-changelog",
-            f"{app_id}-stats-totals-changelog",
-        ]
-        parts = []
-        for name in names:
-            partitions = consumer.partitions_for_topic(name) or set()
-            tps = [TopicPartition(name, p) for p in partitions]
-            total = sum(consumer.end_offsets(tps).values()) if tps else 0
-            short = name.removeprefix(prefix).removeprefix(app_id + "-")
-            parts.append(f"{short} {total / events:.2f}")
-        return ", ".join(parts)
+        names = sorted(
+            t
+            for t in consumer.topics()
+            if (t.startswith(prefix) and not t.endswith("dossier-events"))
+            or t.startswith(app_id + "-")
+        )
     finally:
         consumer.close()
+    lines = [f"{'topic':<28} {'records/ev':>10} {'batches/ev':>10} {'bytes/ev':>9}"]
+    totals = [0, 0, 0]
+    for name in names:
+        records, batches, size = batch_footprint(bootstrap, name)
+        if not records:
+            continue
+        totals = [totals[0] + records, totals[1] + batches, totals[2] + size]
+        short = name.removeprefix(prefix).removeprefix(app_id + "-")
+        lines.append(
+            f"{short:<28} {records / events:>10.3f} {batches / events:>10.3f} {size / events:>9.0f}"
+        )
+    lines.append(
+        f"{'total':<28} {totals[0] / events:>10.3f} {totals[1] / events:>10.3f} "
+        f"{totals[2] / events:>9.0f}"
+    )
+    return "\n".join(lines)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -193,7 +243,8 @@ def main(argv: list[str]) -> int:
                 f"{steady * 1e6:,.0f} µs/event → ≈ {1 / steady:,.0f} events/s per core"
             )
 
-        print("records written per input event: " + output_counts(bootstrap, env, n), flush=True)
+        footprint = output_footprint(bootstrap, env, n)
+        print("written per input event (phase 1):\n" + footprint, flush=True)
 
         # -- phase 2: latency at a fixed rate --------------------------------------------
         total = int(rate * seconds)
