@@ -27,13 +27,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
 from lienthong.config import load_settings  # noqa: E402
 from lienthong.runtime.topics import TopicAdmin  # noqa: E402
 from lienthong.schemas.codec import AvroCodec  # noqa: E402
 from lienthong.schemas.registry import registry_from_settings  # noqa: E402
 from tests.integration.test_streams_replay import generate_month  # noqa: E402
+from tests.support.batches import batch_footprint  # noqa: E402
 from tests.support.broker import resolve_broker  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
 
@@ -84,50 +85,6 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def batch_footprint(bootstrap: str, topic: str) -> tuple[int, int, int]:
-    """(records, record batches, bytes) of every partition of ``topic``, read to the end.
-
-    Batches are what the producer wrote: one produce request carries at most one batch per
-    partition, so batches bound the produce requests from above, and their bytes (v2 batch
-    headers included, ~70 bytes per batch) are what the broker stores. The end is the high
-    watermark of the fetch responses, not ``end_offsets``: Tansu's ListOffsets under-reports
-    it when a batch holds several records."""
-    import kafka.consumer.fetcher as fetcher
-
-    seen: dict[int, tuple[int, int]] = {}
-    original = fetcher.MemoryRecords
-
-    class Counting(original):  # type: ignore[misc, valid-type]
-        def next_batch(self, *args: Any, **kwargs: Any) -> Any:
-            batch = super().next_batch(*args, **kwargs)
-            if batch is not None and batch.magic == 2:
-                seen[batch.base_offset] = (batch._num_records, batch.size_in_bytes)
-            return batch
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    fetcher.MemoryRecords = Counting
-    records = batches = size = 0
-    try:
-        for partition in sorted(consumer.partitions_for_topic(topic) or set()):
-            tp = TopicPartition(topic, partition)
-            consumer.assign([tp])
-            consumer.seek_to_beginning(tp)
-            seen.clear()
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                consumer.poll(500)
-                high = consumer.highwater(tp)
-                if high is not None and consumer.position(tp) >= high:
-                    break
-            records += sum(c for c, _ in seen.values())
-            batches += len(seen)
-            size += sum(b for _, b in seen.values())
-    finally:
-        fetcher.MemoryRecords = original
-        consumer.close()
-    return records, batches, size
 
 
 def output_footprint(bootstrap: str, env: dict[str, str], events: int) -> str:

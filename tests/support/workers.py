@@ -123,13 +123,18 @@ class WorkerProcess:
         replaces "sleep a bit more" before the final assertion.
         """
         streak = [0]
+        seen: list[dict[tuple[str, int], int]] = [{}]
 
         def drained() -> bool:
-            lag = self.source_lag(names)
+            lag = seen[0] = self.source_lag(names)
             streak[0] = streak[0] + 1 if lag and not any(lag.values()) else 0
             return streak[0] >= 2
 
-        wait_for(drained, timeout, "the worker to commit all its input", self.log_tail, 0.3)
+        def tail() -> str:
+            behind = {f"{t}/{p}": n for (t, p), n in seen[0].items() if n}
+            return f"lagging: {behind}\n{self.log_tail()}"
+
+        wait_for(drained, timeout, "the worker to commit all its input", tail, 0.3)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
