@@ -27,13 +27,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
 from lienthong.config import load_settings  # noqa: E402
 from lienthong.runtime.topics import TopicAdmin  # noqa: E402
 from lienthong.schemas.codec import AvroCodec  # noqa: E402
 from lienthong.schemas.registry import registry_from_settings  # noqa: E402
 from tests.integration.test_streams_replay import generate_month  # noqa: E402
+from tests.support.batches import batch_footprint  # noqa: E402
 from tests.support.broker import resolve_broker  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
 
@@ -86,33 +87,39 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def output_counts(bootstrap: str, env: dict[str, str], events: int) -> str:
-    """Records the worker wrote per input event, per topic: the per-record cost of the Kafka
-    client dominates the worker's CPU, so this says where it goes."""
+def output_footprint(bootstrap: str, env: dict[str, str], events: int) -> str:
+    """Records, record batches and bytes the worker wrote per input event, per topic (every
+    output and changelog topic of the run): the per-record and per-request cost of the Kafka
+    client dominates the worker's CPU, and the bytes are what the embedded broker keeps in
+    memory."""
     prefix = env["LIENTHONG_TOPIC_PREFIX"]
     app_id = env["LIENTHONG_WORKER__APP_ID"]
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
-        names = [
-            prefix + "portal-status",
-            prefix + "deadline-alerts",
-            prefix + "agency-inbox",
-            prefix + "stats-partials",
-            prefix + "live-stats",
-            f"{app_id}-dossiers-changelog",
-            f"{app_id}-tracker-progress-changelog",
-            f"{app_id}-stats-totals-changelog",
-        ]
-        parts = []
-        for name in names:
-            partitions = consumer.partitions_for_topic(name) or set()
-            tps = [TopicPartition(name, p) for p in partitions]
-            total = sum(consumer.end_offsets(tps).values()) if tps else 0
-            short = name.removeprefix(prefix).removeprefix(app_id + "-")
-            parts.append(f"{short} {total / events:.2f}")
-        return ", ".join(parts)
+        names = sorted(
+            t
+            for t in consumer.topics()
+            if (t.startswith(prefix) and not t.endswith("dossier-events"))
+            or t.startswith(app_id + "-")
+        )
     finally:
         consumer.close()
+    lines = [f"{'topic':<28} {'records/ev':>10} {'batches/ev':>10} {'bytes/ev':>9}"]
+    totals = [0, 0, 0]
+    for name in names:
+        records, batches, size = batch_footprint(bootstrap, name)
+        if not records:
+            continue
+        totals = [totals[0] + records, totals[1] + batches, totals[2] + size]
+        short = name.removeprefix(prefix).removeprefix(app_id + "-")
+        lines.append(
+            f"{short:<28} {records / events:>10.3f} {batches / events:>10.3f} {size / events:>9.0f}"
+        )
+    lines.append(
+        f"{'total':<28} {totals[0] / events:>10.3f} {totals[1] / events:>10.3f} "
+        f"{totals[2] / events:>9.0f}"
+    )
+    return "\n".join(lines)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -193,7 +200,8 @@ def main(argv: list[str]) -> int:
                 f"{steady * 1e6:,.0f} µs/event → ≈ {1 / steady:,.0f} events/s per core"
             )
 
-        print("records written per input event: " + output_counts(bootstrap, env, n), flush=True)
+        footprint = output_footprint(bootstrap, env, n)
+        print("written per input event (phase 1):\n" + footprint, flush=True)
 
         # -- phase 2: latency at a fixed rate --------------------------------------------
         total = int(rate * seconds)

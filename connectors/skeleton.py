@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from lienthong.connectors.backoff import doubling_delay
 from lienthong.logs import get_logger
+from lienthong.runtime.offsets import high_watermarks
 from lienthong.schemas.errors import DecodeError
 from lienthong.schemas.models import Event
 
@@ -90,9 +91,8 @@ def read_topics(
                 tps[TopicPartition(topic, p)] = name
         if not tps:
             return out
-        consumer.assign(list(tps))
+        ends = high_watermarks(consumer, list(tps))  # fetched, so right on Tansu too
         consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(list(tps))
         remaining = {tp for tp in tps if ends[tp] > 0}
         deadline = time.monotonic() + idle_timeout_s
         # End offsets are a lower bound on some brokers (Tansu: last batch's base offset + 1),

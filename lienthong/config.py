@@ -106,7 +106,8 @@ class WorkerSettings(_Section):
     single_record_batches: bool | None = Field(
         default=None,
         description=(
-            "produce one record per batch. Needed on brokers whose ListOffsets answer is the "
+            "write changelog records one per batch (other outputs are batched). Needed on "
+            "brokers whose ListOffsets answer is the "
             "last batch's base offset + 1 instead of the high watermark (Tansu 0.6): Faust "
             "table recovery stops at that offset and would miss changelog records. "
             "None = on for the embedded broker, off for a configured cluster."

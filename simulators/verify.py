@@ -425,6 +425,7 @@ def read_topic(settings: Any, name: str, timeout_s: float) -> list[Any]:
     from kafka import KafkaConsumer, TopicPartition
 
     from lienthong.connectors.kafka import kafka_python_config
+    from lienthong.runtime.offsets import high_watermarks
 
     topic = settings.topic(name)
     consumer = KafkaConsumer(
@@ -438,23 +439,18 @@ def read_topic(settings: Any, name: str, timeout_s: float) -> list[Any]:
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if not tps:
             return []
-        consumer.assign(tps)
+        # The end of each partition as the fetch responses report it (ListOffsets is only a
+        # lower bound on Tansu, which under-reports it for multi-record batches).
+        ends = high_watermarks(consumer, tps, timeout_s)
         consumer.seek_to_beginning(*tps)
-        # End offsets are a lower bound only (Tansu reports the last batch's base offset + 1),
-        # so read past them until the topic stays quiet for one idle poll.
-        ends = consumer.end_offsets(tps)
         out: list[Any] = []
-        positions = dict.fromkeys(tps, 0)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if all(consumer.position(tp) >= ends[tp] for tp in tps):
+                break
             batch = consumer.poll(timeout_ms=1000, max_records=5000)
-            if not batch:
-                if all(positions[tp] >= ends[tp] for tp in tps):
-                    break
-                continue
-            for tp, records in batch.items():
+            for records in batch.values():
                 out.extend(records)
-                positions[tp] = records[-1].offset + 1
         return out
     finally:
         consumer.close()

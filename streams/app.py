@@ -27,14 +27,22 @@ from lienthong.config import Settings
 from lienthong.connectors.kafka import faust_broker_credentials
 from lienthong.runtime.topics import Catalogue, load_catalogue
 
+# aiokafka's default batch size, for every producer that is not held to single records.
+OUTPUT_BATCH_BYTES = 16384
+
 
 def create_app(settings: Settings) -> faust.App:
+    """The app. On the embedded broker (or ``worker.single_record_batches``) its producer writes
+    one record per batch: Faust's table changelogs and :func:`write_changelog` go through it,
+    and Faust's recovery reads a changelog up to the ListOffsets answer, which Tansu 0.6 gets
+    wrong for multi-record batches. Every other output goes through :func:`produce`, which
+    batches normally (see :func:`output_producer`)."""
     worker = settings.worker
     single = worker.single_record_batches
     if single is None:
         single = settings.uses_embedded_broker
     # aiokafka always admits the first record of a batch, so a 1-byte limit = 1 record/batch.
-    batch_bytes = 1 if single else 16384
+    batch_bytes = 1 if single else OUTPUT_BATCH_BYTES
     # One data directory per worker process (the web port tells workers on one host apart).
     datadir = settings.run_dir / "worker-data" / f"{worker.app_id}-{worker.web_port}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -106,17 +114,46 @@ class StreamsApp:
 async def produce(
     app: faust.App, name: str, key: bytes | None, value: bytes | None, partition: int | None = None
 ) -> asyncio.Future[Any]:
-    """Send one record through the producer underneath Faust's ``Topic.send``.
+    """Send one output record (not a changelog record) through a producer underneath Faust's
+    ``Topic.send``, batched normally.
 
     Why: ``Topic.send`` costs ~185 µs of CPU per record on the development machine (future
     message, pending message, serializer registry, sensors) against ~25 µs for the producer
     itself (benchmarks/bench_faust_floor.py), and the tracker sends several records per event.
     Semantics are those of ``Topic.send`` with raw serializers: same partitioner for a key
     (``partition=None``), timestamp = now, and Faust's commit still flushes this producer
-    before it commits input offsets. The returned future resolves when the broker acknowledges
-    the record (or fails); callers that must know await it.
+    before it commits input offsets (:func:`output_producer`). The returned future resolves
+    when the broker acknowledges the record (or fails); callers that must know await it.
     """
-    return await app.producer.send(name, key, value, partition, None, None)
+    lane = getattr(app, "_lienthong_outputs", None)
+    if lane is None:
+        lane = app._lienthong_outputs = asyncio.ensure_future(output_producer(app))
+    producer = await lane
+    return await producer.send(name, key, value, partition, None, None)
+
+
+async def output_producer(app: faust.App) -> Any:
+    """The producer for outputs: the app's own unless that one is held to single-record
+    batches, else a second one with the normal batch size, started with the app.
+
+    Its ``flush`` is chained into the app producer's, so whatever Faust does before committing
+    input offsets or handing partitions over (``app.producer.flush()``) waits for the outputs
+    too: the at-least-once order "outputs acknowledged, then input committed" is unchanged.
+    """
+    main = app.producer
+    if main.max_batch_size > 1:
+        return main
+    outputs = app.transport.create_producer(loop=app.loop, beacon=app.beacon)
+    outputs.max_batch_size = OUTPUT_BATCH_BYTES
+    await app.add_runtime_dependency(outputs)  # stopped with the app
+    await outputs.maybe_start()
+    flush_main = main.flush
+
+    async def flush_both() -> None:
+        await asyncio.gather(flush_main(), outputs.flush())
+
+    main.flush = flush_both  # type: ignore[method-assign]
+    return outputs
 
 
 def json_changelog_table(table: Any) -> Any:
@@ -129,15 +166,16 @@ def json_changelog_table(table: Any) -> Any:
 
 async def write_changelog(table: Any, partition: int, key: str, value: Any) -> asyncio.Future[Any]:
     """What ``Table.send_changelog`` sends (same topic, partition, key and value bytes, from
-    Faust's own json dumps), through :func:`produce`; the store still learns the changelog
-    offset it holds when the broker acknowledges the record. The caller sets
+    Faust's own json dumps), through the producer of Faust's own changelogs; the store still
+    learns the changelog offset it holds when the broker acknowledges the record. The caller sets
     ``table.data[key]`` itself and awaits the returned future before its input is
     acknowledged."""
     changelog = table.changelog_topic
     name = changelog.get_topic_name()
     raw_key = changelog_json(key)
     raw_value = changelog_json(value)
-    future = await produce(table.app, name, raw_key, raw_value, partition)
+    # The app's producer: one record per batch where the broker needs it (see create_app).
+    future = await table.app.producer.send(name, raw_key, raw_value, partition, None, None)
     tp = TP(name, partition)
 
     def persisted(done: asyncio.Future[Any]) -> None:

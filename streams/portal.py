@@ -5,6 +5,12 @@ record repeats the dossier's whole processing log (QuaTrinhXuLy), so the same in
 rendered again and again and the same lines validated again; the caches are bounded (cleared
 when they grow large) and the models are frozen, so one line instance serves many records.
 Every field is a function of the decision, so a record built again is identical.
+
+The log a record carries is bounded: the newest ``max_progress`` lines (oldest first, as the
+portal expects). Without the bound a dossier's records grow with its events, so the bytes
+sent per dossier grow with the square of its events, and a record re-emitted after a
+redelivery repeats them all. Typical dossiers have 3-10 events and keep their whole log; a
+longer one's older lines went to the portal in the earlier records of the dossier.
 """
 
 from __future__ import annotations
@@ -15,13 +21,24 @@ from datetime import datetime
 from lienthong.domain.decide import PortalStatus
 from lienthong.schemas.models import PortalStatusRecord, ProgressEntry, to_portal_date
 
-__all__ = ["PORTAL_NAMESPACE", "PortalRecords"]
+__all__ = ["MAX_PROGRESS_LINES", "PORTAL_NAMESPACE", "PortalRecords"]
+
+# The newest QuaTrinhXuLy lines a portal record carries (see the module docstring).
+MAX_PROGRESS_LINES = 20
 
 PORTAL_NAMESPACE = uuid.UUID("0b9c9d4e-3a51-5a0e-8f3e-706f7274616c")
 
 
 class PortalRecords:
-    def __init__(self, max_dates: int = 100_000, max_lines: int = 50_000) -> None:
+    def __init__(
+        self,
+        max_dates: int = 100_000,
+        max_lines: int = 50_000,
+        max_progress: int = MAX_PROGRESS_LINES,
+    ) -> None:
+        if max_progress < 1:
+            raise ValueError(f"max_progress must be at least 1, not {max_progress}")
+        self._max_progress = max_progress
         self._max_dates = max_dates
         self._max_lines = max_lines
         self._dates: dict[str, str] = {}  # ISO instant -> portal date
@@ -55,7 +72,8 @@ class PortalRecords:
         return entry
 
     def build(self, dossier_id: str, portal: PortalStatus) -> PortalStatusRecord:
-        """The record; its event id is uuid5 of the source event's, so a repeat is the same."""
+        """The record; its event id is uuid5 of the source event's, so a repeat is the same;
+        its log is the newest ``max_progress`` lines of the decision's."""
         v = portal.view
         at = datetime.fromisoformat(v["at"])
         pd = self.date
@@ -75,6 +93,7 @@ class PortalRecords:
             NgayTra=pd(v["NgayTra"]),
             DonViXuLy=v["DonViXuLy"],
             QuaTrinhXuLy=[
-                self.line(e["agency"], e["at"], e["note"], e["status"]) for e in portal.progress
+                self.line(e["agency"], e["at"], e["note"], e["status"])
+                for e in portal.progress[-self._max_progress :]
             ],
         )

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lienthong.logs import get_logger
+from lienthong.runtime.offsets import high_watermarks
 
 log = get_logger(__name__)
 
@@ -186,9 +187,8 @@ def read_topic(settings: Any, timeout_s: float = 30.0) -> list[tuple[bytes, byte
         if partitions is None:
             raise RuntimeError(f"topic {topic} does not exist: run `lienthong topics apply` first")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
+        end = high_watermarks(consumer, tps)  # not ListOffsets: Tansu under-reports it
         consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
         out: list[tuple[bytes, bytes | None]] = []
         while any(consumer.position(tp) < end[tp] for tp in tps):
             if time.monotonic() > deadline:

@@ -39,25 +39,22 @@ def read_topic(config: dict[str, Any], topic: str, timeout_s: float = 10.0) -> l
 
     from kafka import KafkaConsumer, TopicPartition
 
+    from lienthong.runtime.offsets import high_watermarks
+
     consumer = KafkaConsumer(**config, group_id=None, enable_auto_commit=False)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             raise UsageError(f"topic {topic!r} does not exist")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
+        # The fetched high watermarks mark the end (Tansu under-reports ListOffsets).
+        end = high_watermarks(consumer, tps, timeout_s)
         consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
         records: list[Any] = []
         deadline = time.monotonic() + timeout_s
-        # Stop at the first empty poll once the end offsets are reached: some Kafka-compatible
-        # brokers (Tansu) under-report end offsets, so they alone cannot mark the end.
-        while True:
-            batches = consumer.poll(timeout_ms=1000)
-            for batch in batches.values():
+        while not all(consumer.position(tp) >= end[tp] for tp in tps):
+            for batch in consumer.poll(timeout_ms=1000).values():
                 records.extend(batch)
-            if not batches and all(consumer.position(tp) >= end[tp] for tp in tps):
-                break
             if time.monotonic() > deadline:
                 raise UsageError(f"timed out reading {topic!r}")
         return sorted(records, key=lambda r: (r.partition, r.offset))

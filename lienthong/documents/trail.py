@@ -27,6 +27,7 @@ from typing import Any
 
 from lienthong.documents.canonical import canonical_json
 from lienthong.documents.chain import Checkpoint, SignedCheckpoint
+from lienthong.runtime.offsets import high_watermarks
 
 LINK = "link"
 CHECKPOINT = "checkpoint"
@@ -137,9 +138,8 @@ def read_topic(
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:
             return
-        consumer.assign(tps)
+        end = high_watermarks(consumer, tps)  # not ListOffsets: Tansu under-reports it
         consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
         remaining = {tp for tp in tps if end[tp] > 0}
         wanted = key.encode("utf-8") if key is not None else None
         while remaining:

@@ -128,12 +128,15 @@ class BrokerProbe:
             try:
                 from kafka import TopicPartition
 
+                from lienthong.runtime.offsets import high_watermarks
+
                 admin, consumer = self._clients()
                 committed = self._committed(admin)
                 # Offsets a group once committed on a topic deleted since have no end to ask for.
                 existing = consumer.topics()
                 tps = {tp for offsets in committed.values() for tp in offsets if tp[0] in existing}
-                ends = consumer.end_offsets([TopicPartition(t, p) for t, p in tps]) if tps else {}
+                # Fetched high watermarks: ListOffsets under-reports batched topics on Tansu.
+                ends = high_watermarks(consumer, [TopicPartition(t, p) for t, p in tps])
                 by_tp = {(tp.topic, tp.partition): n for tp, n in ends.items()}
                 lags = group_lags(committed, by_tp)
             except Exception as exc:  # the broker answers but the admin calls fail: say so

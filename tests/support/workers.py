@@ -77,6 +77,8 @@ class WorkerProcess:
         """
         from kafka import KafkaConsumer, TopicPartition
 
+        from lienthong.runtime.offsets import high_watermarks
+
         prefix = self.env.get("LIENTHONG_TOPIC_PREFIX", "")
         group = self.env["LIENTHONG_WORKER__APP_ID"]
         consumer = KafkaConsumer(
@@ -90,7 +92,8 @@ class WorkerProcess:
                 for name in names
                 for partition in sorted(consumer.partitions_for_topic(prefix + name) or ())
             ]
-            ends = consumer.end_offsets(tps) if tps else {}
+            # Fetched high watermarks, not ListOffsets (under-reported by Tansu for batches).
+            ends = high_watermarks(consumer, tps)
             return {
                 (tp.topic, tp.partition): max(0, ends[tp] - (consumer.committed(tp) or 0))
                 for tp in tps
