@@ -39,8 +39,9 @@ from lienthong.streams.app import (
     partitions_of,
     produce,
     settings,
+    store_get,
     topic,
-    write_changelog,
+    write_table,
 )
 from lienthong.streams.counts import LiveCounts
 from lienthong.streams.failures import is_infrastructure, processing_failed, stop_process
@@ -107,7 +108,7 @@ async def sum_partials(stream: faust.StreamT) -> None:
     """
     async for events in stream.take_events(500, 0.05):
         try:
-            changed: dict[str, int] = {}
+            changed: dict[str, tuple[int, dict[str, Any]]] = {}
             sent: list[asyncio.Future[Any]] = []
             for event in events:
                 try:
@@ -116,9 +117,8 @@ async def sum_partials(stream: faust.StreamT) -> None:
                     if is_infrastructure(exc):
                         raise
                     sent.append(await _reject_partial(event.message, exc))
-            for full_key, partition in changed.items():
-                value = stats_table.data[full_key]
-                sent.append(await write_changelog(stats_table, partition, full_key, value))
+            for full_key, (partition, value) in changed.items():
+                sent.append(await write_table(stats_table, partition, full_key, value))
                 snapshot = encode(_snapshot(full_key, value["parts"]))
                 sent.append(await produce(LIVE_STATS, full_key.encode(), snapshot))
             if sent:
@@ -127,16 +127,20 @@ async def sum_partials(stream: faust.StreamT) -> None:
             stop_process(log, "stats_batch_failed", exc, records=len(events))
 
 
-def _apply_partial(event: Any, changed: dict[str, int]) -> None:
+def _apply_partial(event: Any, changed: dict[str, tuple[int, dict[str, Any]]]) -> None:
+    """Replace one source partition's part of a ``key|period`` in ``changed`` (key → its
+    partition and new value, written to the store and changelog once per batch)."""
     full_key = event.key.decode()
     partial = parse_partial(full_key, event.value)
-    current = stats_table.get(full_key) or {"parts": {}}
+    partition = event.message.partition
+    pending = changed.get(full_key)
+    current = pending[1] if pending else store_get(stats_table, partition, full_key)
+    current = current or {"parts": {}}
     part = str(partial["partition"])
     old = current["parts"].get(part)
     if old is not None and old["version"] > partial["version"]:
         return  # a stale partial from a previous owner of that partition
-    stats_table.data[full_key] = {"parts": {**current["parts"], part: partial}}
-    changed[full_key] = event.message.partition
+    changed[full_key] = (partition, {"parts": {**current["parts"], part: partial}})
 
 
 async def _reject_partial(message: Any, exc: Exception) -> asyncio.Future[Any]:

@@ -21,6 +21,7 @@ batch is acknowledged, so its records are read again after the restart.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,8 +61,10 @@ from lienthong.streams.app import (
     partitions_of,
     produce,
     settings,
+    store_get,
+    store_values,
     topic,
-    write_changelog,
+    write_table,
 )
 from lienthong.streams.clock import Clock, backlog_after
 from lienthong.streams.facts import facts_of
@@ -76,6 +79,7 @@ from lienthong.streams.failures import (
 from lienthong.streams.gaps import GapGuard
 from lienthong.streams.health import metrics
 from lienthong.streams.portal import PortalRecords
+from lienthong.streams.records import HotRecords
 from lienthong.streams.timers import PartitionTimers
 
 log = get_logger(__name__)
@@ -103,10 +107,28 @@ def _restored(value: Any) -> Record | None:
     return None if value is None else decode_state(value)
 
 
-def _dossier(dossier_id: str) -> Record | None:
-    """The dossier's record; a value a store hands back still encoded is decoded here."""
-    value = dossiers.get(dossier_id)
-    return value if value is None or isinstance(value, dict) else decode_state(value)
+def _dossier(dossier_id: str, partition: int | None, batch: Batch | None = None) -> Record | None:
+    """The dossier's record: as the batch being applied left it, else the latest saved one
+    (from the hot cache, else the store of ``partition``, decoded)."""
+    if batch is not None:
+        pending = batch.records.get(dossier_id)
+        if pending is not None:
+            return pending
+    record = hot_records.get(dossier_id)
+    if record is not None:
+        return record  # type: ignore[no-any-return]
+    value = store_get(dossiers, partition, dossier_id)
+    if value is None:
+        return None
+    record = value if isinstance(value, dict) else decode_state(value)
+    hot_records.put(dossier_id, record)
+    return record
+
+
+def _progress(partition: int) -> int:
+    """Offset of the last dossier-events record of ``partition`` whose batch was saved."""
+    value = store_get(tracker_progress, partition, str(partition))
+    return -1 if value is None else int(value)
 
 
 # Faust's hook for the values it restores from a changelog: version 1 (the record dict, what
@@ -125,6 +147,9 @@ validator = Validator(default_codec())
 # partition is (re)assigned, so they follow the partitions.
 partition_timers = PartitionTimers()
 
+
+# The records read or written lately, decoded (bounded; see lienthong.streams.records).
+hot_records = HotRecords()
 
 # Builds the portal status records (caches of rendered dates and validated progress lines).
 portal_records = PortalRecords()
@@ -314,8 +339,13 @@ def _build(partition: int, now: datetime) -> None:
     """Rebuild this partition's timers and stats index from the (restored) table."""
     partition_timers.rebuilding(partition)
     stats_stage.counts.owned_since(partition)
-    for value in dossiers.values():
-        record = value if value is None or isinstance(value, dict) else _restored(value)
+    pending = _current.records if _current is not None else {}
+    stored = (
+        value if value is None or isinstance(value, dict) else _restored(value)
+        for value in store_values(dossiers, partition)
+    )
+    kept = (r for r in stored if r and r["id"] not in pending)
+    for record in itertools.chain(kept, list(pending.values())):
         if record and record.get("partition") == partition:
             try:
                 _schedule(partition, record)
@@ -336,7 +366,7 @@ async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
     """
     fired: dict[str, tuple[Timers, list[bytes]]] = {}
     for dossier_id in partition_timers.due(partition, now):
-        record = _dossier(dossier_id)
+        record = _dossier(dossier_id, partition, batch)
         if record is None or dossier_id in fired:
             continue
         due = tick(record, now, _procedure(record["procedure"]), rules)
@@ -377,7 +407,8 @@ class Batch:
     """
 
     def __init__(self) -> None:
-        self.dirty: dict[str, int] = {}
+        # Records saved by the batch, written to the store and changelog at finish().
+        self.records: dict[str, Record] = {}
         self.progress: dict[int, int] = {}
         self.alerts: list[asyncio.Future[Any]] = []
         self.sent: list[asyncio.Future[Any]] = []
@@ -386,28 +417,32 @@ class Batch:
         self.event_id: str | None = None
 
     def save(self, key: str, value: Record) -> None:
-        dossiers.data[key] = value
-        self.dirty[key] = value["partition"]
+        self.records[key] = value
 
     def applied_offset(self, partition: int) -> int:
         offset = self.progress.get(partition)
-        return offset if offset is not None else tracker_progress[str(partition)]
+        return offset if offset is not None else _progress(partition)
 
     async def finish(self) -> None:
+        """Write the batch: alerts acknowledged first, then store + changelog of each record.
+
+        Why the store is written only here, not at :meth:`save`: the RocksDB store survives a
+        SIGKILL, so a record saved there before its alerts are acknowledged could note an
+        alert the broker never got (the batch is redelivered onto that record and would not
+        emit it again)."""
         if self.alerts:
             await asyncio.gather(*self.alerts)
-        data = dossiers.data
-        for key, partition in self.dirty.items():
-            await self._changelog(dossiers, partition, key, encode_state(data[key]))
+        for key, record in self.records.items():
+            await self._write(dossiers, record["partition"], key, encode_state(record))
+            hot_records.put(key, record)
         for partition, offset in self.progress.items():
-            if offset > tracker_progress[str(partition)]:
-                tracker_progress.data[str(partition)] = offset
-                await self._changelog(tracker_progress, partition, str(partition), offset)
+            if offset > _progress(partition):
+                await self._write(tracker_progress, partition, str(partition), offset)
         if self.sent:
             await asyncio.gather(*self.sent)
 
-    async def _changelog(self, table: Any, partition: int, key: str, value: Any) -> None:
-        self.sent.append(await write_changelog(table, partition, key, value))
+    async def _write(self, table: Any, partition: int, key: str, value: Any) -> None:
+        self.sent.append(await write_table(table, partition, key, value))
 
 
 # Held while a batch is applied and by the live alert timer: the timer must not save a record
@@ -419,7 +454,7 @@ _current: Batch | None = None
 def _applied_offset(partition: int) -> int:
     if _current is not None:
         return _current.applied_offset(partition)
-    return tracker_progress[str(partition)]
+    return _progress(partition)
 
 
 gap_guard = GapGuard(
@@ -547,7 +582,7 @@ async def _handle(event: Any, batch: Batch) -> None:
         _build(partition, clock.now(partition) or facts.at)
 
     await _fire_due(partition, clock.now(partition), batch)  # the clock first (tick)
-    record = _dossier(facts.dossier_id)
+    record = _dossier(facts.dossier_id, partition, batch)
     now = clock.now(partition) or facts.at
     procedure = _procedure(facts.procedure or (record or {}).get("procedure"))
     decision = decide(
@@ -594,22 +629,26 @@ async def live_tick() -> None:
     the alerts are saved in memory, so carrying on could leave an alert noted but never
     acknowledged. Stopping the process restores the records from the changelog instead.
     """
+    global _current
     if clock.replay:
         return
     async with _processing:
         try:
             for partition in partition_timers.built():
-                batch = Batch()
+                batch = _current = Batch()
                 await _fire_due(partition, clock.now(partition), batch)
                 await batch.finish()
         except Exception as exc:
             stop_process(log, "tracker_alert_timer_failed", exc)
+        finally:
+            _current = None
 
 
 @app.on_rebalance_complete.connect
 async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
     partition_timers.forget_all()
     stats_stage.counts.reset()
+    hot_records.clear()
 
 
 def slip_json(record: Record) -> dict[str, Any]:
@@ -652,7 +691,7 @@ class DossierSlip(View):
     """The slip of one dossier held by this worker's partitions (404 if not held here)."""
 
     async def get(self, request: Request) -> Response:
-        record = _dossier(request.query.get("id", ""))
+        record = _dossier(request.query.get("id", ""), None)
         if record is None:
             return self.json({"error": "dossier not held by this worker"}, status=404)
         return self.json(slip_json(record))
