@@ -221,6 +221,8 @@ def _note_change(
     counts_at: tuple[datetime, ...],
     now: datetime,
     next_at: datetime | None = None,
+    *,
+    timer: bool = False,
 ) -> None:
     """Counts (changed at the instants ``counts_at``) and the next timer of a record just saved.
 
@@ -234,6 +236,8 @@ def _note_change(
             stats_stage.counts.touch(partition, record, at, now)
         if next_at is not None:
             partition_timers.schedule(partition, next_at, record["id"])
+        elif timer:  # the clock's decision: nothing pending (e.g. the dossier is closed)
+            partition_timers.drop(partition, record["id"])
     except Exception:
         log.exception("derived_state_failed", dossier_id=record["id"], partition=partition)
 
@@ -374,14 +378,14 @@ async def _fire_due(partition: int, now: datetime | None, batch: Batch) -> None:
         if values is None:
             continue
         if not due.alerts:
-            _note_change(partition, record, (), now, due.next_fire)
+            _note_change(partition, record, (), now, due.next_fire, timer=True)
             continue
         fired[dossier_id] = (due, values)
     for dossier_id, (due, values) in fired.items():
         await _emit_alerts(dossier_id, due, values, batch)
     for dossier_id, (due, _values) in fired.items():
         batch.save(dossier_id, due.state)
-        _note_change(partition, due.state, _first_fire(due), now, due.next_fire)
+        _note_change(partition, due.state, _first_fire(due), now, due.next_fire, timer=True)
 
 
 # Records taken from the stream at a time, and how long to wait for a batch to fill. A batch
@@ -615,7 +619,7 @@ async def _handle(event: Any, batch: Batch) -> None:
     metrics.event_processed(model.EVENT_TYPE)
     metrics.portal_record(message.timestamp)
     counts_at = decision.counts_at if values is not None else (facts.at,)
-    _note_change(partition, state, counts_at, now, next_at)
+    _note_change(partition, state, counts_at, now, next_at, timer=values is not None)
     if values:
         # An event may itself make an alert due (e.g. a handoff sent long after its due).
         await _emit_alerts(facts.dossier_id, timers, values, batch)
