@@ -148,23 +148,6 @@ def _rocks(table: Any) -> Any | None:
     return store if hasattr(store, "_db_for_partition") else None
 
 
-def store_put(table: Any, partition: int, key: str, value: Any) -> None:
-    """Write ``value`` under ``key`` into the table's local store for ``partition``.
-
-    Why not ``table.data[key] = value``: the RocksDB store picks the partition's database from
-    the *current event* (it asserts there is one), and the tracker writes at the end of a batch
-    that mixes partitions, or from a timer with no event at all; the memory store does not care.
-    Nothing is sent: :func:`write_changelog` does that.
-    """
-    rocks = _rocks(table)
-    if rocks is None:
-        table.data[key] = value
-        return
-    raw_key = rocks._encode_key(key)
-    rocks._db_for_partition(partition).put(raw_key, rocks._encode_value(value))
-    rocks._key_index[raw_key] = partition
-
-
 def store_get(table: Any, partition: int | None, key: str) -> Any | None:
     """The value under ``key`` in the table's local store (None when absent), read from the
     database of ``partition`` (None: whichever open partition holds it).
@@ -188,7 +171,12 @@ def store_get(table: Any, partition: int | None, key: str) -> Any | None:
 async def write_table(table: Any, partition: int, key: str, value: Any) -> asyncio.Future[Any]:
     """Save ``value`` in the table's local store for ``partition`` and send its changelog
     record (:func:`write_changelog`), encoding it once for both; the caller awaits the future
-    before its input is acknowledged. Works outside an event context (see :func:`store_put`)."""
+    before its input is acknowledged.
+
+    Why not ``table.data[key] = value``: the RocksDB store picks the partition's database from
+    the *current event* (it asserts there is one), and the tracker writes at the end of a batch
+    that mixes partitions, or from a timer with no event at all; the memory store does not care.
+    """
     rocks = _rocks(table)
     if rocks is None:
         table.data[key] = value
