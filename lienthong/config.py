@@ -102,7 +102,10 @@ class WorkerSettings(_Section):
     count: int = Field(default=1, ge=1, le=64, description="worker processes started by `up`")
     session_timeout_s: float = Field(default=10.0, gt=0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
-    store: str = Field(default="memory://", description="faust table store URL")
+    store: str = Field(
+        default="rocksdb://",
+        description="faust table store URL: rocksdb:// (RocksDB via rocksdict, on disk) or memory://",
+    )
     single_record_batches: bool | None = Field(
         default=None,
         description=(

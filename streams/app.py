@@ -17,6 +17,7 @@ builds several apps in one process. Choices that matter for correctness:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import faust
@@ -170,10 +171,13 @@ async def write_changelog(table: Any, partition: int, key: str, value: Any) -> a
     learns the changelog offset it holds when the broker acknowledges the record. The caller sets
     ``table.data[key]`` itself and awaits the returned future before its input is
     acknowledged."""
-    changelog = table.changelog_topic
-    name = changelog.get_topic_name()
-    raw_key = changelog_json(key)
-    raw_value = changelog_json(value)
+    return await _send_changelog(table, partition, changelog_json(key), changelog_json(value))
+
+
+async def _send_changelog(
+    table: Any, partition: int, raw_key: bytes, raw_value: bytes
+) -> asyncio.Future[Any]:
+    name = table.changelog_topic.get_topic_name()
     # The app's producer: one record per batch where the broker needs it (see create_app).
     future = await table.app.producer.send(name, raw_key, raw_value, partition, None, None)
     tp = TP(name, partition)
@@ -192,3 +196,60 @@ def changelog_json(value: Any) -> bytes:
     the tracker's records), as bytes."""
     raw = faust_json.dumps(value)
     return raw if isinstance(raw, bytes) else raw.encode()
+
+
+def _rocks(table: Any) -> Any | None:
+    """The table's RocksDB store, or None for another store (memory://)."""
+    store = table.data
+    return store if hasattr(store, "_db_for_partition") else None
+
+
+def store_get(table: Any, partition: int | None, key: str) -> Any | None:
+    """The value under ``key`` in the table's local store (None when absent), read from the
+    database of ``partition`` (None: whichever open partition holds it).
+
+    Why: a RocksDB store reads the database of the current event's partition, which in a batch
+    of several partitions (or a stats record read on behalf of another partition) is not the
+    key's; reading by the key's own partition is right in every context.
+    """
+    rocks = _rocks(table)
+    if rocks is None:
+        return table.data.get(key)
+    raw_key = rocks._encode_key(key)
+    if partition is None:
+        found = rocks._get_bucket_for_key(raw_key)
+        raw = found[1] if found is not None else None
+    else:
+        raw = rocks._db_for_partition(partition).get(raw_key)
+    return None if raw is None else rocks._decode_value(raw)
+
+
+async def write_table(table: Any, partition: int, key: str, value: Any) -> asyncio.Future[Any]:
+    """Save ``value`` in the table's local store for ``partition`` and send its changelog
+    record (:func:`write_changelog`), encoding it once for both; the caller awaits the future
+    before its input is acknowledged.
+
+    Why not ``table.data[key] = value``: the RocksDB store picks the partition's database from
+    the *current event* (it asserts there is one), and the tracker writes at the end of a batch
+    that mixes partitions, or from a timer with no event at all; the memory store does not care.
+    """
+    rocks = _rocks(table)
+    if rocks is None:
+        table.data[key] = value
+        return await write_changelog(table, partition, key, value)
+    raw_key, raw_value = changelog_json(key), changelog_json(value)
+    rocks._db_for_partition(partition).put(raw_key, raw_value)
+    rocks._key_index[raw_key] = partition
+    return await _send_changelog(table, partition, raw_key, raw_value)
+
+
+def store_values(table: Any, partition: int) -> Iterator[Any]:
+    """The values of the table's local store that may belong to ``partition``: with RocksDB
+    only that partition's database is read (and decoded), with another store every value
+    (the caller filters)."""
+    rocks = _rocks(table)
+    if rocks is None:
+        yield from table.data.values()
+        return
+    for raw in rocks._visible_values(rocks._db_for_partition(partition)):
+        yield rocks._decode_value(raw)

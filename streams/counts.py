@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lienthong.domain import stats as rules
+from lienthong.domain.lifecycle import TERMINAL
 from lienthong.domain.tracking import Record
 
 __all__ = ["LiveCounts"]
@@ -32,7 +33,9 @@ class LiveCounts:
         self._index: dict[int, dict[str, rules.KeyFigures]] = defaultdict(
             lambda: defaultdict(rules.KeyFigures)
         )
-        self._key_of: dict[int, dict[str, str]] = defaultdict(dict)  # record id -> its key
+        # record id -> its key, for the records that are not closed (a closed one's key can no
+        # longer change: no event applies to it, a redelivery re-indexes it under the same key).
+        self._key_of: dict[int, dict[str, str]] = defaultdict(dict)
         self._dirty: dict[tuple[int, str], set[str]] = defaultdict(set)
         self._marked: dict[tuple[int, str], datetime] = {}  # as_of of a key's latest marking
         self._swept: dict[int, str] = {}  # per partition: day label of the last open-key sweep
@@ -84,8 +87,15 @@ class LiveCounts:
             moved = old
         if key is not None:
             self._index[partition][key].put(record)
-            keys[record_id] = key
+            if _closed(record):
+                keys.pop(record_id, None)
+            else:
+                keys[record_id] = key
         return moved
+
+    def tracked(self, partition: int) -> int:
+        """Records of the partition whose key is remembered (the open ones)."""
+        return len(self._key_of[partition])
 
     def touch(self, partition: int, record: Record, at: datetime, now: datetime) -> None:
         """A record changed at ``at``: re-index it and mark its key's periods to republish."""
@@ -155,3 +165,11 @@ class LiveCounts:
             }
             out.append((label, json.dumps(value).encode()))
         return out
+
+
+_CLOSED = frozenset(status.value for status in TERMINAL)
+
+
+def _closed(record: Record) -> bool:
+    """Result returned, refused, withdrawn or stopped: no event changes the record again."""
+    return record["state"]["status"] in _CLOSED

@@ -33,7 +33,7 @@ from lienthong.domain import stats as rules
 from lienthong.logs import get_logger
 from lienthong.schemas import encode
 from lienthong.schemas.models import LiveStatsSnapshot
-from lienthong.streams.app import StreamsApp, json_changelog_table, write_changelog
+from lienthong.streams.app import StreamsApp, json_changelog_table, store_get, write_table
 from lienthong.streams.counts import LiveCounts
 from lienthong.streams.failures import is_infrastructure, processing_failed, stop_process
 
@@ -122,7 +122,7 @@ async def sum_partials(stage: StatsStage, stream: faust.StreamT) -> None:
     """
     async for events in stream.take_events(500, 0.05):
         try:
-            changed: dict[str, int] = {}
+            changed: dict[str, tuple[int, dict[str, Any]]] = {}
             sent: list[asyncio.Future[Any]] = []
             for event in events:
                 try:
@@ -131,9 +131,8 @@ async def sum_partials(stage: StatsStage, stream: faust.StreamT) -> None:
                     if is_infrastructure(exc):
                         raise
                     sent.append(await _reject_partial(stage, event.message, exc))
-            for full_key, partition in changed.items():
-                value = stage.stats_table.data[full_key]
-                sent.append(await write_changelog(stage.stats_table, partition, full_key, value))
+            for full_key, (partition, value) in changed.items():
+                sent.append(await write_table(stage.stats_table, partition, full_key, value))
                 snapshot = encode(_snapshot(full_key, value["parts"]))
                 sent.append(await stage.produce(stage.LIVE_STATS, full_key.encode(), snapshot))
             if sent:
@@ -142,16 +141,22 @@ async def sum_partials(stage: StatsStage, stream: faust.StreamT) -> None:
             stop_process(log, "stats_batch_failed", exc, records=len(events))
 
 
-def _apply_partial(stage: StatsStage, event: Any, changed: dict[str, int]) -> None:
+def _apply_partial(
+    stage: StatsStage, event: Any, changed: dict[str, tuple[int, dict[str, Any]]]
+) -> None:
+    """Replace one source partition's part of a ``key|period`` in ``changed`` (key → its
+    partition and new value, written to the store and changelog once per batch)."""
     full_key = event.key.decode()
     partial = parse_partial(full_key, event.value)
-    current = stage.stats_table.get(full_key) or {"parts": {}}
+    partition = event.message.partition
+    pending = changed.get(full_key)
+    current = pending[1] if pending else store_get(stage.stats_table, partition, full_key)
+    current = current or {"parts": {}}
     part = str(partial["partition"])
     old = current["parts"].get(part)
     if old is not None and old["version"] > partial["version"]:
         return  # a stale partial from a previous owner of that partition
-    stage.stats_table.data[full_key] = {"parts": {**current["parts"], part: partial}}
-    changed[full_key] = event.message.partition
+    changed[full_key] = (partition, {"parts": {**current["parts"], part: partial}})
 
 
 async def _reject_partial(stage: StatsStage, message: Any, exc: Exception) -> asyncio.Future[Any]:

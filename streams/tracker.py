@@ -21,6 +21,7 @@ batch is acknowledged, so its records are read again after the restart.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,7 +58,9 @@ from lienthong.streams.app import (
     StreamsApp,
     changelog_json,
     json_changelog_table,
-    write_changelog,
+    store_get,
+    store_values,
+    write_table,
 )
 from lienthong.streams.clock import Clock, backlog_after
 from lienthong.streams.counts import LiveCounts
@@ -72,6 +75,7 @@ from lienthong.streams.failures import (
 )
 from lienthong.streams.gaps import GapGuard
 from lienthong.streams.portal import PortalRecords
+from lienthong.streams.records import HotRecords
 from lienthong.streams.timers import PartitionTimers
 
 log = get_logger(__name__)
@@ -82,10 +86,30 @@ def _restored(value: Any) -> Record | None:
     return None if value is None else decode_state(value)
 
 
-def _dossier(stage: TrackerStage, dossier_id: str) -> Record | None:
-    """The dossier's record; a value a store hands back still encoded is decoded here."""
-    value = stage.dossiers.get(dossier_id)
-    return value if value is None or isinstance(value, dict) else decode_state(value)
+def _dossier(
+    stage: TrackerStage, dossier_id: str, partition: int | None, batch: Batch | None = None
+) -> Record | None:
+    """The dossier's record: as the batch being applied left it, else the latest saved one
+    (from the hot cache, else the store of ``partition``, decoded)."""
+    if batch is not None:
+        pending = batch.records.get(dossier_id)
+        if pending is not None:
+            return pending
+    record = stage.hot_records.get(dossier_id)
+    if record is not None:
+        return record  # type: ignore[no-any-return]
+    value = store_get(stage.dossiers, partition, dossier_id)
+    if value is None:
+        return None
+    record = value if isinstance(value, dict) else decode_state(value)
+    stage.hot_records.put(dossier_id, record)
+    return record
+
+
+def _progress(stage: TrackerStage, partition: int) -> int:
+    """Offset of the last dossier-events record of ``partition`` whose batch was saved."""
+    value = store_get(stage.tracker_progress, partition, str(partition))
+    return -1 if value is None else int(value)
 
 
 class TrackerStage:
@@ -142,6 +166,8 @@ class TrackerStage:
         self.partition_timers = PartitionTimers()
         # Builds the portal status records (caches of rendered dates and validated lines).
         self.portal_records = PortalRecords()
+        # The records read or written lately, decoded (bounded; see lienthong.streams.records).
+        self.hot_records = HotRecords()
         # The producer refuses a record over this size (Faust's producer_max_request_size).
         self.MAX_RECORD_BYTES: int = app.conf.producer_max_request_size
         self.SUSPECT_PORTAL_BYTES = self.MAX_RECORD_BYTES // 16
@@ -159,7 +185,7 @@ class TrackerStage:
     def applied_offset(self, partition: int) -> int:
         if self.current is not None:
             return self.current.applied_offset(partition)
-        return self.tracker_progress[str(partition)]
+        return _progress(self, partition)
 
     def register(self) -> None:
         """The agent, the gap and alert timers, the rebalance hook and the slip page."""
@@ -256,6 +282,8 @@ def _note_change(
     counts_at: tuple[datetime, ...],
     now: datetime,
     next_at: datetime | None = None,
+    *,
+    timer: bool = False,
 ) -> None:
     """Counts (changed at the instants ``counts_at``) and the next timer of a record just saved.
 
@@ -269,6 +297,8 @@ def _note_change(
             stage.counts.touch(partition, record, at, now)
         if next_at is not None:
             stage.partition_timers.schedule(partition, next_at, record["id"])
+        elif timer:  # the clock's decision: nothing pending (e.g. the dossier is closed)
+            stage.partition_timers.drop(partition, record["id"])
     except Exception:
         log.exception("derived_state_failed", dossier_id=record["id"], partition=partition)
 
@@ -378,8 +408,13 @@ def _build(stage: TrackerStage, partition: int, now: datetime) -> None:
     """Rebuild this partition's timers and stats index from the (restored) table."""
     stage.partition_timers.rebuilding(partition)
     stage.counts.owned_since(partition)
-    for value in stage.dossiers.values():
-        record = value if value is None or isinstance(value, dict) else _restored(value)
+    pending = stage.current.records if stage.current is not None else {}
+    stored = (
+        value if value is None or isinstance(value, dict) else _restored(value)
+        for value in store_values(stage.dossiers, partition)
+    )
+    kept = (r for r in stored if r and r["id"] not in pending)
+    for record in itertools.chain(kept, list(pending.values())):
         if record and record.get("partition") == partition:
             try:
                 _schedule(stage, partition, record)
@@ -402,7 +437,7 @@ async def _fire_due(
     """
     fired: dict[str, tuple[Timers, list[bytes]]] = {}
     for dossier_id in stage.partition_timers.due(partition, now):
-        record = _dossier(stage, dossier_id)
+        record = _dossier(stage, dossier_id, partition, batch)
         if record is None or dossier_id in fired:
             continue
         due = tick(record, now, _procedure(stage, record["procedure"]), stage.rules)
@@ -410,14 +445,14 @@ async def _fire_due(
         if values is None:
             continue
         if not due.alerts:
-            _note_change(stage, partition, record, (), now, due.next_fire)
+            _note_change(stage, partition, record, (), now, due.next_fire, timer=True)
             continue
         fired[dossier_id] = (due, values)
     for dossier_id, (due, values) in fired.items():
         await _emit_alerts(stage, dossier_id, due, values, batch)
     for dossier_id, (due, _values) in fired.items():
         batch.save(dossier_id, due.state)
-        _note_change(stage, partition, due.state, _first_fire(due), now, due.next_fire)
+        _note_change(stage, partition, due.state, _first_fire(due), now, due.next_fire, timer=True)
 
 
 # Records taken from the stream at a time, and how long to wait for a batch to fill. A batch
@@ -444,7 +479,8 @@ class Batch:
 
     def __init__(self, stage: TrackerStage) -> None:
         self.stage = stage
-        self.dirty: dict[str, int] = {}
+        # Records saved by the batch, written to the store and changelog at finish().
+        self.records: dict[str, Record] = {}
         self.progress: dict[int, int] = {}
         self.alerts: list[asyncio.Future[Any]] = []
         self.sent: list[asyncio.Future[Any]] = []
@@ -453,29 +489,33 @@ class Batch:
         self.event_id: str | None = None
 
     def save(self, key: str, value: Record) -> None:
-        self.stage.dossiers.data[key] = value
-        self.dirty[key] = value["partition"]
+        self.records[key] = value
 
     def applied_offset(self, partition: int) -> int:
         offset = self.progress.get(partition)
-        return offset if offset is not None else self.stage.tracker_progress[str(partition)]
+        return offset if offset is not None else _progress(self.stage, partition)
 
     async def finish(self) -> None:
+        """Write the batch: alerts acknowledged first, then store + changelog of each record.
+
+        Why the store is written only here, not at :meth:`save`: the RocksDB store survives a
+        SIGKILL, so a record saved there before its alerts are acknowledged could note an
+        alert the broker never got (the batch is redelivered onto that record and would not
+        emit it again)."""
         if self.alerts:
             await asyncio.gather(*self.alerts)
-        dossiers, tracker_progress = self.stage.dossiers, self.stage.tracker_progress
-        data = dossiers.data
-        for key, partition in self.dirty.items():
-            await self._changelog(dossiers, partition, key, encode_state(data[key]))
+        stage = self.stage
+        for key, record in self.records.items():
+            await self._write(stage.dossiers, record["partition"], key, encode_state(record))
+            stage.hot_records.put(key, record)
         for partition, offset in self.progress.items():
-            if offset > tracker_progress[str(partition)]:
-                tracker_progress.data[str(partition)] = offset
-                await self._changelog(tracker_progress, partition, str(partition), offset)
+            if offset > _progress(stage, partition):
+                await self._write(stage.tracker_progress, partition, str(partition), offset)
         if self.sent:
             await asyncio.gather(*self.sent)
 
-    async def _changelog(self, table: Any, partition: int, key: str, value: Any) -> None:
-        self.sent.append(await write_changelog(table, partition, key, value))
+    async def _write(self, table: Any, partition: int, key: str, value: Any) -> None:
+        self.sent.append(await write_table(table, partition, key, value))
 
 
 async def repair_dossier_event_tail_gaps(stage: TrackerStage) -> None:
@@ -594,7 +634,7 @@ async def _handle(stage: TrackerStage, event: Any, batch: Batch) -> None:
         _build(stage, partition, stage.clock.now(partition) or facts.at)
 
     await _fire_due(stage, partition, stage.clock.now(partition), batch)  # the clock first
-    record = _dossier(stage, facts.dossier_id)
+    record = _dossier(stage, facts.dossier_id, partition, batch)
     now = stage.clock.now(partition) or facts.at
     procedure = _procedure(stage, facts.procedure or (record or {}).get("procedure"))
     decision = decide(
@@ -627,7 +667,7 @@ async def _handle(stage: TrackerStage, event: Any, batch: Batch) -> None:
     stage.metrics.event_processed(model.EVENT_TYPE)
     stage.metrics.portal_record(message.timestamp)
     counts_at = decision.counts_at if values is not None else (facts.at,)
-    _note_change(stage, partition, state, counts_at, now, next_at)
+    _note_change(stage, partition, state, counts_at, now, next_at, timer=values is not None)
     if values:
         # An event may itself make an alert due (e.g. a handoff sent long after its due).
         await _emit_alerts(stage, facts.dossier_id, timers, values, batch)
@@ -645,17 +685,20 @@ async def live_tick(stage: TrackerStage) -> None:
     async with stage.processing:
         try:
             for partition in stage.partition_timers.built():
-                batch = Batch(stage)
+                batch = stage.current = Batch(stage)
                 await _fire_due(stage, partition, stage.clock.now(partition), batch)
                 await batch.finish()
         except Exception as exc:
             stop_process(log, "tracker_alert_timer_failed", exc)
+        finally:
+            stage.current = None
         stage.metrics.clock_sweep()
 
 
 async def _on_rebalance(stage: TrackerStage) -> None:
     stage.partition_timers.forget_all()
     stage.counts.reset()
+    stage.hot_records.clear()
 
 
 def slip_json(stage: TrackerStage, record: Record) -> dict[str, Any]:
@@ -702,7 +745,7 @@ class DossierSlip(View):
 
     async def get(self, request: Request) -> Response:
         stage = self.stage
-        record = _dossier(stage, request.query.get("id", ""))
+        record = _dossier(stage, request.query.get("id", ""), None)
         if record is None:
             return self.json({"error": "dossier not held by this worker"}, status=404)
         return self.json(slip_json(stage, record))

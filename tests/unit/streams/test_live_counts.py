@@ -63,3 +63,35 @@ def test_a_rebuilt_partition_republishes_every_period_of_its_records():
                 totals = rules.add(totals, partial["figures"])
     assert totals | rules.rates(totals) == EXPECTED_MARCH
     assert counts.take_dirty() == []  # flushed: nothing left until something changes
+
+
+def test_closed_dossiers_leave_the_key_map_and_still_count():
+    counts = LiveCounts(epoch=lambda: 1.0)
+    parts = [Partition(load_procedures()) for _ in range(PARTITIONS)]
+    last = {}
+    for event, pinned in march_script().ordered():
+        p = partition_of(event.envelope.dossier_id or "", pinned)
+        seen = len(parts[p].changes)
+        parts[p].apply(facts(event))
+        for record, at, now in parts[p].changes[seen:]:
+            counts.touch(p, record, at, now)
+            last[p] = now
+    closed = {"returned", "refused", "withdrawn", "stopped"}
+    closed_records = 0
+    for p, part in enumerate(parts):
+        still_open = [r for r in part.records.values() if r["state"]["status"] not in closed]
+        closed_records += len(part.records) - len(still_open)
+        assert counts.tracked(p) == len(still_open)
+        # Every record touched again (as a redelivery does): nothing moves, nothing is kept.
+        for record in part.records.values():
+            counts.touch(p, record, last[p], last[p])
+        assert counts.tracked(p) == len(still_open)
+    assert closed_records > 0
+    # The figures of every key, read from the index after the closed records left the map.
+    totals = dict.fromkeys(rules.FIGURES, 0)
+    for p, part in enumerate(parts):
+        keys = {rules.stats_key(r) for r in part.records.values()} - {None}
+        for key in sorted(keys):  # type: ignore[type-var]
+            for _label, value in counts.partials(p, key, {MARCH}):
+                totals = rules.add(totals, json.loads(value)["figures"])
+    assert totals | rules.rates(totals) == EXPECTED_MARCH
