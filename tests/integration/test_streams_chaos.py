@@ -35,7 +35,6 @@ from lienthong.runtime.broker import EmbeddedBroker
 from lienthong.runtime.topics import TopicAdmin
 from lienthong.schemas import AvroCodec, registry_from_settings
 from tests.support.broker import embedded_settings
-from tests.support.metrics import scrape, total
 from tests.support.portal import Connector, fake_portal, stored_keys
 from tests.support.waiting import wait_for
 
@@ -56,10 +55,6 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[str, int]]:
     finally:
         os.kill(record.pid, signal.SIGCONT)  # never leave it frozen, even on failure
         broker.stop()
-
-
-def applied(worker: Any) -> float:
-    return total(scrape(worker.url)[1], "lienthong_events_processed_total")
 
 
 def test_replay_survives_three_worker_kills_a_connector_kill_and_a_frozen_broker(
@@ -102,7 +97,7 @@ def _chaos(
     for victim in (0, 1, 0):
         worker = workers[victim]
         wait_for(
-            lambda w=worker: applied(w) >= STEP, 240, f"worker {victim} applying {STEP} events"
+            lambda w=worker: w.processed() >= STEP, 240, f"worker {victim} applying {STEP} events"
         )
         worker.kill()
         kills += 1

@@ -11,10 +11,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from lienthong.runtime import probe
 from lienthong.runtime.children import ChildNotReady, spawn_logged, wait_healthy
+from tests.support.metrics import scrape, total
 from tests.support.waiting import wait_for
 
 # What a worker's agents consume (streams.tracker, .stats, .monitor, .documents); the tables'
@@ -53,20 +52,9 @@ class WorkerProcess:
         except ChildNotReady as exc:
             raise AssertionError(str(exc)) from None
 
-    def samples(self, name: str) -> list[Any]:
-        """The worker's Prometheus samples called ``name`` (one scrape of ``/metrics``)."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
-            text = response.read().decode()
-        return [
-            sample
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == name
-        ]
-
     def processed(self) -> float:
         """Events the worker's tracker has processed so far (all kinds)."""
-        return sum(s.value for s in self.samples("lienthong_events_processed_total"))
+        return total(scrape(self.url)[1], "lienthong_events_processed_total")
 
     def source_lag(self, names: tuple[str, ...] = SOURCE_TOPICS) -> dict[tuple[str, int], int]:
         """Records not yet committed by the worker's group, per (topic, partition) of ``names``.
