@@ -612,7 +612,7 @@ class TopicReader:
             self.state.put_alert(event, record.partition)
 
 
-def read_key(settings: Any, name: str, key: str, timeout_s: float = 5.0) -> list[Any]:
+def read_key(settings: Any, name: str, key: str, timeout_s: float = 30.0) -> list[Any]:
     """Every record of one key in a catalogue topic, oldest first (a dossier's page).
 
     Reads only the key's partition (murmur2, the partitioner every producer of the bus uses),
@@ -641,12 +641,20 @@ def read_key(settings: Any, name: str, key: str, timeout_s: float = 5.0) -> list
         end = consumer.end_offsets([tp])[tp]
         found: list[Any] = []
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while True:
+            if time.monotonic() > deadline:
+                # A part of the key's records is no answer: the caller says so, not "none".
+                raise TimeoutError(
+                    f"{topic}/{tp.partition}: end not reached in {timeout_s:.0f} s "
+                    f"(at offset {consumer.position(tp)}, {len(found)} records of {key!r} so far)"
+                )
             batch = consumer.poll(timeout_ms=300, max_records=5000)
             for records in batch.values():
                 found.extend(r for r in records if r.key == raw)
-            # End offsets can be a lower bound (Tansu): stop at the first empty poll past them.
-            if not batch and consumer.position(tp) >= end:
+            # ListOffsets can be a lower bound (Tansu, see lienthong.runtime.offsets): the end
+            # is the high watermark a fetch response reports, once one has.
+            high = consumer.highwater(tp)
+            if high is not None and consumer.position(tp) >= max(end, high):
                 break
         return found
     finally:
