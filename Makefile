@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run up down status test lint lock clean chaos browser screenshots
+.PHONY: setup run up down status test lint lock clean chaos chaos-month browser screenshots
 
 setup: $(STAMP)
 
@@ -59,6 +59,11 @@ test: setup lint browser
 chaos: setup
 	$(BIN)/pytest -q -p no:cacheprovider -m chaos
 	$(BIN)/python benchmarks/chaos_gateway.py
+
+# The streams chaos test over the whole simulated province month (36,521 dossiers; long).
+chaos-month: setup
+	LIENTHONG_CHAOS_DOSSIERS=month $(BIN)/pytest -q -p no:cacheprovider -s -m chaos \
+		tests/integration/test_streams_chaos.py
 
 # Re-freeze constraints.txt from a clean virtualenv (run after changing pyproject.toml).
 lock:

@@ -40,8 +40,13 @@ from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
-DOSSIERS = 600
-STEP = 150  # events a worker applies between its start and its kill
+# The suite's size; ``LIENTHONG_CHAOS_DOSSIERS=month`` (``make chaos-month``) replays the whole
+# simulated province month (36,521 dossiers) instead, N a slice of N dossiers.
+_SCALE = os.environ.get("LIENTHONG_CHAOS_DOSSIERS", "600")
+DOSSIERS: int | None = None if _SCALE == "month" else int(_SCALE)
+# How much longer than the suite's size each wait may take (deadlines, not sleeps).
+_FACTOR = max(1.0, (DOSSIERS or 36_521) / 600)
+STEP = 150 if DOSSIERS == 600 else int(150 * _FACTOR)  # events applied between start and kill
 PAUSE_S = 10  # how long the broker is frozen (the fault's length, not a wait)
 
 
@@ -88,7 +93,8 @@ def _chaos(
     sim_log = (tmp_path / "simulate.log").open("wb")
     sim = subprocess.Popen(
         [sys.executable, "-m", "lienthong", "simulate", "--mode", "replay", "--period", "2026-01"]
-        + ["--seed", "11", "--dossiers", str(DOSSIERS), "--truth", str(truth)],
+        + ["--seed", "11", "--truth", str(truth)]
+        + ([] if DOSSIERS is None else ["--dossiers", str(DOSSIERS)]),
         env={**os.environ, **env},
         stdout=sim_log,
         stderr=subprocess.STDOUT,
@@ -97,13 +103,19 @@ def _chaos(
     for victim in (0, 1, 0):
         worker = workers[victim]
         wait_for(
-            lambda w=worker: w.processed() >= STEP, 240, f"worker {victim} applying {STEP} events"
+            lambda w=worker: w.processed() >= STEP,
+            240 * _FACTOR,
+            f"worker {victim} applying {STEP} events",
         )
         worker.kill()
         kills += 1
         workers[victim] = start_worker(env)
     assert kills == 3
-    wait_for(lambda: len(stored_keys(portal)["stored"]) >= 50, 240, "the portal storing 50 records")
+    wait_for(
+        lambda: len(stored_keys(portal)["stored"]) >= 50,
+        240 * _FACTOR,
+        "the portal storing 50 records",
+    )
     connector.kill()  # mid-stream: its last batch may be posted and not committed
     connector = Connector(env, portal, tmp_path / "connector.log").start()
 
@@ -113,14 +125,14 @@ def _chaos(
     finally:
         os.kill(broker_pid, signal.SIGCONT)
 
-    assert sim.wait(timeout=600) == 0, (tmp_path / "simulate.log").read_text()[-2000:]
+    assert sim.wait(timeout=600 * _FACTOR) == 0, (tmp_path / "simulate.log").read_text()[-2000:]
     result = subprocess.run(
         [sys.executable, "-m", "lienthong", "verify", "--truth", str(truth)]
-        + ["--wait", "300", "--timeout", "10"],
+        + ["--wait", str(int(300 * _FACTOR)), "--timeout", "10"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=600 * _FACTOR,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "MISMATCH" not in result.stdout
@@ -131,12 +143,21 @@ def _chaos(
     codec = AvroCodec(registry_from_settings(settings))
     records = read_topic(kafka_python_config(settings), settings.topic("portal-status"))
     expected = {str(codec.decode(r.value).envelope.event_id) for r in records}
-    assert len(expected) > DOSSIERS  # at least a record per dossier, most have several
+    assert len(expected) > int(
+        truth_dossiers(truth)
+    )  # at least a record per dossier, most have several
     wait_for(
         lambda: expected <= set(stored_keys(portal)["stored"]),
-        300,
+        300 * _FACTOR,
         "every portal record at the portal",
         lambda: connector.log.read_text()[-3000:],
     )
     assert set(stored_keys(portal)["stored"].values()) == {1}
     assert connector.stop() == 0
+
+
+def truth_dossiers(truth: Path) -> int:
+    """How many dossiers the simulator replayed (its ground truth says)."""
+    import json
+
+    return int(json.loads(truth.read_text())["dossiers"])
