@@ -15,7 +15,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lienthong.domain import stats as rules
@@ -42,6 +42,11 @@ class LiveCounts:
         self._as_of: dict[int, datetime] = {}
         self._offsets: dict[int, int] = {}
         self._epochs: dict[int, float] = {}
+        # (partition, key) -> label -> the figures last published: a period whose figures did
+        # not change is not sent again (most marked periods of a replayed day: a past day's
+        # or the year's figures of a key with open dossiers stay the same).
+        self._sent: dict[tuple[int, str], dict[str, tuple[int, ...]]] = defaultdict(dict)
+        self.skipped = 0  # marked periods not sent because their figures were unchanged
 
     def reset(self) -> None:
         """A rebalance: the indexes are rebuilt from the restored table (clock and versions
@@ -51,6 +56,7 @@ class LiveCounts:
         self._dirty.clear()
         self._marked.clear()
         self._swept.clear()
+        self._sent.clear()
 
     def owned_since(self, partition: int) -> None:
         """This process (re)took the partition: its partials outrank any earlier owner's."""
@@ -132,6 +138,7 @@ class LiveCounts:
             if self._swept.get(partition) == day:
                 continue
             self._swept[partition] = day
+            self._forget_sent(partition, as_of)
             for key, key_figures in self._index[partition].items():
                 if not key_figures.open:
                     continue
@@ -139,6 +146,17 @@ class LiveCounts:
                 if last is None or last < as_of:
                     self._dirty[(partition, key)] |= rules.periods_between(last or as_of, as_of)
                     self._marked[(partition, key)] = as_of
+
+    def _forget_sent(self, partition: int, as_of: datetime) -> None:
+        """Drop the remembered figures of periods that ended over a day before ``as_of``, so
+        that memory stays bounded; such a period, marked again by a late change, is sent again
+        (a repeat is harmless: stage 2 replaces)."""
+        horizon = as_of - timedelta(days=1)
+        for (p, _key), sent in self._sent.items():
+            if p != partition:
+                continue
+            for label in [lb for lb in sent if rules.period_of_label(lb).end < horizon]:
+                del sent[label]
 
     def take_dirty(self) -> list[tuple[tuple[int, str], set[str]]]:
         """The keys and periods changed since the last call (then forgotten)."""
@@ -148,20 +166,32 @@ class LiveCounts:
         return batch
 
     def partials(self, partition: int, key: str, labels: set[str]) -> list[tuple[str, bytes]]:
-        """The ``stats-partials`` values (JSON bytes) of one key's periods ``labels``."""
+        """The ``stats-partials`` values (JSON bytes) of one key's periods ``labels`` whose
+        figures differ from the ones this object last returned for them.
+
+        Why skipping is safe: stage 2 keeps the latest partial of each source partition, which
+        already holds those figures; a new owner (or a restarted worker) starts with nothing
+        sent, so it republishes everything under its newer epoch."""
         as_of = self._as_of.get(partition) or datetime.now(UTC)
         key_figures = self._index[partition][key]
+        sent = self._sent[(partition, key)]
         shared: dict[datetime, dict[str, int]] = {}
         out = []
         for label in sorted(labels):
-            period = rules.parse_period(label)
+            period = rules.period_of_label(label)
+            figures = key_figures.figures(period, as_of, shared)
+            signature = tuple(figures.values())
+            if sent.get(label) == signature:
+                self.skipped += 1
+                continue
+            sent[label] = signature
             value: dict[str, Any] = {
                 "partition": partition,
                 # (ownership epoch, highest source offset): a partition's new owner (or the
                 # restarted worker) outranks partials still in flight from the previous one.
                 "version": [self._epochs.get(partition, 0.0), self._offsets.get(partition, -1)],
                 "as_of": as_of.isoformat(),
-                "figures": key_figures.figures(period, as_of, shared),
+                "figures": figures,
             }
             out.append((label, json.dumps(value).encode()))
         return out

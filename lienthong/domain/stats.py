@@ -249,6 +249,12 @@ def figures(records: Iterable[Record], period: Period, as_of: datetime) -> dict[
     return out
 
 
+@lru_cache(maxsize=8192)
+def period_of_label(label: str) -> Period:
+    """:func:`parse_period`, cached: stage 1 parses the same few hundred labels per flush."""
+    return parse_period(label)
+
+
 @dataclass(frozen=True, slots=True)
 class Summary:
     """What :func:`figures` reads from one record, parsed once when the record changes."""
