@@ -45,6 +45,8 @@ class LiveCounts:
         # (partition, key) -> label -> the figures last published: a period whose figures did
         # not change is not sent again (most marked periods of a replayed day: a past day's
         # or the year's figures of a key with open dossiers stay the same).
+        # per partition: closed records still held (closing after the clock), to fold later
+        self._unfolded: dict[int, dict[str, str]] = defaultdict(dict)
         self._sent: dict[tuple[int, str], dict[str, tuple[int, ...]]] = defaultdict(dict)
         self.skipped = 0  # marked periods not sent because their figures were unchanged
 
@@ -57,6 +59,7 @@ class LiveCounts:
         self._marked.clear()
         self._swept.clear()
         self._sent.clear()
+        self._unfolded.clear()
 
     def owned_since(self, partition: int) -> None:
         """This process (re)took the partition: its partials outrank any earlier owner's."""
@@ -71,18 +74,22 @@ class LiveCounts:
         period it has figures in for republication: partials published before a crash may not
         reflect records saved just before it, and their offsets may already be committed."""
         key = rules.stats_key(record)
-        self._reindex(partition, record, key)
+        if key is not None and rebuilt_at is not None:
+            if partition not in self._as_of or rebuilt_at > self._as_of[partition]:
+                self._as_of[partition] = rebuilt_at
+        self._reindex(partition, record, key, self._as_of.get(partition))
         if key is None:
             return
         if rebuilt_at is not None:
-            if partition not in self._as_of or rebuilt_at > self._as_of[partition]:
-                self._as_of[partition] = rebuilt_at
             as_of = self._as_of[partition]
             self._dirty[(partition, key)] |= rules.periods_of_record(record, as_of)
             self._marked[(partition, key)] = as_of
 
-    def _reindex(self, partition: int, record: Record, key: str | None) -> str | None:
-        """Put the record's latest summary under its key; returns the key it left, if any."""
+    def _reindex(
+        self, partition: int, record: Record, key: str | None, as_of: datetime | None
+    ) -> str | None:
+        """Put the record's latest summary under its key (a closed one is folded, or queued
+        to be once the clock reaches its closing); returns the key it left, if any."""
         keys = self._key_of[partition]
         record_id = record["id"]
         old = keys.get(record_id)
@@ -92,9 +99,13 @@ class LiveCounts:
             del keys[record_id]
             moved = old
         if key is not None:
-            self._index[partition][key].put(record)
-            if _closed(record):
+            final = _closed(record)
+            key_figures = self._index[partition][key]
+            key_figures.put(record, final, as_of)
+            if final:
                 keys.pop(record_id, None)
+                if record_id in key_figures.members:
+                    self._unfolded[partition][record_id] = key
             else:
                 keys[record_id] = key
         return moved
@@ -106,13 +117,13 @@ class LiveCounts:
     def touch(self, partition: int, record: Record, at: datetime, now: datetime) -> None:
         """A record changed at ``at``: re-index it and mark its key's periods to republish."""
         key = rules.stats_key(record)
-        moved = self._reindex(partition, record, key)
+        current = self._as_of.get(partition)
+        clock = now if current is None or now > current else current
+        moved = self._reindex(partition, record, key, clock)
         if key is None and moved is None:
             return
-        current = self._as_of.get(partition)
-        if current is None or now > current:
-            self._as_of[partition] = now
-        as_of = self._as_of[partition]
+        self._as_of[partition] = clock
+        as_of = clock
         changed = rules.periods_changed(at, as_of)
         if key is not None:
             # Every period since the key was last marked: its open dossiers were carried over
@@ -158,8 +169,29 @@ class LiveCounts:
             for label in [lb for lb in sent if rules.period_of_label(lb).end < horizon]:
                 del sent[label]
 
+    def fold_closed(self) -> None:
+        """Fold the closed records whose closing the partition's clock has now reached."""
+        for partition, pending in self._unfolded.items():
+            as_of = self._as_of.get(partition)
+            if as_of is None:
+                continue
+            for record_id, key in list(pending.items()):
+                key_figures = self._index[partition][key]
+                if record_id not in key_figures.members or key_figures.fold(record_id, as_of):
+                    del pending[record_id]
+
+    def figures(self, partition: int, key: str, period: rules.Period) -> dict[str, int]:
+        """One key's figures of ``period`` as of the partition's clock (what a partial says)."""
+        as_of = self._as_of.get(partition) or datetime.now(UTC)
+        return self._index[partition][key].figures(period, as_of)
+
+    def held(self, partition: int) -> int:
+        """Summaries held for the partition (open dossiers, and closed ones not yet folded)."""
+        return sum(len(k) for k in self._index[partition].values())
+
     def take_dirty(self) -> list[tuple[tuple[int, str], set[str]]]:
         """The keys and periods changed since the last call (then forgotten)."""
+        self.fold_closed()
         self.sweep_open_keys()
         batch = list(self._dirty.items())
         self._dirty.clear()
