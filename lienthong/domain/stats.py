@@ -507,8 +507,9 @@ _TICK = timedelta(microseconds=1)
 
 def _open_figure(s: Summary, t: datetime) -> str:
     """Which in-progress figure a dossier open at ``t`` counts in."""
-    if any(start <= t and (end is None or end > t) for start, end in s.pauses):
-        return "waiting_supplement"
+    for start, end in s.pauses:  # a loop, not any(): this runs per folded period
+        if start <= t and (end is None or end > t):
+            return "waiting_supplement"
     if s.due is not None and s.due < t:
         return "in_progress_overdue"
     return "in_progress_on_time"
