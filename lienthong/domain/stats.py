@@ -355,6 +355,9 @@ class KeyFigures:
       at ``t``: the ones not closed plus the ones closed after ``t`` (or those received by ``t``,
       whichever set is smaller).
 
+    A member closed for good is folded (:meth:`fold`) into per-period counters, so only open
+    dossiers keep a summary.
+
     The result equals :func:`figures` over the same records (a unit test holds them together);
     being a function of the latest records it stays exact under redelivery and replays.
     """
