@@ -10,6 +10,7 @@ figures.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -101,3 +102,32 @@ def test_folded_figures_equal_the_reference_and_only_open_dossiers_stay_held() -
     rebuilt.take_dirty()
     _compare(rebuilt, records, periods)
     assert rebuilt.held(0) == counts.held(0)
+
+
+def test_only_periods_whose_figures_changed_are_sent_again_and_a_rebuild_resends_all() -> None:
+    changes, records = _replay(40, seed=3)
+    counts = LiveCounts(epoch=lambda: 1.0)
+    for record, at in changes:
+        counts.touch(0, record, at, at)
+    first = [
+        (key, label, any(json.loads(value)["figures"].values()))
+        for (p, key), labels in counts.take_dirty()
+        for label, value in counts.partials(p, key, labels)
+    ]
+    assert first
+    record, at = changes[-1]
+    counts.touch(0, record, at, at)  # a redelivery: marks its key's periods, changes nothing
+    marked = counts.take_dirty()
+    assert marked and all(counts.partials(p, key, labels) == [] for (p, key), labels in marked)
+    assert counts.skipped > 0
+
+    counts.reset()  # a rebalance: nothing counts as sent any more
+    for r in records.values():
+        counts.index(0, r, rebuilt_at=at)
+    again = {
+        (key, label)
+        for (p, key), labels in counts.take_dirty()
+        for label, _ in counts.partials(p, key, labels)
+    }
+    # every period with figures (one marked by an event that counts nothing may be all zeros)
+    assert {(key, label) for key, label, some in first if some} <= again
