@@ -42,11 +42,11 @@ class LiveCounts:
         self._as_of: dict[int, datetime] = {}
         self._offsets: dict[int, int] = {}
         self._epochs: dict[int, float] = {}
+        # per partition: closed records still held (closing after the clock), to fold later
+        self._unfolded: dict[int, dict[str, str]] = defaultdict(dict)
         # (partition, key) -> label -> the figures last published: a period whose figures did
         # not change is not sent again (most marked periods of a replayed day: a past day's
         # or the year's figures of a key with open dossiers stay the same).
-        # per partition: closed records still held (closing after the clock), to fold later
-        self._unfolded: dict[int, dict[str, str]] = defaultdict(dict)
         self._sent: dict[tuple[int, str], dict[str, tuple[int, ...]]] = defaultdict(dict)
         self.skipped = 0  # marked periods not sent because their figures were unchanged
 
