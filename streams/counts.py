@@ -15,7 +15,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lienthong.domain import stats as rules
@@ -42,6 +42,13 @@ class LiveCounts:
         self._as_of: dict[int, datetime] = {}
         self._offsets: dict[int, int] = {}
         self._epochs: dict[int, float] = {}
+        # per partition: closed records still held (closing after the clock), to fold later
+        self._unfolded: dict[int, dict[str, str]] = defaultdict(dict)
+        # (partition, key) -> label -> the figures last published: a period whose figures did
+        # not change is not sent again (most marked periods of a replayed day: a past day's
+        # or the year's figures of a key with open dossiers stay the same).
+        self._sent: dict[tuple[int, str], dict[str, tuple[int, ...]]] = defaultdict(dict)
+        self.skipped = 0  # marked periods not sent because their figures were unchanged
 
     def reset(self) -> None:
         """A rebalance: the indexes are rebuilt from the restored table (clock and versions
@@ -51,6 +58,8 @@ class LiveCounts:
         self._dirty.clear()
         self._marked.clear()
         self._swept.clear()
+        self._sent.clear()
+        self._unfolded.clear()
 
     def owned_since(self, partition: int) -> None:
         """This process (re)took the partition: its partials outrank any earlier owner's."""
@@ -65,18 +74,22 @@ class LiveCounts:
         period it has figures in for republication: partials published before a crash may not
         reflect records saved just before it, and their offsets may already be committed."""
         key = rules.stats_key(record)
-        self._reindex(partition, record, key)
+        if key is not None and rebuilt_at is not None:
+            if partition not in self._as_of or rebuilt_at > self._as_of[partition]:
+                self._as_of[partition] = rebuilt_at
+        self._reindex(partition, record, key, self._as_of.get(partition))
         if key is None:
             return
         if rebuilt_at is not None:
-            if partition not in self._as_of or rebuilt_at > self._as_of[partition]:
-                self._as_of[partition] = rebuilt_at
             as_of = self._as_of[partition]
             self._dirty[(partition, key)] |= rules.periods_of_record(record, as_of)
             self._marked[(partition, key)] = as_of
 
-    def _reindex(self, partition: int, record: Record, key: str | None) -> str | None:
-        """Put the record's latest summary under its key; returns the key it left, if any."""
+    def _reindex(
+        self, partition: int, record: Record, key: str | None, as_of: datetime | None
+    ) -> str | None:
+        """Put the record's latest summary under its key (a closed one is folded, or queued
+        to be once the clock reaches its closing); returns the key it left, if any."""
         keys = self._key_of[partition]
         record_id = record["id"]
         old = keys.get(record_id)
@@ -86,9 +99,13 @@ class LiveCounts:
             del keys[record_id]
             moved = old
         if key is not None:
-            self._index[partition][key].put(record)
-            if _closed(record):
+            final = _closed(record)
+            key_figures = self._index[partition][key]
+            key_figures.put(record, final, as_of)
+            if final:
                 keys.pop(record_id, None)
+                if record_id in key_figures.members:
+                    self._unfolded[partition][record_id] = key
             else:
                 keys[record_id] = key
         return moved
@@ -100,13 +117,13 @@ class LiveCounts:
     def touch(self, partition: int, record: Record, at: datetime, now: datetime) -> None:
         """A record changed at ``at``: re-index it and mark its key's periods to republish."""
         key = rules.stats_key(record)
-        moved = self._reindex(partition, record, key)
+        current = self._as_of.get(partition)
+        clock = now if current is None or now > current else current
+        moved = self._reindex(partition, record, key, clock)
         if key is None and moved is None:
             return
-        current = self._as_of.get(partition)
-        if current is None or now > current:
-            self._as_of[partition] = now
-        as_of = self._as_of[partition]
+        self._as_of[partition] = clock
+        as_of = clock
         changed = rules.periods_changed(at, as_of)
         if key is not None:
             # Every period since the key was last marked: its open dossiers were carried over
@@ -132,6 +149,7 @@ class LiveCounts:
             if self._swept.get(partition) == day:
                 continue
             self._swept[partition] = day
+            self._forget_sent(partition, as_of)
             for key, key_figures in self._index[partition].items():
                 if not key_figures.open:
                     continue
@@ -140,28 +158,72 @@ class LiveCounts:
                     self._dirty[(partition, key)] |= rules.periods_between(last or as_of, as_of)
                     self._marked[(partition, key)] = as_of
 
+    def _forget_sent(self, partition: int, as_of: datetime) -> None:
+        """Drop the remembered figures of periods that ended over a day before ``as_of``, so
+        that memory stays bounded; such a period, marked again by a late change, is sent again
+        (a repeat is harmless: stage 2 replaces)."""
+        horizon = as_of - timedelta(days=1)
+        for (p, _key), sent in self._sent.items():
+            if p != partition:
+                continue
+            for label in [lb for lb in sent if rules.period_of_label(lb).end < horizon]:
+                del sent[label]
+
+    def fold_closed(self) -> None:
+        """Fold the closed records whose closing the partition's clock has now reached."""
+        for partition, pending in self._unfolded.items():
+            as_of = self._as_of.get(partition)
+            if as_of is None:
+                continue
+            for record_id, key in list(pending.items()):
+                key_figures = self._index[partition][key]
+                if record_id not in key_figures.members or key_figures.fold(record_id, as_of):
+                    del pending[record_id]
+
+    def figures(self, partition: int, key: str, period: rules.Period) -> dict[str, int]:
+        """One key's figures of ``period`` as of the partition's clock (what a partial says)."""
+        as_of = self._as_of.get(partition) or datetime.now(UTC)
+        return self._index[partition][key].figures(period, as_of)
+
+    def held(self, partition: int) -> int:
+        """Summaries held for the partition (open dossiers, and closed ones not yet folded)."""
+        return sum(len(k) for k in self._index[partition].values())
+
     def take_dirty(self) -> list[tuple[tuple[int, str], set[str]]]:
         """The keys and periods changed since the last call (then forgotten)."""
+        self.fold_closed()
         self.sweep_open_keys()
         batch = list(self._dirty.items())
         self._dirty.clear()
         return batch
 
     def partials(self, partition: int, key: str, labels: set[str]) -> list[tuple[str, bytes]]:
-        """The ``stats-partials`` values (JSON bytes) of one key's periods ``labels``."""
+        """The ``stats-partials`` values (JSON bytes) of one key's periods ``labels`` whose
+        figures differ from the ones this object last returned for them.
+
+        Why skipping is safe: stage 2 keeps the latest partial of each source partition, which
+        already holds those figures; a new owner (or a restarted worker) starts with nothing
+        sent, so it republishes everything under its newer epoch."""
         as_of = self._as_of.get(partition) or datetime.now(UTC)
         key_figures = self._index[partition][key]
+        sent = self._sent[(partition, key)]
         shared: dict[datetime, dict[str, int]] = {}
         out = []
         for label in sorted(labels):
-            period = rules.parse_period(label)
+            period = rules.period_of_label(label)
+            figures = key_figures.figures(period, as_of, shared)
+            signature = tuple(figures.values())
+            if sent.get(label) == signature:
+                self.skipped += 1
+                continue
+            sent[label] = signature
             value: dict[str, Any] = {
                 "partition": partition,
                 # (ownership epoch, highest source offset): a partition's new owner (or the
                 # restarted worker) outranks partials still in flight from the previous one.
                 "version": [self._epochs.get(partition, 0.0), self._offsets.get(partition, -1)],
                 "as_of": as_of.isoformat(),
-                "figures": key_figures.figures(period, as_of, shared),
+                "figures": figures,
             }
             out.append((label, json.dumps(value).encode()))
         return out

@@ -6,8 +6,10 @@ Stage 1 (in the tracker's worker, per source partition; one object the tracker c
 key's figures up to date record change by record change, equal to
 :func:`lienthong.domain.stats.figures` over the records); every ``stats_flush_s`` the figures
 of each changed key and period are read from it and published on ``stats-partials`` as
-absolute values with the partition and a version (the highest source offset seen). The index
-is rebuilt from the restored table after a rebalance.
+absolute values with the partition and a version (the highest source offset seen), when they
+differ from the figures last sent for that key and period. Closed dossiers are folded into
+per-period counters (bounded memory). The index is rebuilt from the restored table after a
+rebalance.
 
 Stage 2 (``stats-partials``, one partition): a table per ``key|period`` holding the latest
 partial of each source partition; the sum is published as a ``LiveStatsSnapshot`` on the
