@@ -431,13 +431,16 @@ def test_sigkill_mid_stream_then_restart_gives_the_same_counts_and_alerts(
     filler = filler_script(300)
     events = sorted(script.events + filler.events, key=lambda ep: ep[0].envelope.occurred_at)
     first = start_worker(REPLAY)
-    # Events arrive while the worker runs; kill it (SIGKILL: no clean shutdown, no final
-    # commit) when about a third of them is processed.
+    # Two thirds of the events arrive while the worker runs; kill it (SIGKILL: no clean
+    # shutdown, no final commit) once a third is processed, then publish the rest while it is
+    # down. The last third is held back so that "mid-stream" does not depend on how fast the
+    # worker is next to the feeder.
+    head, tail = events[: 2 * len(events) // 3], events[2 * len(events) // 3 :]
     feeder = threading.Thread(
-        target=publish, args=(kafka_bootstrap, catalogue_topics, codec, events, 1, 0.004)
+        target=publish, args=(kafka_bootstrap, catalogue_topics, codec, head, 1, 0.004)
     )
     feeder.start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     done = 0
     while time.monotonic() < deadline:
         done = portal_count(kafka_bootstrap, catalogue_topics["portal-status"])
@@ -446,6 +449,7 @@ def test_sigkill_mid_stream_then_restart_gives_the_same_counts_and_alerts(
     first.kill()
     feeder.join()
     assert 0 < done < len(events), "the worker was not killed mid-stream"
+    publish(kafka_bootstrap, catalogue_topics, codec, tail)
     second = start_worker(REPLAY)
     body = wait_stats(second, EXPECTED_MARCH)
     assert body["totals"] == EXPECTED_MARCH, (body, second.log_tail())
