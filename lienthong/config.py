@@ -133,6 +133,12 @@ class StreamsSettings(_Section):
     )
     stats_flush_s: float = Field(default=1.0, gt=0, description="live-stats publish interval")
     tick_s: float = Field(default=1.0, gt=0, description="live-mode alert timer interval")
+    max_record_bytes: int = Field(
+        default=786_432,
+        ge=65_536,
+        description="largest tracker record (changelog value) an event may leave; over it the "
+        "event is dead-lettered (the record is rewritten on every event and held decoded)",
+    )
 
 
 class DocumentSettings(_Section):

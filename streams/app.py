@@ -158,11 +158,20 @@ async def output_producer(app: faust.App) -> Any:
 
 
 def json_changelog_table(table: Any) -> Any:
-    """Check that :func:`write_changelog` may write this table's changelog (json serializers);
-    returns the table so the check sits where the table is declared."""
-    if (table.key_serializer, table.value_serializer) != ("json", "json"):
-        raise RuntimeError(f"table {table.name}: changelog writes assume json serializers")
+    """Check that :func:`write_changelog` may write this table's changelog (json keys; json
+    values, or raw bytes the caller encodes itself); returns the table so the check sits where
+    the table is declared."""
+    if table.key_serializer != "json" or table.value_serializer not in ("json", "raw"):
+        raise RuntimeError(f"table {table.name}: changelog writes need json keys, json/raw values")
     return table
+
+
+def _value_bytes(table: Any, value: Any) -> bytes:
+    if table.value_serializer == "raw":
+        if not isinstance(value, bytes):
+            raise TypeError(f"table {table.name}: raw values must be bytes, not {type(value)}")
+        return value
+    return changelog_json(value)
 
 
 async def write_changelog(table: Any, partition: int, key: str, value: Any) -> asyncio.Future[Any]:
@@ -171,7 +180,7 @@ async def write_changelog(table: Any, partition: int, key: str, value: Any) -> a
     learns the changelog offset it holds when the broker acknowledges the record. The caller sets
     ``table.data[key]`` itself and awaits the returned future before its input is
     acknowledged."""
-    return await _send_changelog(table, partition, changelog_json(key), changelog_json(value))
+    return await _send_changelog(table, partition, changelog_json(key), _value_bytes(table, value))
 
 
 async def _send_changelog(
@@ -237,7 +246,7 @@ async def write_table(table: Any, partition: int, key: str, value: Any) -> async
     if rocks is None:
         table.data[key] = value
         return await write_changelog(table, partition, key, value)
-    raw_key, raw_value = changelog_json(key), changelog_json(value)
+    raw_key, raw_value = changelog_json(key), _value_bytes(table, value)
     rocks._db_for_partition(partition).put(raw_key, raw_value)
     rocks._key_index[raw_key] = partition
     return await _send_changelog(table, partition, raw_key, raw_value)

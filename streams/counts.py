@@ -20,7 +20,7 @@ from typing import Any
 
 from lienthong.domain import stats as rules
 from lienthong.domain.lifecycle import TERMINAL
-from lienthong.domain.tracking import Record
+from lienthong.domain.record import DossierRecord as Record
 
 __all__ = ["LiveCounts"]
 
@@ -91,7 +91,7 @@ class LiveCounts:
         """Put the record's latest summary under its key (a closed one is folded, or queued
         to be once the clock reaches its closing); returns the key it left, if any."""
         keys = self._key_of[partition]
-        record_id = record["id"]
+        record_id = record.id
         old = keys.get(record_id)
         moved = None
         if old is not None and old != key:
@@ -229,9 +229,9 @@ class LiveCounts:
         return out
 
 
-_CLOSED = frozenset(status.value for status in TERMINAL)
+_CLOSED = frozenset(TERMINAL)
 
 
 def _closed(record: Record) -> bool:
     """Result returned, refused, withdrawn or stopped: no event changes the record again."""
-    return record["state"]["status"] in _CLOSED
+    return record.state.status in _CLOSED

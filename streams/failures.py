@@ -78,7 +78,12 @@ def processing_failed(exc: BaseException, **where: Any) -> Rejection:
 
 
 def too_large(
-    topic: str, key: bytes | None, value: bytes | None, limit: int, what: str = "record"
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    limit: int,
+    what: str = "record",
+    limit_name: str = "the producer's max_request_size",
 ) -> Rejection | None:
     """An ``OutputTooLarge`` rejection if the record would exceed the producer's request size.
 
@@ -94,8 +99,8 @@ def too_large(
         return None
     return Rejection(
         "OutputTooLarge",
-        f"the {what} it produces on {topic} would be {size} bytes, over the producer's "
-        f"max_request_size of {limit} bytes",
+        f"the {what} it produces on {topic} would be {size} bytes, over {limit_name} of "
+        f"{limit} bytes",
     )
 
 

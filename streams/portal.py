@@ -41,21 +41,22 @@ class PortalRecords:
         self._max_progress = max_progress
         self._max_dates = max_dates
         self._max_lines = max_lines
-        self._dates: dict[str, str] = {}  # ISO instant -> portal date
-        self._lines: dict[tuple[str, str, str, int], ProgressEntry] = {}
+        self._dates: dict[datetime | str, str] = {}  # instant -> portal date
+        self._lines: dict[tuple[str, datetime, str, int], ProgressEntry] = {}
 
-    def date(self, value: str | None) -> str | None:
-        """The portal's rendering (yyyyMMddHHmmss, Vietnam time) of an ISO instant."""
+    def date(self, value: datetime | str | None) -> str | None:
+        """The portal's rendering (yyyyMMddHHmmss, Vietnam time) of an instant (or ISO text)."""
         if value is None:
             return None
         rendered = self._dates.get(value)
         if rendered is None:
             if len(self._dates) >= self._max_dates:
                 self._dates.clear()
-            rendered = self._dates[value] = to_portal_date(datetime.fromisoformat(value))
+            instant = datetime.fromisoformat(value) if isinstance(value, str) else value
+            rendered = self._dates[value] = to_portal_date(instant)
         return rendered
 
-    def line(self, agency: str, at: str, note: str, status: int) -> ProgressEntry:
+    def line(self, agency: str, at: datetime, note: str, status: int) -> ProgressEntry:
         """One QuaTrinhXuLy line, validated once per content."""
         key = (agency, at, note, status)
         entry = self._lines.get(key)
@@ -93,7 +94,7 @@ class PortalRecords:
             NgayTra=pd(v["NgayTra"]),
             DonViXuLy=v["DonViXuLy"],
             QuaTrinhXuLy=[
-                self.line(e["agency"], e["at"], e["note"], e["status"])
+                self.line(e.agency, e.at, e.note, e.status)
                 for e in portal.progress[-self._max_progress :]
             ],
         )

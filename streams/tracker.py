@@ -39,9 +39,9 @@ from lienthong.domain.alerts import (
 )
 from lienthong.domain.decide import Decision, Timers, decide, tick
 from lienthong.domain.procedures import Procedure, ProcedureCatalogue, load_procedures
-from lienthong.domain.slip import build_slip
+from lienthong.domain.record import DossierRecord as Record
+from lienthong.domain.slip import record_slip
 from lienthong.domain.state import decode_state, encode_state
-from lienthong.domain.tracking import Record, events_of
 from lienthong.logs import get_logger
 from lienthong.runtime.metrics import Metrics
 from lienthong.schemas import default_codec, encode
@@ -82,8 +82,10 @@ log = get_logger(__name__)
 
 
 def _restored(value: Any) -> Record | None:
-    """A dossiers changelog value, of any encoding version, as the record dict."""
-    return None if value is None else decode_state(value)
+    """A dossiers changelog value (bytes of any encoding version) as the typed record."""
+    if value is None or isinstance(value, Record):
+        return value
+    return decode_state(value)
 
 
 def _dossier(
@@ -98,11 +100,9 @@ def _dossier(
     record = stage.hot_records.get(dossier_id)
     if record is not None:
         return record  # type: ignore[no-any-return]
-    value = store_get(stage.dossiers, partition, dossier_id)
-    if value is None:
-        return None
-    record = value if isinstance(value, dict) else decode_state(value)
-    stage.hot_records.put(dossier_id, record)
+    record = _restored(store_get(stage.dossiers, partition, dossier_id))
+    if record is not None:
+        stage.hot_records.put(dossier_id, record)
     return record
 
 
@@ -140,7 +140,8 @@ class TrackerStage:
             streams.topic("dead-letters"), "streams.tracker"
         )
         partitions = streams.partitions_of("dossier-events")
-        self.dossiers = app.Table("dossiers", default=None, partitions=partitions)
+        # Values are the record's own versioned encoding (lienthong.domain.state), as bytes.
+        self.dossiers = app.Table("dossiers", default=None, partitions=partitions, value_type=bytes)
         # key: source partition -> offset of the last dossier-events record handled; lets the
         # gap guard see a record Faust dropped around a rebalance (see lienthong.streams.gaps).
         self.tracker_progress = app.Table(
@@ -149,9 +150,8 @@ class TrackerStage:
         # Batch._changelog writes these tables' changelog records itself (see write_changelog).
         json_changelog_table(self.dossiers)
         json_changelog_table(self.tracker_progress)
-        # Faust's hook for the values it restores from a changelog: version 1 (the record dict,
-        # what earlier releases wrote) and version 2 (lienthong.domain.state) come back as the
-        # same dict.
+        # Faust's hook for the values it restores from a changelog (memory store): any version
+        # lienthong.domain.state reads, as the typed record.
         self.dossiers._to_value = _restored  # type: ignore[method-assign]
 
         self.clock = Clock(settings.streams.clock)
@@ -171,6 +171,9 @@ class TrackerStage:
         # The producer refuses a record over this size (Faust's producer_max_request_size).
         self.MAX_RECORD_BYTES: int = app.conf.producer_max_request_size
         self.SUSPECT_PORTAL_BYTES = self.MAX_RECORD_BYTES // 16
+        # A tracker record is rewritten on every event of its dossier and held decoded in
+        # hot_records: bounded below the producer's limit (streams.max_record_bytes).
+        self.MAX_STATE_BYTES = min(settings.streams.max_record_bytes, self.MAX_RECORD_BYTES)
         # Held while a batch is applied and by the live alert timer: the timer must not save a
         # record carrying alerts a batch has noted but not yet had acknowledged (see Batch).
         self.processing = asyncio.Lock()
@@ -212,13 +215,11 @@ class TrackerStage:
 
 
 # Above these sizes (the portal one: TrackerStage.SUSPECT_PORTAL_BYTES) an event may make its
-# dossier's changelog record too large, and the record JSON is measured before it is saved.
-# Below them it cannot: the record JSON of a dossier is a bounded multiple of its portal record,
-# whose log holds the same entries (3-5x on the scripted month of the integration tests, free
-# text at most 6x when JSON escapes it; 16x is the margin), plus what events carry outside the
-# log (handoff ids and the like), which only an event over SUSPECT_EVENT_BYTES can bring in
-# bulk (typical events are 150-250 bytes). Measuring every record would cost a second JSON
-# encoding per event.
+# dossier's changelog record too large, and the record is encoded and measured before it is
+# saved. Below them it cannot: the record holds at most ENTRIES_KEPT (40) applied events, each
+# no larger than the event's own free text (typical events are 150-250 bytes), so with events
+# under SUSPECT_EVENT_BYTES and portal records under 1/16 of the producer's limit the record
+# stays far below streams.max_record_bytes. Measuring every record would encode it twice.
 SUSPECT_EVENT_BYTES = 4096
 
 Outputs = list[tuple[str, bytes, bytes]]
@@ -262,9 +263,14 @@ def _check_record_size(stage: TrackerStage, record: Record, raw: bytes, outputs:
         return
     name = stage.dossiers.changelog_topic.get_topic_name()
     # The very bytes write_changelog sends.
-    key, value = changelog_json(record["id"]), changelog_json(encode_state(record))
+    key, value = changelog_json(record.id), encode_state(record)
     rejection = too_large(
-        name, key, value, stage.MAX_RECORD_BYTES, what="tracker record (changelog)"
+        name,
+        key,
+        value,
+        stage.MAX_STATE_BYTES,
+        what="tracker record (changelog)",
+        limit_name="the tracker record limit (streams.max_record_bytes)",
     )
     if rejection is not None:
         raise rejection
@@ -296,11 +302,11 @@ def _note_change(
         for at in counts_at:
             stage.counts.touch(partition, record, at, now)
         if next_at is not None:
-            stage.partition_timers.schedule(partition, next_at, record["id"])
+            stage.partition_timers.schedule(partition, next_at, record.id)
         elif timer:  # the clock's decision: nothing pending (e.g. the dossier is closed)
-            stage.partition_timers.drop(partition, record["id"])
+            stage.partition_timers.drop(partition, record.id)
     except Exception:
-        log.exception("derived_state_failed", dossier_id=record["id"], partition=partition)
+        log.exception("derived_state_failed", dossier_id=record.id, partition=partition)
 
 
 def _alert_model(dossier_id: str, alert: Alert) -> Event:
@@ -401,7 +407,7 @@ def _first_fire(timers: Timers) -> tuple[datetime, ...]:
 def _schedule(stage: TrackerStage, partition: int, record: Record) -> None:
     at = next_fire(record, stage.rules)
     if at is not None:
-        stage.partition_timers.schedule(partition, at, record["id"])
+        stage.partition_timers.schedule(partition, at, record.id)
 
 
 def _build(stage: TrackerStage, partition: int, now: datetime) -> None:
@@ -409,20 +415,15 @@ def _build(stage: TrackerStage, partition: int, now: datetime) -> None:
     stage.partition_timers.rebuilding(partition)
     stage.counts.owned_since(partition)
     pending = stage.current.records if stage.current is not None else {}
-    stored = (
-        value if value is None or isinstance(value, dict) else _restored(value)
-        for value in store_values(stage.dossiers, partition)
-    )
-    kept = (r for r in stored if r and r["id"] not in pending)
+    stored = (_restored(value) for value in store_values(stage.dossiers, partition))
+    kept = (r for r in stored if r is not None and r.id not in pending)
     for record in itertools.chain(kept, list(pending.values())):
-        if record and record.get("partition") == partition:
+        if record is not None and record.partition == partition:
             try:
                 _schedule(stage, partition, record)
                 stage.counts.index(partition, record, rebuilt_at=now)
             except Exception:  # one odd record must not stop the partition (see _note_change)
-                log.exception(
-                    "derived_state_failed", dossier_id=record.get("id"), partition=partition
-                )
+                log.exception("derived_state_failed", dossier_id=record.id, partition=partition)
     stage.partition_timers.rebuilt(partition)
 
 
@@ -440,7 +441,7 @@ async def _fire_due(
         record = _dossier(stage, dossier_id, partition, batch)
         if record is None or dossier_id in fired:
             continue
-        due = tick(record, now, _procedure(stage, record["procedure"]), stage.rules)
+        due = tick(record, now, _procedure(stage, record.procedure), stage.rules)
         values = _alert_values(stage, dossier_id, partition, due)
         if values is None:
             continue
@@ -506,7 +507,7 @@ class Batch:
             await asyncio.gather(*self.alerts)
         stage = self.stage
         for key, record in self.records.items():
-            await self._write(stage.dossiers, record["partition"], key, encode_state(record))
+            await self._write(stage.dossiers, record.partition, key, encode_state(record))
             stage.hot_records.put(key, record)
         for partition, offset in self.progress.items():
             if offset > _progress(stage, partition):
@@ -636,7 +637,7 @@ async def _handle(stage: TrackerStage, event: Any, batch: Batch) -> None:
     await _fire_due(stage, partition, stage.clock.now(partition), batch)  # the clock first
     record = _dossier(stage, facts.dossier_id, partition, batch)
     now = stage.clock.now(partition) or facts.at
-    procedure = _procedure(stage, facts.procedure or (record or {}).get("procedure"))
+    procedure = _procedure(stage, facts.procedure or (record.procedure if record else None))
     decision = decide(
         record, facts, procedure, now, partition=partition, offset=message.offset, rules=stage.rules
     )
@@ -703,10 +704,8 @@ async def _on_rebalance(stage: TrackerStage) -> None:
 
 def slip_json(stage: TrackerStage, record: Record) -> dict[str, Any]:
     """The process control slip (Phiếu kiểm soát quá trình) of a tracked dossier."""
-    now = stage.clock.now(record["partition"])
-    slip = build_slip(
-        events_of(record), procedure=stage.procedures.get(record["procedure"] or ""), now=now
-    )
+    now = stage.clock.now(record.partition)
+    slip = record_slip(record, procedure=stage.procedures.get(record.procedure or ""), now=now)
 
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value is not None else None
@@ -732,7 +731,7 @@ def slip_json(stage: TrackerStage, record: Record) -> dict[str, Any]:
             }
             for s in slip.steps
         ],
-        "sent_alerts": sorted(record["sent_alerts"]),
+        "sent_alerts": sorted(record.sent_alerts),
     }
 
 

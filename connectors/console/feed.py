@@ -21,7 +21,7 @@ from typing import Any
 
 from lienthong.domain.lifecycle import EventKind
 from lienthong.domain.stats import FIGURES, parse_period
-from lienthong.domain.tracking import _NOTES  # read-only: the tracker's own wording
+from lienthong.domain.tracking import NOTES as _NOTES  # read-only: the tracker's own wording
 from lienthong.logs import get_logger
 
 log = get_logger(__name__)

@@ -20,14 +20,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from lienthong.domain.calendar import VN_TZ, WorkingCalendar, default_calendar
 from lienthong.domain.deadlines import Pause, extend_for_pauses
 from lienthong.domain.lifecycle import DossierEvent, DossierStatus, StepStatus
 from lienthong.domain.procedures import Procedure
-from lienthong.domain.slip import build_apology, build_slip
-from lienthong.domain.tracking import Record, effective_due, events_of, pauses_of, state_of
+from lienthong.domain.record import DossierRecord, effective_due, pauses_of
+from lienthong.domain.slip import ProcessControlSlip, build_apology, build_slip, record_slip
 
 __all__ = [
     "Alert",
@@ -125,54 +124,19 @@ def subtract_working_time(
     raise RuntimeError(f"no working time found in ten years before {end.isoformat()}")
 
 
-# Pending alerts (before leaving out those already sent) by dossier, valid while the record's
-# ``state``, ``pauses`` and ``handoffs`` are the very same objects: records are never changed
-# in place, and noting alerts as sent copies the record but keeps those three, so the
-# scheduler, the firing round and the reschedule after it compute the candidates once.
-_CANDIDATES: dict[str, tuple[tuple[Any, ...], list[Alert]]] = {}
-_MEMO_LIMIT = 50_000
+def _candidates(record: DossierRecord, rules: AlertRules, cal: WorkingCalendar) -> list[Alert]:
+    sent = record.sent_alerts
+    out = _all_candidates(record, rules, cal)
+    return [a for a in out if a.key not in sent] if sent else out
 
 
-def _candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> list[Alert]:
-    hit = _CANDIDATES.get(record["id"])
-    if (
-        hit is not None
-        and hit[0][0] is record["state"]
-        and hit[0][1] is record["pauses"]
-        and hit[0][2] is record["handoffs"]
-        and hit[0][3] == record["holder"]
-        and hit[0][4] == record["receiving_agency"]
-        and hit[0][5] is rules
-        and hit[0][6] is cal
-    ):
-        out = hit[1]
-    else:
-        out = _all_candidates(record, rules, cal)
-        if len(_CANDIDATES) >= _MEMO_LIMIT:
-            _CANDIDATES.clear()
-        identity = (
-            record["state"],
-            record["pauses"],
-            record["handoffs"],
-            record["holder"],
-            record["receiving_agency"],
-            rules,
-            cal,
-        )
-        _CANDIDATES[record["id"]] = (identity, out)
-    sent = record["sent_alerts"]
-    if not sent:
-        return out
-    return [a for a in out if a.key not in sent]
-
-
-def _all_candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> list[Alert]:
-    state = state_of(record)
+def _all_candidates(record: DossierRecord, rules: AlertRules, cal: WorkingCalendar) -> list[Alert]:
+    state = record.state
     out: list[Alert] = []
     if state.status not in _OPEN:
         return out  # finished, ended, or paused for a supplement: nothing pending
     due = effective_due(record)
-    holder = record["holder"] or record["receiving_agency"]
+    holder = record.holder or record.receiving_agency
     if due is not None and holder:
         warn_at = subtract_working_time(due, rules.warning_lead, cal)
         known = state.received_at
@@ -184,19 +148,19 @@ def _all_candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> 
     for step in state.steps:
         if step.status is StepStatus.RETURNED or not step.agency:
             continue
-        handoff = record["handoffs"].get(str(step.step))
+        handoff = record.handoff(step.step)
         if step.status is StepStatus.SENT and handoff:
             accept_due = cal.add_working_time(step.sent_at, rules.accept_within)
             out.append(
                 Alert(
-                    f"step:{step.step}:{handoff[0]}:escalation",
+                    f"step:{step.step}:{handoff.handoff_id}:escalation",
                     "escalation",
                     accept_due,
                     "step",
                     accept_due,
                     step.agency,
                     step=step.step,
-                    handoff=(handoff[0], handoff[1], handoff[2]),
+                    handoff=(handoff.handoff_id, handoff.from_agency, handoff.to_agency),
                     sent_at=step.sent_at,
                 )
             )
@@ -229,9 +193,9 @@ def _all_candidates(record: Record, rules: AlertRules, cal: WorkingCalendar) -> 
     return out
 
 
-def _step_due(record: Record, due: datetime, sent_at: datetime) -> datetime:
+def _step_due(record: DossierRecord, due: datetime, sent_at: datetime) -> datetime:
     """A step's due pushed back by the pauses after it was handed over (as on the slip)."""
-    if not record["pauses"]:
+    if not record.pauses:
         return due.astimezone(VN_TZ)  # what extend_for_pauses gives without pauses
     pauses = [Pause(max(p.start, sent_at), p.end) for p in pauses_of(record) if p.end > sent_at]
     return extend_for_pauses(due, pauses)
@@ -249,8 +213,20 @@ def apology_terms(
     """Responsible agency, proposed new appointment and reason of the apology (phiếu xin lỗi
     và hẹn lại) for a dossier with ``events`` applied, as of the overdue instant ``at``, by the
     slip rules (:func:`lienthong.domain.slip.build_apology`); ``fallback`` when the slip names
-    no agency. The tracker and the simulator's ground truth both call it."""
+    no agency. The simulator's ground truth calls it; the tracker, from its record, calls
+    :func:`apology_for`, which applies the same rules to the same slip."""
     slip = build_slip(events, procedure=procedure, calendar=calendar, now=at)
+    return _terms(slip, at, fallback, procedure, rules, calendar)
+
+
+def _terms(
+    slip: ProcessControlSlip,
+    at: datetime,
+    fallback: str,
+    procedure: Procedure | None,
+    rules: AlertRules,
+    calendar: WorkingCalendar | None,
+) -> tuple[str, datetime, str]:
     apology = build_apology(
         slip,
         now=at,
@@ -264,42 +240,40 @@ def apology_terms(
 
 def apology_for(
     alert: Alert,
-    record: Record,
+    record: DossierRecord,
     procedure: Procedure | None,
     rules: AlertRules,
     calendar: WorkingCalendar | None = None,
 ) -> Alert:
     """The apology alert with its responsible agency, new appointment and reason filled in."""
-    responsible, new_appointment, reason = apology_terms(
-        events_of(record),
-        at=alert.fire_at,
-        fallback=alert.responsible,
-        procedure=procedure,
-        rules=rules,
-        calendar=calendar,
+    slip = record_slip(record, procedure=procedure, calendar=calendar, now=alert.fire_at)
+    responsible, new_appointment, reason = _terms(
+        slip, alert.fire_at, alert.responsible, procedure, rules, calendar
     )
     return replace(alert, responsible=responsible, new_appointment=new_appointment, reason=reason)
 
 
 def due_alerts(
-    record: Record,
+    record: DossierRecord,
     now: datetime,
     rules: AlertRules,
     *,
     calendar: WorkingCalendar | None = None,
+    pending: Sequence[Alert] | None = None,
 ) -> list[Alert]:
     """Alerts whose instant has come (``fire_at <= now``) and that were not yet emitted.
 
     A warning whose overdue notice is also due is still emitted (once), so consumers always
     see warning → overdue for a dossier, even after a long outage or a replay jump.
     """
-    cal = calendar or default_calendar()
-    due = [a for a in _candidates(record, rules, cal) if a.fire_at <= now]
+    if pending is None:
+        pending = _candidates(record, rules, calendar or default_calendar())
+    due = [a for a in pending if a.fire_at <= now]
     return sorted(due, key=lambda a: (a.fire_at, a.key))
 
 
 def pending_alerts(
-    record: Record,
+    record: DossierRecord,
     rules: AlertRules,
     *,
     calendar: WorkingCalendar | None = None,
@@ -309,11 +283,10 @@ def pending_alerts(
 
 
 def next_fire(
-    record: Record,
+    record: DossierRecord,
     rules: AlertRules,
     *,
     calendar: WorkingCalendar | None = None,
 ) -> datetime | None:
-    cal = calendar or default_calendar()
-    pending = _candidates(record, rules, cal)
+    pending = _candidates(record, rules, calendar or default_calendar())
     return min((a.fire_at for a in pending), default=None)

@@ -19,24 +19,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from lienthong.domain.alerts import (
-    Alert,
-    AlertRules,
-    apology_for,
-    due_alerts,
-    next_fire,
-    pending_alerts,
-)
+from lienthong.domain.alerts import Alert, AlertRules, apology_for, due_alerts, pending_alerts
 from lienthong.domain.calendar import WorkingCalendar
 from lienthong.domain.lifecycle import EventKind
 from lienthong.domain.procedures import Procedure
+from lienthong.domain.record import DossierRecord, Entry
 from lienthong.domain.tracking import (
     Applied,
     Duplicate,
     Facts,
-    Record,
     Rejected,
     portal_view,
+    progress_of,
     track_for,
 )
 
@@ -57,7 +51,7 @@ class PortalStatus:
     agency, at, note, status of every event applied up to this one)."""
 
     view: dict[str, Any]
-    progress: Sequence[dict[str, Any]]
+    progress: Sequence[Entry]
 
 
 @dataclass(frozen=True)
@@ -70,10 +64,11 @@ class Timers:
     is then dropped (``state`` is the record unchanged), and the event being applied is not
     blamed for it."""
 
-    state: Record
+    state: DossierRecord
     alerts: tuple[Alert, ...] = ()
     next_fire: datetime | None = None
     failed: str | None = None
+    pending: frozenset[str] = frozenset()  # keys still to emit after these
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,7 @@ class Decision:
       re-indexes the record and republishes the periods containing them).
     """
 
-    state: Record | None = None
+    state: DossierRecord | None = None
     rejection: Rejected | None = None
     redelivered: bool = False
     portal: PortalStatus | None = None
@@ -104,7 +99,7 @@ class Decision:
     counts_at: tuple[datetime, ...] = field(default=())
 
     @property
-    def final(self) -> Record | None:
+    def final(self) -> DossierRecord | None:
         """The record to save: with the alerts noted, unless they could not be computed."""
         if self.timers is not None and self.timers.failed is None:
             return self.timers.state
@@ -112,7 +107,7 @@ class Decision:
 
 
 def pending_alert_keys(
-    record: Record | None, rules: AlertRules, calendar: WorkingCalendar | None = None
+    record: DossierRecord | None, rules: AlertRules, calendar: WorkingCalendar | None = None
 ) -> frozenset[str]:
     """Keys of the alerts the record still has to emit, whenever they fire."""
     if record is None:
@@ -121,29 +116,35 @@ def pending_alert_keys(
 
 
 def tick(
-    record: Record,
+    record: DossierRecord,
     now: datetime,
     procedure: Procedure | None,
     rules: AlertRules,
     calendar: WorkingCalendar | None = None,
 ) -> Timers:
     """The clock's decision for one dossier: the alerts due by ``now`` (apologies with their
-    responsible agency and new appointment filled in) and the record noting them."""
+    responsible agency and new appointment filled in) and the record noting them. The
+    pending alerts are computed once and serve the due ones, the next instant and the keys."""
     try:
+        pending = pending_alerts(record, rules, calendar=calendar)
+        due = due_alerts(record, now, rules, calendar=calendar, pending=pending)
+        sent = {a.key for a in due}
+        rest = [a for a in pending if a.key not in sent]
+        next_at = min((a.fire_at for a in rest), default=None)
+        keys = frozenset(a.key for a in rest)
+        if not due:
+            return Timers(record, (), next_at, pending=keys)
         alerts = tuple(
             apology_for(a, record, procedure, rules, calendar) if a.kind == "apology" else a
-            for a in due_alerts(record, now, rules, calendar=calendar)
+            for a in due
         )
-        if not alerts:
-            return Timers(record, (), next_fire(record, rules, calendar=calendar))
-        state = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in alerts)]}
-        return Timers(state, alerts, next_fire(state, rules, calendar=calendar))
+        return Timers(record.with_alerts(sorted(sent)), alerts, next_at, pending=keys)
     except Exception as exc:  # reported to the caller: see Timers.failed
         return Timers(record, failed=f"{type(exc).__name__}: {exc}")
 
 
 def decide(
-    record: Record | None,
+    record: DossierRecord | None,
     facts: Facts,
     procedure: Procedure | None,
     now: datetime,
@@ -164,8 +165,15 @@ def decide(
     if isinstance(result, Rejected):
         return Decision(rejection=result)
     if isinstance(result, Duplicate):
-        if not result.same_record or record is None or result.history_index < 0:
-            return Decision()  # a producer retry: applied already, nothing was lost
+        if (
+            not result.same_record
+            or record is None
+            or result.history_index < 0
+            or record.entry(result.history_index) is None
+        ):
+            # A producer retry (applied already, nothing was lost), or a redelivery of an
+            # event older than the entries the record holds (its outputs went out long ago).
+            return Decision()
         return Decision(
             state=record,
             redelivered=True,
@@ -180,7 +188,10 @@ def decide(
     if timers.alerts:
         counts_at += (min(a.fire_at for a in timers.alerts),)
     before = pending_alert_keys(record, rules, calendar)
-    after = pending_alert_keys(timers.state if timers.failed is None else new, rules, calendar)
+    if timers.failed is None:
+        after = timers.pending
+    else:
+        after = pending_alert_keys(new, rules, calendar)
     sent = {a.key for a in timers.alerts}
     return Decision(
         state=new,
@@ -192,10 +203,9 @@ def decide(
     )
 
 
-def _portal(record: Record, index: int) -> PortalStatus:
+def _portal(record: DossierRecord, index: int) -> PortalStatus:
     return PortalStatus(
-        view=portal_view(record, index, progress=False),
-        progress=record["history"][: index + 1],
+        view=portal_view(record, index, progress=False), progress=progress_of(record, index)
     )
 
 

@@ -28,6 +28,7 @@ from lienthong.domain.lifecycle import (
     fold,
 )
 from lienthong.domain.procedures import Procedure
+from lienthong.domain.record import DossierRecord, pauses_of
 
 __all__ = [
     "ApologyRecord",
@@ -35,6 +36,8 @@ __all__ = [
     "SlipStep",
     "build_apology",
     "build_slip",
+    "record_slip",
+    "slip_of",
     "supplement_pauses",
 ]
 
@@ -120,13 +123,62 @@ def build_slip(
     step share counted from when the step was handed over. ``now`` decides whether open steps
     are already overdue; without it, open steps are never judged.
     """
-    cal = calendar or default_calendar()
-    reg = agencies or load_agencies()
     state: DossierState = fold(events)
     now_vn = ensure_aware(now, "now") if now is not None else None
-    pauses = supplement_pauses(events, now_vn)
     received = next((e for e in events if e.kind is EventKind.DOSSIER_RECEIVED), None)
+    requests = [e.agency for e in events if e.kind is EventKind.SUPPLEMENT_REQUESTED]
+    return slip_of(
+        state,
+        pauses=supplement_pauses(events, now_vn),
+        receiving_agency=received.agency if received else None,
+        supplement_agencies=requests,
+        procedure=procedure,
+        agencies=agencies,
+        calendar=calendar,
+        now=now_vn,
+    )
 
+
+def record_slip(
+    record: DossierRecord,
+    *,
+    procedure: Procedure | None = None,
+    agencies: AgencyRegistry | None = None,
+    calendar: WorkingCalendar | None = None,
+    now: datetime | None = None,
+) -> ProcessControlSlip:
+    """The slip of a tracker record: what :func:`build_slip` gives for the dossier's events,
+    from what the record keeps of them (state, pauses, who received and who asked)."""
+    now_vn = ensure_aware(now, "now") if now is not None else None
+    received = record.state.received_at is not None
+    return slip_of(
+        record.state,
+        pauses=pauses_of(record, now_vn),
+        receiving_agency=record.receiving_agency if received else None,
+        supplement_agencies=record.supplement_agencies,
+        procedure=procedure,
+        agencies=agencies,
+        calendar=calendar,
+        now=now_vn,
+    )
+
+
+def slip_of(
+    state: DossierState,
+    *,
+    pauses: Sequence[Pause],
+    receiving_agency: str | None,
+    supplement_agencies: Sequence[str],
+    procedure: Procedure | None = None,
+    agencies: AgencyRegistry | None = None,
+    calendar: WorkingCalendar | None = None,
+    now: datetime | None = None,
+) -> ProcessControlSlip:
+    """The slip rules over a dossier's state: the supplement ``pauses`` (an open one up to
+    ``now``), the agency that received it and the agency of each supplement request."""
+    cal = calendar or default_calendar()
+    reg = agencies or load_agencies()
+    now_vn = ensure_aware(now, "now") if now is not None else None
     appointment = state.due
     if appointment is None and procedure is not None and state.received_at is not None:
         appointment = compute_appointment(
@@ -203,15 +255,14 @@ def build_slip(
             if st.on_time is False and st.agency not in responsible:
                 responsible.append(st.agency)
         if state.supplement_requests > 1:
-            requests = [e for e in events if e.kind is EventKind.SUPPLEMENT_REQUESTED]
-            for e in requests[1:]:
-                if e.agency and e.agency not in responsible:
-                    responsible.append(e.agency)
+            for agency in supplement_agencies[1:]:
+                if agency and agency not in responsible:
+                    responsible.append(agency)
         if not responsible:
             # No step overran its share: the time was lost outside the handoffs (intake,
             # return, or an agency that still holds the dossier).
             holder = next((st.agency for st in reversed(steps) if st.handed_on_at is None), None)
-            fallback = holder or (received.agency if received else None)
+            fallback = holder or receiving_agency
             if fallback:
                 responsible.append(fallback)
 
@@ -220,7 +271,7 @@ def build_slip(
         procedure_code=procedure.code if procedure else None,
         channel=state.channel,
         received_at=state.received_at,
-        receiving_agency=received.agency if received else None,
+        receiving_agency=receiving_agency,
         appointment=appointment,
         effective_due=effective_due,
         supplement_requests=state.supplement_requests,

@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from lienthong.domain.tracking import Record, effective_due
+from lienthong.domain.record import DossierRecord, effective_due
 
 __all__ = [
     "FIGURES",
@@ -115,26 +115,18 @@ def parse_period(label: str) -> Period:
     return period
 
 
-def stats_key(record: Record) -> str | None:
+def stats_key(record: DossierRecord) -> str | None:
     """agency|procedure|channel for a dossier (the agency that received it)."""
-    agency = record["receiving_agency"]
-    if agency is None or record["state"]["received_at"] is None and record["refused_at"] is None:
+    agency = record.receiving_agency
+    if agency is None or record.state.received_at is None and record.refused_at is None:
         return None
-    channel = _CHANNELS.get(record["state"]["channel"] or 0, "counter")
-    return f"{agency}|{record['procedure'] or 'unknown'}|{channel}"
+    channel = _CHANNELS.get(int(record.state.channel or 0), "counter")
+    return f"{agency}|{record.procedure or 'unknown'}|{channel}"
 
 
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
-
-
-def _closed_at(record: Record) -> datetime | None:
+def _closed_at(record: DossierRecord) -> datetime | None:
     """When the dossier stopped being 'in progress': ended, withdrawn or refused."""
-    times = [
-        _dt(record["state"]["ended_at"]),
-        _dt(record["withdrawn_at"]),
-        _dt(record["refused_at"]),
-    ]
+    times = [record.state.ended_at, record.withdrawn_at, record.refused_at]
     present = [t for t in times if t is not None]
     return min(present) if present else None
 
@@ -181,21 +173,21 @@ def periods_between(start: datetime, end: datetime) -> set[str]:
     return labels
 
 
-def periods_of_record(record: Record, as_of: datetime) -> set[str]:
+def periods_of_record(record: DossierRecord, as_of: datetime) -> set[str]:
     """Every period a dossier has figures in (used to republish after a rebalance/restart):
     those of its own instants and every period it was open in (carried over, in progress)."""
     instants = [as_of]
     for value in (
-        record["state"]["received_at"],
-        record["state"]["ended_at"],
-        record["withdrawn_at"],
-        record["refused_at"],
-        record["returned_by_post_at"],
+        record.state.received_at,
+        record.state.ended_at,
+        record.withdrawn_at,
+        record.refused_at,
+        record.returned_by_post_at,
     ):
         if value is not None:
-            instants.append(datetime.fromisoformat(value))
+            instants.append(value)
     labels = {label for t in instants for label in labels_of(t)}
-    received = _dt(record["state"]["received_at"])
+    received = record.state.received_at
     if received is not None and received < as_of:
         closed = _closed_at(record)
         labels |= periods_between(received, as_of if closed is None else min(closed, as_of))
@@ -206,38 +198,34 @@ def _in(t: datetime | None, period: Period) -> bool:
     return t is not None and period.start <= t < period.end
 
 
-def figures(records: Iterable[Record], period: Period, as_of: datetime) -> dict[str, int]:
+def figures(records: Iterable[DossierRecord], period: Period, as_of: datetime) -> dict[str, int]:
     """The §6 counts of ``period`` over ``records`` as known at ``as_of``."""
     out = dict.fromkeys(FIGURES, 0)
     t = min(period.end, as_of)
     for r in records:
-        state = r["state"]
-        received = _dt(state["received_at"])
-        if _in(_dt(r["refused_at"]), period):
+        state = r.state
+        received = state.received_at
+        if _in(r.refused_at, period):
             out["refused"] += 1
         if received is None:
             continue
         closed = _closed_at(r)
         if _in(received, period):
             out["received"] += 1
-            if state["channel"] == 2:
+            if state.channel == 2:
                 out["received_online"] += 1
-            elif state["channel"] == 3:
+            elif state.channel == 3:
                 out["received_postal"] += 1
         elif received < period.start and (closed is None or closed >= period.start):
             out["carried_over"] += 1
-        ended = _dt(state["ended_at"])
-        if _in(ended, period) and r.get("outcome"):
-            out[f"finished_{r['outcome']}"] += 1
-        if _in(_dt(r["withdrawn_at"]), period):
+        if _in(state.ended_at, period) and r.outcome:
+            out[f"finished_{r.outcome}"] += 1
+        if _in(r.withdrawn_at, period):
             out["withdrawn"] += 1
-        if _in(_dt(r["returned_by_post_at"]), period):
+        if _in(r.returned_by_post_at, period):
             out["returned_by_post"] += 1
         if received <= t and (closed is None or closed > t):
-            waiting = any(
-                datetime.fromisoformat(s) <= t and (e is None or datetime.fromisoformat(e) > t)
-                for s, e in r["pauses"]
-            )
+            waiting = any(p.start <= t and (p.end is None or p.end > t) for p in r.pauses)
             if waiting:
                 out["waiting_supplement"] += 1
                 continue
@@ -274,35 +262,35 @@ class Summary:
     due: datetime | None
 
 
-def _signature(record: Record) -> tuple[object, ...]:
-    """Everything :func:`summarise` reads, unparsed: most events (handoffs, fees, alerts noted)
-    change none of it, and then the summary need not be rebuilt."""
-    state = record["state"]
+def _signature(record: DossierRecord) -> tuple[object, ...]:
+    """Everything :func:`summarise` reads: most events (handoffs, fees, alerts noted) change
+    none of it, and then the summary need not be rebuilt."""
+    state = record.state
     return (
-        state["received_at"],
-        state["channel"],
-        state["ended_at"],
-        state["due"],
-        record.get("outcome"),
-        record["refused_at"],
-        record["withdrawn_at"],
-        record["returned_by_post_at"],
-        tuple(tuple(p) for p in record["pauses"]),
+        state.received_at,
+        state.channel,
+        state.ended_at,
+        state.due,
+        record.outcome,
+        record.refused_at,
+        record.withdrawn_at,
+        record.returned_by_post_at,
+        record.pauses,
     )
 
 
-def summarise(record: Record) -> Summary:
-    state = record["state"]
+def summarise(record: DossierRecord) -> Summary:
+    state = record.state
     return Summary(
-        received=_dt(state["received_at"]),
-        channel=state["channel"],
+        received=state.received_at,
+        channel=int(state.channel) if state.channel is not None else None,
         closed=_closed_at(record),
-        ended=_dt(state["ended_at"]),
-        outcome=record.get("outcome"),
-        refused=_dt(record["refused_at"]),
-        withdrawn=_dt(record["withdrawn_at"]),
-        returned_by_post=_dt(record["returned_by_post_at"]),
-        pauses=tuple((datetime.fromisoformat(start), _dt(end)) for start, end in record["pauses"]),
+        ended=state.ended_at,
+        outcome=record.outcome,
+        refused=record.refused_at,
+        withdrawn=record.withdrawn_at,
+        returned_by_post=record.returned_by_post_at,
+        pauses=tuple((p.start, p.end) for p in record.pauses),
         due=effective_due(record),
     )
 
@@ -378,11 +366,13 @@ class KeyFigures:
     def __len__(self) -> int:
         return len(self.members)
 
-    def put(self, record: Record, final: bool = False, as_of: datetime | None = None) -> None:
+    def put(
+        self, record: DossierRecord, final: bool = False, as_of: datetime | None = None
+    ) -> None:
         """Index the latest version of a record of this key (cheap when nothing it counts in
         has changed). ``final``: the record is closed for good (no event changes its counts
         again); then, once its closing instant is not after ``as_of``, it is folded."""
-        record_id = record["id"]
+        record_id = record.id
         if hash(record_id) in self.folded:
             return  # folded: a redelivery of a closed dossier changes nothing it counts in
         signature = _signature(record)

@@ -1,9 +1,4 @@
-"""Per-dossier aggregate the stream tracker keeps: lifecycle state, dedupe and portal history.
-
-Why a plain JSON-able dict and not a dataclass: the record is a Faust table value, written to
-a changelog topic and restored from it after a crash or a rebalance. One record per dossier
-holds everything that must change together (state, the event ids already applied, the portal
-progress log, the alerts already emitted), so a single changelog write keeps them consistent.
+"""Applying one event to a dossier's tracker record (the aggregate is :mod:`.record`).
 
 Ordering guarantee relied on: records are keyed by dossier id, so all events of one dossier
 land in one partition and are applied in offset order. An agency that publishes a dossier's
@@ -12,17 +7,21 @@ one rejected as an illegal transition (dead letter with the reason); it can be r
 ``lienthong dlq replay`` once the missing event is in. An event whose ``occurred_at`` is older
 than the newest applied event of the dossier is rejected as stale: it cannot be placed in a
 history that has already moved on without rewriting it (lateness is history).
+
+Instants are kept in Vietnam time (Asia/Ho_Chi_Minh) whatever offset the event carried, so a
+record decoded from the changelog renders its instants exactly as the record that was saved.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, time
 from enum import StrEnum
 from typing import Any, Protocol
 
+from lienthong.domain.calendar import VN_TZ
 from lienthong.domain.classification import classify
-from lienthong.domain.deadlines import Duration, Pause, compute_appointment, extend_for_pauses
+from lienthong.domain.deadlines import Duration, compute_appointment
 from lienthong.domain.lifecycle import (
     Channel,
     DossierEvent,
@@ -31,11 +30,18 @@ from lienthong.domain.lifecycle import (
     EventKind,
     IllegalTransition,
     LifecycleError,
-    StepState,
-    StepStatus,
     apply,
 )
 from lienthong.domain.procedures import Procedure
+from lienthong.domain.record import (
+    ENTRIES_KEPT,
+    DossierRecord,
+    Entry,
+    Handoff,
+    PauseSpan,
+    effective_due,
+    pauses_of,
+)
 
 __all__ = [
     "Applied",
@@ -45,7 +51,6 @@ __all__ = [
     "RejectReason",
     "Record",
     "effective_due",
-    "events_of",
     "new_record",
     "pauses_of",
     "portal_view",
@@ -55,7 +60,7 @@ __all__ = [
     "track_in",
 ]
 
-Record = dict[str, Any]
+Record = DossierRecord
 
 
 class RejectReason(StrEnum):
@@ -105,7 +110,7 @@ class Rejected:
     detail: str
 
 
-_NOTES: dict[EventKind, str] = {
+NOTES: dict[EventKind, str] = {  # NoiDungXuLy of each kind of event
     EventKind.DOSSIER_SUBMITTED: "Nộp hồ sơ trực tuyến",
     EventKind.DOSSIER_RECEIVED: "Tiếp nhận hồ sơ",
     EventKind.INTAKE_REFUSED: "Từ chối tiếp nhận",
@@ -123,131 +128,24 @@ _NOTES: dict[EventKind, str] = {
 }
 
 
-def _ts(value: datetime | None) -> str | None:
+_NOTES = NOTES  # the console's name for it
+
+
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
+def _vn(value: datetime | None) -> datetime | None:
+    return value.astimezone(VN_TZ) if value is not None else None
 
 
-def _state_dict(state: DossierState) -> dict[str, Any]:
-    return {
-        "status": state.status.value,
-        "channel": int(state.channel) if state.channel is not None else None,
-        "resume": state.resume_status.value if state.resume_status else None,
-        "received_at": _ts(state.received_at),
-        "due": _ts(state.due),
-        "supplements": state.supplement_requests,
-        "steps": [
-            [
-                s.step,
-                s.agency,
-                s.status.value,
-                _ts(s.sent_at),
-                _ts(s.accepted_at),
-                _ts(s.returned_at),
-                _ts(s.due),
-                s.outcome,
-            ]
-            for s in state.steps
-        ],
-        "finished_at": _ts(state.finished_at),
-        "ended_at": _ts(state.ended_at),
-    }
+def state_of(record: DossierRecord) -> DossierState:
+    """The lifecycle state held by a tracker record."""
+    return record.state
 
 
-# Parsed states by identity of the record's ``state`` dict (kept alive here, so the id cannot
-# be reused while the entry exists). A record is never changed in place (track() builds a new
-# one), so the same dict object always means the same state: parsing it again for the alert
-# scheduler, the next event and the counts was a visible share of the per-event work.
-_STATES: dict[int, tuple[dict[str, Any], DossierState]] = {}
-_MEMO_LIMIT = 50_000
-
-
-def _remember(s: dict[str, Any], state: DossierState) -> None:
-    if len(_STATES) >= _MEMO_LIMIT:
-        _STATES.clear()
-    _STATES[id(s)] = (s, state)
-
-
-def state_of(record: Record) -> DossierState:
-    """The lifecycle state stored in a tracker record."""
-    s = record["state"]
-    hit = _STATES.get(id(s))
-    if hit is not None and hit[0] is s:
-        return hit[1]
-    state = _parse_state(record["id"], s)
-    _remember(s, state)
-    return state
-
-
-def _parse_state(dossier_id: str, s: dict[str, Any]) -> DossierState:
-    return DossierState(
-        dossier_id=dossier_id,
-        status=DossierStatus(s["status"]),
-        channel=Channel(s["channel"]) if s["channel"] is not None else None,
-        resume_status=DossierStatus(s["resume"]) if s["resume"] else None,
-        received_at=_dt(s["received_at"]),
-        due=_dt(s["due"]),
-        supplement_requests=s["supplements"],
-        steps=tuple(
-            StepState(
-                step=st[0],
-                agency=st[1],
-                status=StepStatus(st[2]),
-                sent_at=_dt(st[3]),  # type: ignore[arg-type]
-                accepted_at=_dt(st[4]),
-                returned_at=_dt(st[5]),
-                due=_dt(st[6]),
-                outcome=st[7],
-            )
-            for st in s["steps"]
-        ),
-        finished_at=_dt(s["finished_at"]),
-        ended_at=_dt(s["ended_at"]),
-    )
-
-
-def pauses_of(record: Record, until: datetime | None = None) -> list[Pause]:
-    """Supplement pauses; an open one runs to ``until`` (or is left out without it)."""
-    result = []
-    for start, end in record["pauses"]:
-        s = datetime.fromisoformat(start)
-        if end is not None:
-            result.append(Pause(s, datetime.fromisoformat(end)))
-        elif until is not None and until > s:
-            result.append(Pause(s, until))
-    return result
-
-
-def effective_due(record: Record, until: datetime | None = None) -> datetime | None:
-    """The appointment pushed back by the supplement pauses (closed ones, or up to ``until``)."""
-    due = record["state"]["due"]
-    if due is None:
-        return None
-    return extend_for_pauses(datetime.fromisoformat(due), pauses_of(record, until))
-
-
-def new_record(dossier_id: str, partition: int) -> Record:
-    return {
-        "id": dossier_id,
-        "partition": partition,
-        "state": _state_dict(DossierState(dossier_id=dossier_id)),
-        "procedure": None,
-        "receiving_agency": None,
-        "last_at": None,
-        "seen": {},
-        "history": [],
-        "pauses": [],
-        "handoffs": {},
-        "sent_alerts": [],
-        "returned_by_post_at": None,
-        "withdrawn_at": None,
-        "refused_at": None,
-        "holder": None,
-        "outcome": None,
-    }
+def new_record(dossier_id: str, partition: int) -> DossierRecord:
+    return DossierRecord.new(dossier_id, partition)
 
 
 def _appointment(
@@ -265,18 +163,23 @@ class _Catalogue(Protocol):
 
 
 def track_in(
-    catalogue: _Catalogue, record: Record | None, facts: Facts, *, partition: int, offset: int
+    catalogue: _Catalogue,
+    record: DossierRecord | None,
+    facts: Facts,
+    *,
+    partition: int,
+    offset: int,
 ) -> Applied | Duplicate | Rejected:
     """:func:`track` with the dossier's procedure looked up in ``catalogue``: the event's own
     code (a receipt) or the one on the record. Its duration checks the appointment, its
     cut-off time decides the receipt's day; an unknown code checks neither."""
-    proc = catalogue.get(facts.procedure or (record or {}).get("procedure") or "")
-    return track_for(proc, record, facts, partition=partition, offset=offset)
+    code = facts.procedure or (record.procedure if record is not None else None) or ""
+    return track_for(catalogue.get(code), record, facts, partition=partition, offset=offset)
 
 
 def track_for(
     procedure: Procedure | None,
-    record: Record | None,
+    record: DossierRecord | None,
     facts: Facts,
     *,
     partition: int,
@@ -293,8 +196,22 @@ def track_for(
     )
 
 
+def _seen(record: DossierRecord, facts: Facts, partition: int, offset: int) -> Duplicate | None:
+    """Already applied? The event id among the entries held (same source record: a crash
+    redelivery, else a producer retry), or a source record at or below the highest offset
+    applied from its partition (a redelivery older than the entries held)."""
+    entry = record.find(facts.event_id)
+    if entry is not None:
+        same = (entry.source_partition, entry.source_offset) == (partition, offset)
+        return Duplicate(history_index=entry.index, same_record=same)
+    applied = record.applied_offset(partition)
+    if applied is not None and offset <= applied:
+        return Duplicate(history_index=-1, same_record=True)
+    return None
+
+
 def track(
-    record: Record | None,
+    record: DossierRecord | None,
     facts: Facts,
     *,
     partition: int,
@@ -304,9 +221,9 @@ def track(
 ) -> Applied | Duplicate | Rejected:
     """Apply one event to a dossier's record (pure: returns a new record, never mutates)."""
     if record is not None:
-        seen = record["seen"].get(facts.event_id)
+        seen = _seen(record, facts, partition, offset)
         if seen is not None:
-            return Duplicate(history_index=seen[1], same_record=seen[0] == [partition, offset])
+            return seen
     if record is None:
         if facts.kind not in (EventKind.DOSSIER_SUBMITTED, EventKind.DOSSIER_RECEIVED):
             if facts.kind is not EventKind.INTAKE_REFUSED:
@@ -316,22 +233,23 @@ def track(
                     "has never seen received or submitted",
                 )
         record = new_record(facts.dossier_id, partition)
-    last_at = _dt(record["last_at"])
-    if last_at is not None and facts.at < last_at:
+    at = facts.at.astimezone(VN_TZ)
+    if record.last_at is not None and at < record.last_at:
         return Rejected(
             RejectReason.STALE_EVENT,
             f"dossier {facts.dossier_id}: {facts.kind.value} at {facts.at.isoformat()} is older "
-            f"than the dossier's newest applied event ({last_at.isoformat()})",
+            f"than the dossier's newest applied event ({record.last_at.isoformat()})",
         )
+    kind = facts.kind
     due = None
-    if facts.kind is EventKind.DOSSIER_RECEIVED:
-        due = _appointment(facts, procedure_duration, cutoff)
-    elif facts.kind is EventKind.HANDOFF_SENT:
-        due = facts.due
+    if kind is EventKind.DOSSIER_RECEIVED:
+        due = _vn(_appointment(facts, procedure_duration, cutoff))
+    elif kind is EventKind.HANDOFF_SENT:
+        due = _vn(facts.due)
     domain_event = DossierEvent(
-        kind=facts.kind,
+        kind=kind,
         dossier_id=facts.dossier_id,
-        at=facts.at,
+        at=at,
         agency=facts.agency,
         to_agency=facts.to_agency,
         step=facts.step,
@@ -341,70 +259,78 @@ def track(
         reason=facts.reason,
     )
     try:
-        state = apply(state_of(record), domain_event)
+        state = apply(record.state, domain_event)
     except (IllegalTransition, LifecycleError) as exc:
         return Rejected(RejectReason.ILLEGAL_TRANSITION, str(exc))
 
-    new = dict(record)
-    new["state"] = _state_dict(state)
-    _remember(new["state"], state)
-    new["last_at"] = facts.at.isoformat()
-    kind = facts.kind
+    changes: dict[str, Any] = {"state": state, "last_at": at}
+    if record.first_at is None:
+        changes["first_at"] = at
     if kind in (EventKind.DOSSIER_RECEIVED, EventKind.DOSSIER_SUBMITTED):
-        new["procedure"] = facts.procedure or record["procedure"]
-        new["receiving_agency"] = facts.agency
-        new["holder"] = facts.agency
+        changes["procedure"] = facts.procedure or record.procedure
+        changes["receiving_agency"] = facts.agency
+        changes["holder"] = facts.agency
     if kind is EventKind.SUPPLEMENT_REQUESTED:
-        new["pauses"] = [*record["pauses"], [facts.at.isoformat(), None]]
-    elif kind is EventKind.SUPPLEMENT_RECEIVED and record["pauses"]:
-        start, _ = record["pauses"][-1]
-        new["pauses"] = [*record["pauses"][:-1], [start, facts.at.isoformat()]]
+        changes["pauses"] = (*record.pauses, PauseSpan(at, None))
+        changes["supplement_agencies"] = (*record.supplement_agencies, facts.agency)
+    elif kind is EventKind.SUPPLEMENT_RECEIVED and record.pauses:
+        last = record.pauses[-1]
+        changes["pauses"] = (*record.pauses[:-1], PauseSpan(last.start, at))
     if kind is EventKind.HANDOFF_SENT and facts.step is not None:
-        handoffs = dict(record["handoffs"])
-        handoffs[str(facts.step)] = [facts.handoff_id, facts.agency, facts.to_agency]
-        new["handoffs"] = handoffs
-        new["holder"] = facts.to_agency
+        handoff = Handoff(facts.step, facts.handoff_id, facts.agency, facts.to_agency)
+        kept = tuple(h for h in record.handoffs if h.step != facts.step)
+        changes["handoffs"] = tuple(sorted((*kept, handoff), key=lambda h: h.step))
+        changes["holder"] = facts.to_agency
     elif kind is EventKind.HANDOFF_RETURNED:
-        new["holder"] = facts.to_agency
+        changes["holder"] = facts.to_agency
     if kind is EventKind.RESULT_RETURNED and facts.return_method == "post":
-        new["returned_by_post_at"] = facts.at.isoformat()
+        changes["returned_by_post_at"] = at
     if kind is EventKind.DOSSIER_WITHDRAWN:
-        new["withdrawn_at"] = facts.at.isoformat()
+        changes["withdrawn_at"] = at
     if kind is EventKind.INTAKE_REFUSED:
-        new["refused_at"] = facts.at.isoformat()
+        changes["refused_at"] = at
+    new = replace(record, **changes)
+    if state.ended_at is not None and record.state.ended_at is None:
+        new = replace(new, outcome=_outcome(new, state, procedure_duration))
 
-    if state.ended_at is not None and record["state"]["ended_at"] is None:
-        new["outcome"] = _outcome(new, state, procedure_duration)
-
-    entry = {
-        "event": [
-            kind.value,
-            facts.agency,
-            facts.to_agency,
-            facts.step,
-            _ts(due),
-            facts.outcome,
-            int(facts.channel) if facts.channel is not None else None,
-        ],
-        "event_id": facts.event_id,
-        "status": state.portal_status,
-        "at": facts.at.isoformat(),
-        "agency": facts.agency,
-        "note": _NOTES[kind] + (f": {facts.reason}" if facts.reason else ""),
-        "due": _ts(effective_due(new)),
-        "finished_at": _ts(state.finished_at),
-        "returned_at": facts.at.isoformat() if kind is EventKind.RESULT_RETURNED else None,
-    }
-    if entry["returned_at"] is None and record["history"]:
-        entry["returned_at"] = record["history"][-1]["returned_at"]
-    new["history"] = [*record["history"], entry]
-    index = len(new["history"]) - 1
-    new["seen"] = {**record["seen"], facts.event_id: [[partition, offset], index]}
-    return Applied(record=new, history_index=index)
+    previous = record.entries[-1] if record.entries else None
+    returned_at = at if kind is EventKind.RESULT_RETURNED else None
+    if returned_at is None and previous is not None:
+        returned_at = previous.returned_at
+    channel = int(facts.channel) if facts.channel is not None else None
+    if channel is None and previous is not None:
+        channel = previous.channel
+    received_at = state.received_at if kind is EventKind.DOSSIER_RECEIVED else None
+    if received_at is None and previous is not None:
+        received_at = previous.received_at
+    entry = Entry(
+        index=record.applied,
+        event_id=facts.event_id,
+        kind=kind,
+        agency=facts.agency,
+        status=state.portal_status,
+        at=at,
+        note=NOTES[kind] + (f": {facts.reason}" if facts.reason else ""),
+        due=effective_due(new),
+        finished_at=state.finished_at,
+        returned_at=returned_at,
+        received_at=received_at,
+        channel=channel,
+        source_partition=partition,
+        source_offset=offset,
+    )
+    sources = tuple(s for s in record.sources if s[0] != partition)
+    new = replace(
+        new,
+        applied=record.applied + 1,
+        entries=(*record.entries, entry)[-ENTRIES_KEPT:],
+        sources=tuple(sorted((*sources, (partition, offset)))),
+    )
+    return Applied(record=new, history_index=entry.index)
 
 
 def _outcome(
-    record: Record, state: DossierState, procedure_duration: Duration | None
+    record: DossierRecord, state: DossierState, procedure_duration: Duration | None
 ) -> str | None:
     """early / on_time / late for an ended dossier (refused at intake is not classified)."""
     if state.status is DossierStatus.REFUSED or state.received_at is None:
@@ -424,78 +350,44 @@ def _outcome(
     return result.outcome.value
 
 
-def events_of(record: Record) -> list[DossierEvent]:
-    """The dossier's applied events, rebuilt from the history (for the slip and apology)."""
-    events = []
-    for entry in record["history"]:
-        kind, agency, to_agency, step, due, outcome, channel = entry["event"]
-        events.append(
-            DossierEvent(
-                kind=EventKind(kind),
-                dossier_id=record["id"],
-                at=datetime.fromisoformat(entry["at"]),
-                agency=agency,
-                to_agency=to_agency,
-                step=step,
-                channel=Channel(channel) if channel is not None else None,
-                due=_dt(due),
-                outcome=outcome,
-            )
-        )
-    return events
+def progress_of(record: DossierRecord, index: int) -> tuple[Entry, ...]:
+    """The held entries up to and including ``index`` (the portal's progress log of it)."""
+    if not record.entries:
+        return ()
+    return record.entries[: max(0, index - record.entries[0].index + 1)]
 
 
-def working_minutes(delta: timedelta) -> int:
-    return int(delta.total_seconds() // 60)
-
-
-@dataclass
-class PortalView:
-    """Fields of one portal status record (names as the portal spells them)."""
-
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-def portal_view(record: Record, index: int, *, progress: bool = True) -> dict[str, Any]:
-    """The portal record for history entry ``index``: deterministic, so a re-emission after a
-    crash carries exactly the same content as the first emission. ``progress=False`` leaves
-    out QuaTrinhXuLy (the history entries up to ``index``) for a caller that builds its lines
-    from ``record["history"]`` itself."""
-    history = record["history"]
-    entry = history[index]
-    state = record["state"]
-    received, channel = state["received_at"], state["channel"]
-    if index != len(history) - 1:
-        # Re-emission of an earlier event: intake date and channel as they were then (a
-        # dossier submitted online is received later), not as the record has them now.
-        received = channel = None
-        for e in history[: index + 1]:
-            if e["event"][0] == "dossier_received":
-                received = e["at"]
-            if e["event"][6] is not None:
-                channel = e["event"][6]
+def portal_view(record: DossierRecord, index: int, *, progress: bool = True) -> dict[str, Any]:
+    """The portal record for applied event ``index`` (which must still be held): every field
+    is the entry's own or the record's fixed ones, so a re-emission after a crash carries
+    exactly the content of the first emission, whatever the dossier did since (a dossier
+    submitted online is received later: the entry keeps the intake date and channel as they
+    were then). ``progress=False`` leaves out QuaTrinhXuLy, which the caller builds from
+    :func:`progress_of`."""
+    entry = record.entry(index)
+    if entry is None:
+        raise KeyError(f"dossier {record.id}: event {index} is no longer held in its record")
+    lines = progress_of(record, index) if progress else ()
     return {
-        "MaHoSo": record["id"],
-        "MaTTHC": record["procedure"] or "unknown",
-        "NgayTiepNhan": received or history[0]["at"],
-        "NgayHenTra": entry["due"],
-        "TrangThaiHoSo": entry["status"],
-        "KenhThucHien": channel or 2,
-        "NgayKetThucXuLy": entry["finished_at"],
-        "NgayTra": entry["returned_at"],
-        "DonViXuLy": entry["agency"],
+        "MaHoSo": record.id,
+        "MaTTHC": record.procedure or "unknown",
+        "NgayTiepNhan": _iso(entry.received_at or record.first_at),
+        "NgayHenTra": _iso(entry.due),
+        "TrangThaiHoSo": entry.status,
+        "KenhThucHien": entry.channel or 2,
+        "NgayKetThucXuLy": _iso(entry.finished_at),
+        "NgayTra": _iso(entry.returned_at),
+        "DonViXuLy": entry.agency,
         "QuaTrinhXuLy": [
             {
-                "NguoiXuLy": e["agency"],
-                "DonViXuLy": e["agency"],
-                "ThoiDiemXuLy": e["at"],
-                "NoiDungXuLy": e["note"],
-                "TrangThaiHoSo": e["status"],
+                "NguoiXuLy": e.agency,
+                "DonViXuLy": e.agency,
+                "ThoiDiemXuLy": e.at.isoformat(),
+                "NoiDungXuLy": e.note,
+                "TrangThaiHoSo": e.status,
             }
-            for e in history[: index + 1]
-        ]
-        if progress
-        else [],
-        "event_id": entry["event_id"],
-        "at": entry["at"],
+            for e in lines
+        ],
+        "event_id": entry.event_id,
+        "at": entry.at.isoformat(),
     }

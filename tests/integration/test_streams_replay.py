@@ -187,8 +187,8 @@ def direct(script: Script) -> tuple[dict[str, dict[str, int]], set[tuple]]:
                 "escalation": "handoff_escalated",
             }[a.kind]
             scope = a.scope if a.kind in ("warning", "overdue") else None
-            alerts.add((record["id"], kind, scope, a.step))
-        return {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in due)]}
+            alerts.add((record.id, kind, scope, a.step))
+        return record.with_alerts([a.key for a in due])
 
     for dossier, events in by_dossier.items():
         record = None

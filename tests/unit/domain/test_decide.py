@@ -18,9 +18,9 @@ from kafka.partitioner.default import murmur2
 from lienthong.domain.alerts import Alert, AlertRules, alert_id
 from lienthong.domain.decide import Decision, PortalStatus, decide, tick
 from lienthong.domain.procedures import ProcedureCatalogue, load_procedures
-from lienthong.domain.slip import build_slip
+from lienthong.domain.slip import record_slip
 from lienthong.domain.stats import figures, parse_period, rates
-from lienthong.domain.tracking import Facts, Record, RejectReason, events_of
+from lienthong.domain.tracking import Facts, Record, RejectReason
 from lienthong.schemas.models import Event
 from lienthong.streams.facts import facts_of
 from tests.integration.test_streams_scenarios import (
@@ -72,7 +72,7 @@ class Partition:
 
     def clock(self, now: datetime) -> None:
         for dossier_id, record in sorted(self.records.items()):
-            timers = tick(record, now, self.catalogue.get(record["procedure"] or ""), RULES)
+            timers = tick(record, now, self.catalogue.get(record.procedure or ""), RULES)
             assert timers.failed is None, timers.failed
             self.alerts += [(dossier_id, a) for a in timers.alerts]
             self.records[dossier_id] = timers.state
@@ -86,7 +86,7 @@ class Partition:
             self.watermark = facts.at
         self.clock(self.watermark)
         record = self.records.get(facts.dossier_id)
-        code = facts.procedure or (record or {}).get("procedure") or ""
+        code = facts.procedure or (record.procedure if record else None) or ""
         d = decide(
             record,
             facts,
@@ -144,7 +144,7 @@ def alert_set(parts: list[Partition]) -> set[tuple]:
 
 
 def march_totals(parts: list[Partition]) -> dict:
-    records = [r for p in parts for r in p.records.values() if r["procedure"] == PROC]
+    records = [r for p in parts for r in p.records.values() if r.procedure == PROC]
     as_of = max(p.watermark for p in parts if p.watermark is not None)
     totals: dict = dict(figures(records, parse_period("month:2025-03"), as_of))
     totals.update(rates(totals))
@@ -170,11 +170,11 @@ def test_scripted_month_gives_the_expected_counts_alerts_slip_portal_feed_and_in
     assert apology.due_at == t(7, 16) and apology.responsible == LAND
     assert apology.new_appointment is not None and apology.new_appointment > t(7, 16)
 
-    late = build_slip(events_of(record(parts, "HS-LATE")), procedure=catalogue.get(PROC))
+    late = record_slip(record(parts, "HS-LATE"), procedure=catalogue.get(PROC))
     assert late.classification is not None and late.classification.outcome.value == "late"
     assert list(late.responsible_agencies) == [LAND]
     assert [(s.step, s.agency, s.on_time) for s in late.steps] == [(1, LAND, False)]
-    chain = build_slip(events_of(record(parts, "HS-CHAIN")), procedure=catalogue.get(PROC))
+    chain = record_slip(record(parts, "HS-CHAIN"), procedure=catalogue.get(PROC))
     assert chain.classification is not None and chain.classification.outcome.value == "early"
     assert [(s.agency, s.on_time) for s in chain.steps] == [(LAND, True), (TAX, True)]
 
@@ -214,8 +214,8 @@ def test_unknown_illegal_and_stale_events_are_rejected_with_their_reasons(catalo
     rejected = [d for d in part.decisions if d.rejection is not None]
     assert all(d.state is None and d.portal is None and d.timers is None for d in rejected)
     assert all("HS-" in d.rejection.detail for d in rejected if d.rejection)
-    assert part.records["HS-A"]["state"]["status"] == "finished"
-    assert part.records["HS-B"]["state"]["status"] == "received"
+    assert part.records["HS-A"].state.status == "finished"
+    assert part.records["HS-B"].state.status == "received"
     assert "HS-GHOST" not in part.records
 
 
@@ -281,7 +281,7 @@ def test_finishing_cancels_the_pending_alerts_and_a_late_handoff_fires_at_once(c
     late = by_kind[("HS-Y", "handoff_sent")]
     assert late.timers is not None
     assert {a.key for a in late.timers.alerts} >= {"step:1:warning", "step:1:overdue"}
-    assert late.final is not None and "step:1:overdue" in late.final["sent_alerts"]
+    assert late.final is not None and "step:1:overdue" in late.final.sent_alerts
     assert late.counts_at[0] == t(10, 9) and len(late.counts_at) == 2
 
 

@@ -58,13 +58,13 @@ def test_key_figures_equal_figures_over_the_records_after_every_change() -> None
 
     def reindex(record: Any) -> None:
         key = stats_key(record)
-        old = keys.get(record["id"])
+        old = keys.get(record.id)
         if old is not None and old != key:
-            index[old].update(record["id"], None)
+            index[old].update(record.id, None)
         if key is not None:
             index[key].put(record)
-            keys[record["id"]] = key
-            assert index[key].members[record["id"]] == summarise(record)
+            keys[record.id] = key
+            assert index[key].members[record.id] == summarise(record)
 
     def check(as_of: datetime) -> int:
         per_key: dict[str, list] = defaultdict(list)
@@ -90,7 +90,7 @@ def test_key_figures_equal_figures_over_the_records_after_every_change() -> None
         record = records.get(facts.dossier_id)
         if record is not None:
             fired = due_alerts(record, facts.at, rules)
-            record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in fired)]}
+            record = record.with_alerts([a.key for a in fired])
         result = track_in(catalogue, record, facts, partition=0, offset=n)
         if not isinstance(result, Applied):
             continue

@@ -52,7 +52,7 @@ def test_unknown_illegal_and_stale_events_are_rejected_with_reasons():
 
 def test_alerts_fire_once_and_move_with_a_supplement_pause():
     rec = track(None, RECEIVED, partition=0, offset=1).record
-    due = datetime.fromisoformat(rec["state"]["due"])
+    due = rec.state.due
     rules = AlertRules()
     assert [a.key for a in due_alerts(rec, due - timedelta(days=3), rules)] == []
     keys = [a.key for a in due_alerts(rec, due, rules)]
@@ -61,7 +61,7 @@ def test_alerts_fire_once_and_move_with_a_supplement_pause():
         "dossier:apology",
         "dossier:overdue",
     }
-    sent = {**rec, "sent_alerts": keys}
+    sent = rec.with_alerts(keys)
     assert due_alerts(sent, due + timedelta(days=9), rules) == []
     paused = track(
         rec,

@@ -352,9 +352,9 @@ def replay_like_a_worker(records: Iterable[Any], codec: AvroCodec, partitions: i
             alerts = due_alerts(rec, now, RULES)
             for alert in alerts:
                 if alert.kind == "apology":
-                    alert = apology_for(alert, rec, procedures.get(rec["procedure"] or ""), RULES)
+                    alert = apology_for(alert, rec, procedures.get(rec.procedure or ""), RULES)
                 out[str(alert_id(d, alert.key))] = {"dossier": d, "alert": alert}
-            rec = {**rec, "sent_alerts": [*rec["sent_alerts"], *(a.key for a in alerts)]}
+            rec = rec.with_alerts([a.key for a in alerts])
             table[d] = rec
             nxt[d] = next_fire(rec, RULES)
 

@@ -79,7 +79,7 @@ def test_closed_dossiers_leave_the_key_map_and_still_count():
     closed = {"returned", "refused", "withdrawn", "stopped"}
     closed_records = 0
     for p, part in enumerate(parts):
-        still_open = [r for r in part.records.values() if r["state"]["status"] not in closed]
+        still_open = [r for r in part.records.values() if r.state.status not in closed]
         closed_records += len(part.records) - len(still_open)
         assert counts.tracked(p) == len(still_open)
         # Every record touched again (as a redelivery does): nothing moves, nothing is kept.

@@ -48,7 +48,7 @@ def _replay(dossiers: int, seed: int) -> tuple[list[tuple[Any, datetime]], dict[
         record = records.get(facts.dossier_id)
         if record is not None:
             fired = due_alerts(record, facts.at, rules)
-            record = {**record, "sent_alerts": [*record["sent_alerts"], *(a.key for a in fired)]}
+            record = record.with_alerts([a.key for a in fired])
         result = track_in(catalogue, record, facts, partition=0, offset=n)
         if not isinstance(result, Applied):
             continue
@@ -73,7 +73,7 @@ def _compare(counts: LiveCounts, records: dict[str, Any], periods: list[Period])
 
 
 def _is_open(record: Any) -> bool:
-    return record["state"]["status"] not in {"refused", "withdrawn", "stopped", "returned"}
+    return record.state.status not in {"refused", "withdrawn", "stopped", "returned"}
 
 
 def test_folded_figures_equal_the_reference_and_only_open_dossiers_stay_held() -> None:
@@ -84,13 +84,13 @@ def test_folded_figures_equal_the_reference_and_only_open_dossiers_stay_held() -
     records: dict[str, Any] = {}
     compared = folded_seen = 0
     for n, (record, at) in enumerate(changes):
-        records[record["id"]] = record
+        records[record.id] = record
         counts.touch(0, record, at, at)
         counts.touch(0, record, at, at)  # a redelivery (or a second instant) counts once
         if n % 200 == 0 or n == len(changes) - 1:
             counts.take_dirty()
             compared += _compare(counts, records, periods)
-            open_ids = {r["id"] for r in records.values() if _is_open(r) and stats_key(r)}
+            open_ids = {r.id for r in records.values() if _is_open(r) and stats_key(r)}
             assert counts.held(0) <= len(open_ids) + 0
             folded_seen = max(folded_seen, len(records) - counts.held(0))
     assert compared > 2000 and folded_seen > 100
