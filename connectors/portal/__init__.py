@@ -11,12 +11,31 @@ and often unavailable, and a portal outage must never back-pressure the bus. Mod
 Run it with ``python -m lienthong.connectors.portal [--portal-url URL]``.
 """
 
-from lienthong.connectors.portal.connector import (
-    PortalConnector,
-    main,
-    record_payload,
-    run,
-    stats_payload,
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lienthong.connectors.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lienthong.connectors.portal.connector import (
+        PortalConnector,
+        main,
+        record_payload,
+        run,
+        stats_payload,
+    )
+
+# Loaded on first use: `component` (what `up` starts) must not import the connector.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "PortalConnector": "connector",
+        "main": "connector",
+        "record_payload": "connector",
+        "run": "connector",
+        "stats_payload": "connector",
+    },
 )
 
 __all__ = ["PortalConnector", "main", "record_payload", "run", "stats_payload"]

@@ -12,32 +12,37 @@ import importlib
 
 from lienthong.runtime import registry
 
-# name -> (module with ``main(argv) -> int``, what it is), from lienthong.runtime.registry: the
-# edges `up` starts through `lienthong run NAME` (connectors, and the demo counterparts that
-# stand in for the national portal, the post and a central agency).
-RUNNABLE: dict[str, tuple[str, str]] = {
-    name: (c.module, c.summary) for name, c in registry.runnable().items()
-}
-# Also runnable by hand: one stream worker (`up` runs ``python -m lienthong.streams.worker``).
-CHOICES: dict[str, tuple[str, str]] = {
-    **RUNNABLE,
-    "worker": (registry.get("worker").module, registry.get("worker").summary),
-}
+
+def runnable() -> dict[str, tuple[str, str]]:
+    """NAME -> (module with ``main(argv) -> int``, what it is), from the registry.
+
+    The edges ``up`` starts through ``lienthong run NAME``: connectors, and the demo
+    counterparts that stand in for the national portal, the post and a central agency. Read
+    when asked, not at import, so a component added to the registry is listed at once.
+    """
+    return {name: (c.module, c.summary) for name, c in registry.runnable().items()}
+
+
+def choices() -> dict[str, tuple[str, str]]:
+    """:func:`runnable`, and one stream worker by hand (``up`` runs the worker module)."""
+    worker = registry.get("worker")
+    return {**runnable(), "worker": (worker.module, worker.summary)}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    listing = "; ".join(f"{name}: {text}" for name, (_, text) in CHOICES.items())
+    known = choices()
+    listing = "; ".join(f"{name}: {text}" for name, (_, text) in known.items())
     p = subparsers.add_parser(
         "run",
         help="run one connector (or demo counterpart) in the foreground",
         description=f"Run one connector in the foreground. {listing}.",
     )
-    p.add_argument("connector", choices=sorted(CHOICES), metavar="CONNECTOR")
+    p.add_argument("connector", choices=sorted(known), metavar="CONNECTOR")
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the connector")
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    module_name, _ = CHOICES[args.connector]
+    module_name, _ = choices()[args.connector]
     module = importlib.import_module(module_name)
     return int(module.main(list(args.args)) or 0)

@@ -16,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import fields
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lienthong.config import Settings, load_settings
 from lienthong.logs import configure_logging, get_logger
+
+if TYPE_CHECKING:
+    from lienthong.runtime.registry import Launch, PlanContext
 
 _RATES = (
     "share_counter",
@@ -34,6 +37,29 @@ _RATES = (
     "postal_return_rate",
     "postal_failure_rate",
 )
+
+
+def start_plan(context: PlanContext) -> list[Launch]:
+    """What ``up --demo`` runs as the registry's ``simulator`` job: a live province.
+
+    A day of warm-up, then new dossiers now, at demo.simulator_rate; around the clock so a
+    demo at night or on a weekend still shows receipts and steps (appointments keep the
+    official working calendar). Postal dossiers order at the fake post (never at a real
+    post) and the demo's central agency is left to fake-central via the adapter.
+    """
+    from lienthong.runtime.demo import DEMO_CENTRAL_AGENCY
+    from lienthong.runtime.registry import Launch
+
+    demo = context.settings.demo
+    if not demo.enabled:
+        return []
+    args = ["--mode", "live", "--rate", str(demo.simulator_rate)]
+    args += ["--seed", str(demo.simulator_seed), "--around-the-clock"]
+    if context.url_of("fake-postal") is not None:
+        args += ["--postal", "connector"]
+    if context.url_of("fake-central") is not None:
+        args += ["--leave-out-agency", DEMO_CENTRAL_AGENCY]
+    return [Launch(args=tuple(args))]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

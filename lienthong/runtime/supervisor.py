@@ -24,7 +24,7 @@ from lienthong.config import Settings
 from lienthong.logs import get_logger
 from lienthong.runtime import probe, registry
 from lienthong.runtime.broker import EmbeddedBroker, terminate_process
-from lienthong.runtime.demo import DEMO_CENTRAL_AGENCY, DemoSecrets, write_demo_secrets
+from lienthong.runtime.demo import DemoSecrets, write_demo_secrets
 
 log = get_logger(__name__)
 
@@ -58,121 +58,32 @@ class ComponentState:
     finished: bool = False
 
 
-def _spec(
-    settings: Settings, name: str, *args: str, env: dict[str, str] | None = None
-) -> ComponentSpec:
-    """A child as the registry declares it (command, port from settings, health path)."""
-    component = registry.get(name)
-    return ComponentSpec(
-        name=name,
-        kind=component.kind,
-        command=component.command(*args),
-        port=component.port(settings),
-        health_path=component.health_path,
-        env=env or {},
-        oneshot=component.oneshot,
-    )
-
-
 def component_specs(
     settings: Settings, demo_secrets: DemoSecrets | None = None
 ) -> list[ComponentSpec]:
-    """The children ``up`` starts: workers, the connectors, and in demo mode their fakes.
+    """The children ``up`` starts: each registry line's plan, in registry order.
 
-    Connectors to outside systems start only when their system is configured (or the demo
-    supplies a fake); the ingest gateway always starts, it is how department systems reach
-    the bus. ``demo_secrets`` are this run's generated demo keys (None: settings as they are).
+    A plan decides whether its component starts (a connector only when its outside system
+    is configured or the demo supplies a fake) and with which arguments and environment;
+    a demo fake it started tells the plans after it its URL. ``demo_secrets`` are this run's
+    generated demo keys (None: settings as they are).
     """
+    context = registry.PlanContext(settings, demo_secrets)
     specs = []
-    worker = registry.get("worker")
-    for index in range(settings.worker.count):
-        port = (worker.port(settings) or 0) + index
-        specs.append(
-            ComponentSpec(
-                name=f"worker-{index + 1}",
-                kind=worker.kind,
-                command=worker.command("--web-port", str(port)),
-                port=port,
-                health_path=worker.health_path,
-                # Pinned so a restarted worker keeps the clock state.json records.
-                env={"LIENTHONG_STREAMS__CLOCK": settings.streams.clock},
+    for component in registry.COMPONENTS:
+        for launch in component.launches(context):
+            spec = ComponentSpec(
+                name=launch.name or component.name,
+                kind=component.kind,
+                command=component.command(*launch.args),
+                port=component.port(settings) if launch.port is None else launch.port,
+                health_path=component.health_path,
+                env=dict(launch.env),
+                oneshot=component.oneshot,
             )
-        )
-    conn = settings.connectors
-    demo = settings.demo
-    local = "http://127.0.0.1"
-    if settings.schema_registry_url is None:
-        # The embedded file registry, served as the Confluent read API for standard clients.
-        specs.append(_spec(settings, "schema-registry"))
-
-    # Broker liveness and every consumer group's lag (the connectors' groups included).
-    specs.append(_spec(settings, "broker-probe"))
-
-    gateway_env = {}
-    if demo_secrets is not None and conn.gateway.clients_file is None:
-        gateway_env["LIENTHONG_CONNECTORS__GATEWAY__CLIENTS_FILE"] = str(demo_secrets.clients_file)
-    specs.append(_spec(settings, "gateway", env=gateway_env))
-
-    # The monitoring console, when someone can log in to it: users configured, or the demo
-    # (which gets generated users). Deny by default: no health page answers without a
-    # credential, so the supervisor watches its process only.
-    console_env = {}
-    if demo_secrets is not None and settings.console.users_file is None:
-        from lienthong.connectors.console.auth import write_demo_users
-
-        users_file = write_demo_users(settings.run_dir / "demo")
-        console_env["LIENTHONG_CONSOLE__USERS_FILE"] = str(users_file)
-    if settings.console.users_file is not None or demo.enabled:
-        specs.append(_spec(settings, "console", env=console_env))
-
-    # National portal: a configured portal, the demo's real portal URL, or the fake portal.
-    portal_url = conn.portal.url or demo.portal_url
-    if portal_url is None and demo.enabled:
-        specs.append(_spec(settings, "fake-portal", "--port", str(demo.portal_port)))
-        portal_url = f"{local}:{demo.portal_port}"
-    if portal_url is not None:
-        specs.append(_spec(settings, "portal-connector", "--portal-url", portal_url))
-
-    # Postal service: a configured postal API or the fake post calling the connector's webhook.
-    postal_url = conn.postal.url
-    postal_env: dict[str, str] = {}
-    demo_post = postal_url is None and demo.enabled
-    if demo_post:
-        webhook = f"{local}:{conn.postal.port}/webhooks/tracking"
-        fake_args = ["--port", str(demo.postal_port), "--time-scale", str(demo.postal_time_scale)]
-        fake_args += ["--webhook-url", webhook]
-        if demo_secrets is not None:
-            fake_args.append(f"--webhook-secret={demo_secrets.webhook_secret}")
-            postal_env["LIENTHONG_CONNECTORS__POSTAL__WEBHOOK_SECRET"] = demo_secrets.webhook_secret
-        specs.append(_spec(settings, "fake-postal", *fake_args))
-        postal_url = f"{local}:{demo.postal_port}"
-    if postal_url is not None:
-        specs.append(_spec(settings, "postal-connector", "--url", postal_url, env=postal_env))
-
-    # Central vertical agencies: configured endpoints, or one fake central system in the demo.
-    endpoints = dict(conn.central.endpoints)
-    demo_central = not endpoints and demo.enabled
-    if demo_central:
-        specs.append(_spec(settings, "fake-central", "--port", str(demo.central_port)))
-        endpoints = {DEMO_CENTRAL_AGENCY: f"{local}:{demo.central_port}"}
-    if endpoints:
-        central_env = {
-            f"LIENTHONG_CONNECTORS__CENTRAL__ENDPOINTS__{code}": url
-            for code, url in endpoints.items()
-        }
-        specs.append(_spec(settings, "central-adapter", env=central_env))
-
-    if demo.enabled:
-        # The live simulator: a province in real time (a day of warm-up, then new dossiers now)
-        # at demo.simulator_rate; around the clock so a demo at night or on a weekend still
-        # shows receipts and steps (appointments keep the official working calendar).
-        simulate = ["--mode", "live", "--rate", str(demo.simulator_rate)]
-        simulate += ["--seed", str(demo.simulator_seed), "--around-the-clock"]
-        if demo_post:  # postal dossiers order at the fake post; never at a real post
-            simulate += ["--postal", "connector"]
-        if demo_central:  # the demo's central agency is played by fake-central via the adapter
-            simulate += ["--leave-out-agency", DEMO_CENTRAL_AGENCY]
-        specs.append(_spec(settings, "simulator", *simulate))
+            if launch.serves is not None:
+                context.served[spec.name] = launch.serves
+            specs.append(spec)
     return specs
 
 

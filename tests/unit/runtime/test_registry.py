@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from lienthong.cli.main import main
-from lienthong.cli.run import CHOICES, RUNNABLE
+from lienthong.cli.run import choices, runnable
 from lienthong.config import load_settings
 from lienthong.deploy.catalogue import load_components
 from lienthong.runtime import registry
@@ -74,8 +74,8 @@ def test_run_help_lists_every_runnable_component(capsys: pytest.CaptureFixture[s
         if component.run_name is not None:
             assert f"{component.run_name}: {component.summary}" in text
     assert "worker: " in text
-    assert set(RUNNABLE) == set(registry.runnable())
-    assert set(CHOICES) == set(RUNNABLE) | {"worker"}
+    assert set(runnable()) == set(registry.runnable())
+    assert set(choices()) == set(runnable()) | {"worker"}
 
 
 def test_deploy_catalogue_names_the_registry_port_settings() -> None:
