@@ -11,8 +11,10 @@ to stage 1 (``touch``); every ``--flush-every`` events (≈ one ``stats_flush_s`
 rate) stage 1 is flushed (``take_dirty`` + ``partials``). Only stage-1 time is counted.
 
 With ``--baseline`` the stage 1 of another commit (``--baseline-ref``, main before issue 14's
-counts work; its code reads the tracker record as a dict) runs beside it on the same stream, so
-before/after come from one run. ``--profile`` prints the top of a cProfile of the current one.
+counts work) runs beside it on the same stream, so before/after come from one run; its code
+reads the tracker record as the dict of that commit, so the events are also applied by that
+commit's ``track_in`` for it (not counted: only stage-1 time is). ``--profile`` prints the
+top of a cProfile of the current one.
 
 Run:  python benchmarks/bench_counts.py [--dossiers 36521] [--baseline] [--profile]
 """
@@ -47,8 +49,9 @@ PARTITIONS = 6
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _old_live_counts(ref: str) -> type:
-    """``LiveCounts`` as it was at ``ref`` (its own copy of the stats rules beside it)."""
+def _old_live_counts(ref: str) -> tuple[type, Callable[..., Any]]:
+    """``LiveCounts`` and ``track_in`` as they were at ``ref`` (with their own copies of the
+    stats rules and the tracker record beside them)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-counts-"))
 
     def load(name: str, path: str, patch: Callable[[str], str] = lambda s: s) -> ModuleType:
@@ -67,15 +70,20 @@ def _old_live_counts(ref: str) -> type:
         spec.loader.exec_module(module)
         return module
 
-    load("bench_old_stats", "lienthong/domain/stats.py")
+    tracking = load("bench_old_tracking", "lienthong/domain/tracking.py")
+
+    def old_tracking(text: str) -> str:
+        return text.replace("from lienthong.domain.tracking", "from bench_old_tracking")
+
+    load("bench_old_stats", "lienthong/domain/stats.py", old_tracking)
     counts = load(
         "bench_old_counts",
         "streams/counts.py",
-        lambda s: s.replace(
+        lambda s: old_tracking(s).replace(
             "from lienthong.domain import stats as rules", "import bench_old_stats as rules"
         ),
     )
-    return counts.LiveCounts  # type: ignore[no-any-return]
+    return counts.LiveCounts, tracking.track_in
 
 
 @dataclass
@@ -127,16 +135,13 @@ def run(args: argparse.Namespace) -> None:
         f"generated in {time.perf_counter() - t0:.1f} s"
     )
     stages = [Stage("current", LiveCounts(epoch=lambda: 1.0))]
+    old_track_in = None
     if args.baseline:
-        stages.insert(
-            0,
-            Stage(
-                f"baseline {args.baseline_ref}",
-                _old_live_counts(args.baseline_ref)(epoch=lambda: 1.0),
-            ),
-        )
+        old_counts, old_track_in = _old_live_counts(args.baseline_ref)
+        stages.insert(0, Stage(f"baseline {args.baseline_ref}", old_counts(epoch=lambda: 1.0)))
     catalogue = load_procedures()
     records: dict[str, Any] = {}
+    old_records: dict[str, Any] = {}  # the baseline's dict records
     clocks: dict[int, datetime] = {}
     offsets = [0] * PARTITIONS
     changes = 0
@@ -153,16 +158,28 @@ def run(args: argparse.Namespace) -> None:
             partition=partition,
             offset=offsets[partition],
         )
-        offsets[partition] += 1
         if not isinstance(result, Applied):
+            offsets[partition] += 1
             continue
         records[facts.dossier_id] = result.record
         changes += 1
+        record_of = {"current": result.record}
+        if old_track_in is not None:
+            old = old_track_in(
+                catalogue,
+                old_records.get(facts.dossier_id),
+                facts,
+                partition=partition,
+                offset=offsets[partition],
+            )
+            old_records[facts.dossier_id] = old.record
+        offsets[partition] += 1
         for stage in stages:
             stage.counts.offset_seen(partition, offsets[partition])
             if profile is not None and stage.name == "current":
                 profile.enable()
-            stage.touch(partition, result.record, at, clocks[partition])
+            record = record_of.get(stage.name) or old_records[facts.dossier_id]
+            stage.touch(partition, record, at, clocks[partition])
             if (n + 1) % args.flush_every == 0:
                 stage.flush()
             if profile is not None and stage.name == "current":
