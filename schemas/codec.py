@@ -317,17 +317,17 @@ def compile_encoder(
 
 
 def compile_decoder(
-    schema: dict[str, Any], *, native: bool | None = None
+    schema: dict[str, Any], *, native: bool | None = None, header_size: int = HEADER_SIZE
 ) -> Callable[[bytes], dict[str, Any]] | None:
     """``fn(framed)`` returning the record dict of a framed body; None = use fastavro.
 
     The dict is ready for pydantic (uuids as text, timestamps as aware UTC datetimes); it raises
     on anything short of a whole, well-formed body with no trailing bytes. ``native`` as in
-    :func:`compile_encoder`.
+    :func:`compile_encoder`; ``header_size``: the bytes before the body (the Confluent 5).
     """
     if not _use_native(native):
         return None
     try:
-        return _native.Decoder(native_program(schema), HEADER_SIZE)  # type: ignore[no-any-return,union-attr]
+        return _native.Decoder(native_program(schema), header_size)  # type: ignore[no-any-return,union-attr]
     except _Unsupported:
         return None

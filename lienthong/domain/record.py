@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from lienthong.domain.deadlines import Pause, extend_for_pauses
 from lienthong.domain.lifecycle import DossierState, EventKind
@@ -35,10 +36,31 @@ __all__ = [
     "DossierRecord",
     "Entry",
     "Handoff",
+    "NOTES",
     "PauseSpan",
+    "Source",
     "effective_due",
     "pauses_of",
 ]
+
+# NoiDungXuLy of each kind of event (a reason the event gives follows after ": ").
+NOTES: dict[EventKind, str] = {
+    EventKind.DOSSIER_SUBMITTED: "Nộp hồ sơ trực tuyến",
+    EventKind.DOSSIER_RECEIVED: "Tiếp nhận hồ sơ",
+    EventKind.INTAKE_REFUSED: "Từ chối tiếp nhận",
+    EventKind.HANDOFF_SENT: "Chuyển xử lý",
+    EventKind.HANDOFF_ACCEPTED: "Nhận hồ sơ chuyển đến",
+    EventKind.HANDOFF_RETURNED: "Trả kết quả bước xử lý",
+    EventKind.SUPPLEMENT_REQUESTED: "Yêu cầu bổ sung hồ sơ",
+    EventKind.SUPPLEMENT_RECEIVED: "Nhận hồ sơ bổ sung",
+    EventKind.FEE_REQUESTED: "Yêu cầu thực hiện nghĩa vụ tài chính",
+    EventKind.FEE_PAID: "Đã thực hiện nghĩa vụ tài chính",
+    EventKind.DOSSIER_WITHDRAWN: "Công dân rút hồ sơ",
+    EventKind.PROCESSING_STOPPED: "Dừng xử lý",
+    EventKind.PROCESSING_FINISHED: "Đã xử lý xong",
+    EventKind.RESULT_RETURNED: "Đã trả kết quả",
+}
+
 
 # Applied events a record keeps (newest first out of the window). 40 > the portal log's 20
 # lines, so a redelivered event up to 20 events back re-emits its portal record unchanged.
@@ -56,7 +78,7 @@ class Entry:
     agency: str
     status: int  # TrangThaiHoSo after the event
     at: datetime
-    note: str  # NoiDungXuLy
+    reason: str | None  # the reason the event gave (free text), if any
     due: datetime | None  # NgayHenTra: the appointment with the pauses known then
     finished_at: datetime | None  # NgayKetThucXuLy
     returned_at: datetime | None  # NgayTra
@@ -64,6 +86,19 @@ class Entry:
     channel: int | None  # KenhThucHien as of this event
     source_partition: int
     source_offset: int
+
+    @property
+    def note(self) -> str:
+        """NoiDungXuLy: the kind's wording, then the event's reason."""
+        wording = NOTES[self.kind]
+        return f"{wording}: {self.reason}" if self.reason else wording
+
+
+class Source(NamedTuple):
+    """The highest offset of one source partition applied to a dossier."""
+
+    partition: int
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +131,10 @@ class DossierRecord:
     last_at: datetime | None = None  # the newest applied event's (older ones are stale)
     applied: int = 0  # events applied so far
     entries: tuple[Entry, ...] = ()  # the newest ENTRIES_KEPT, oldest first
-    sources: tuple[tuple[int, int], ...] = ()  # (source partition, highest offset applied)
+    sources: tuple[Source, ...] = ()  # per source partition, the highest offset applied
     pauses: tuple[PauseSpan, ...] = ()
     handoffs: tuple[Handoff, ...] = ()  # by step, the latest handoff of each
-    sent_alerts: frozenset[str] = frozenset()  # keys of the deadline alerts emitted
+    sent_alerts: tuple[str, ...] = ()  # keys of the deadline alerts emitted, sorted
     supplement_agencies: tuple[str, ...] = ()  # who asked, per supplement request
     returned_by_post_at: datetime | None = None
     withdrawn_at: datetime | None = None
@@ -140,7 +175,7 @@ class DossierRecord:
 
     def with_alerts(self, keys: tuple[str, ...] | list[str]) -> DossierRecord:
         """This record noting the alerts ``keys`` as emitted."""
-        return replace(self, sent_alerts=self.sent_alerts | frozenset(keys))
+        return replace(self, sent_alerts=tuple(sorted({*self.sent_alerts, *keys})))
 
 
 def pauses_of(record: DossierRecord, until: datetime | None = None) -> list[Pause]:

@@ -38,8 +38,16 @@ from lienthong.domain.lifecycle import (
     StepState,
     StepStatus,
 )
-from lienthong.domain.record import ENTRIES_KEPT, DossierRecord, Entry, Handoff, PauseSpan
-from lienthong.domain.tracking import NOTES
+from lienthong.domain.record import (
+    ENTRIES_KEPT,
+    NOTES,
+    DossierRecord,
+    Entry,
+    Handoff,
+    PauseSpan,
+    Source,
+)
+from lienthong.schemas import codec as avro_codec
 
 __all__ = [
     "SCHEMA_FILE",
@@ -76,16 +84,54 @@ def _schema_path() -> Path:
 
 
 # -- version 3 ------------------------------------------------------------------------------
-def _reason(entry: Entry) -> str | None:
-    wording = NOTES[entry.kind]
-    if entry.note == wording:
-        return None
-    if entry.note.startswith(wording + ": "):
-        return entry.note[len(wording) + 2 :]
-    raise ValueError(f"entry {entry.event_id}: note {entry.note!r} is not {wording!r}[: reason]")
+# Why two writers: fastavro's schemaless_writer costs ~100 µs for a typical record (a dict
+# per entry, a datetime conversion per instant), several times the rest of an event's tracker
+# work; the project's native Avro encoder (schemas/_avro_native.c, the events' fast path)
+# writes the same bytes from the record's own attributes in a few µs. It declines anything it
+# is not sure of, and fastavro then writes the record (same bytes, tests/unit/domain).
+@cache
+def _native() -> tuple[Any, Any] | None:
+    encoder = avro_codec.compile_encoder(json.loads(_schema_path().read_text()))
+    decoder = avro_codec.compile_decoder(
+        json.loads(_schema_path().read_text()), header_size=len(_HEADER)
+    )
+    return None if encoder is None or decoder is None else (encoder, decoder)
+
+
+class _Flat:
+    """The record as the schema lays it out (the lifecycle state's fields at the top level),
+    read by attribute like the record itself."""
+
+    __slots__ = ("_record", "_state")
+
+    def __init__(self, record: DossierRecord) -> None:
+        self._record = record
+        self._state = record.state
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _STATE_FIELDS:
+            value = getattr(self._state, _STATE_FIELDS[name])
+            if name == "channel" and value is not None:
+                return int(value)
+            return value
+        return getattr(self._record, name)
+
+
+_STATE_FIELDS = {
+    "status": "status",
+    "channel": "channel",
+    "resume_status": "resume_status",
+    "received_at": "received_at",
+    "due": "due",
+    "supplement_requests": "supplement_requests",
+    "steps": "steps",
+    "finished_at": "finished_at",
+    "ended_at": "ended_at",
+}
 
 
 def _datum(r: DossierRecord) -> dict[str, Any]:
+    """The record as fastavro's writer takes it (a dict per record of the schema)."""
     s = r.state
     return {
         "id": r.id,
@@ -125,7 +171,7 @@ def _datum(r: DossierRecord) -> dict[str, Any]:
                 "agency": e.agency,
                 "status": e.status,
                 "at": e.at,
-                "reason": _reason(e),
+                "reason": e.reason,
                 "due": e.due,
                 "finished_at": e.finished_at,
                 "returned_at": e.returned_at,
@@ -147,7 +193,7 @@ def _datum(r: DossierRecord) -> dict[str, Any]:
             }
             for h in r.handoffs
         ],
-        "sent_alerts": sorted(r.sent_alerts),
+        "sent_alerts": list(r.sent_alerts),
         "supplement_agencies": list(r.supplement_agencies),
         "returned_by_post_at": r.returned_by_post_at,
         "withdrawn_at": r.withdrawn_at,
@@ -156,8 +202,14 @@ def _datum(r: DossierRecord) -> dict[str, Any]:
     }
 
 
-def encode_state(record: DossierRecord) -> bytes:
-    """The version 3 changelog value of ``record``."""
+def encode_state(record: DossierRecord, *, native: bool = True) -> bytes:
+    """The version 3 changelog value of ``record`` (``native=False``: fastavro only)."""
+    fast = _native() if native else None
+    if fast is not None:
+        try:
+            return fast[0](_Flat(record), _HEADER)  # type: ignore[no-any-return]
+        except Exception:  # declined: fastavro below writes it (or says what is wrong)
+            pass
     out = io.BytesIO()
     out.write(_HEADER)
     fastavro.schemaless_writer(out, _schema(), _datum(record))
@@ -168,8 +220,14 @@ def _vn(value: datetime | None) -> datetime | None:
     return value.astimezone(VN_TZ) if value is not None else None
 
 
-def _note(kind: EventKind, reason: str | None) -> str:
-    return NOTES[kind] + (f": {reason}" if reason else "")
+def reason_of(kind: EventKind, note: str) -> str | None:
+    """The reason in a legacy entry's note (the kind's wording, then ": " and the reason)."""
+    wording = NOTES[kind]
+    if note == wording:
+        return None
+    if note.startswith(wording + ": "):
+        return note[len(wording) + 2 :]
+    raise ValueError(f"note {note!r} is not {wording!r}[: reason]")
 
 
 def _state(d: dict[str, Any]) -> DossierState:
@@ -213,7 +271,7 @@ def _from_v3(d: dict[str, Any]) -> DossierRecord:
                 agency=e["agency"],
                 status=e["status"],
                 at=e["at"].astimezone(VN_TZ),
-                note=_note(kind, e["reason"]),
+                reason=e["reason"],
                 due=_vn(e["due"]),
                 finished_at=_vn(e["finished_at"]),
                 returned_at=_vn(e["returned_at"]),
@@ -234,13 +292,13 @@ def _from_v3(d: dict[str, Any]) -> DossierRecord:
         last_at=_vn(d["last_at"]),
         applied=d["applied"],
         entries=tuple(entries),
-        sources=tuple((s["partition"], s["offset"]) for s in d["sources"]),
+        sources=tuple(Source(s["partition"], s["offset"]) for s in d["sources"]),
         pauses=tuple(PauseSpan(p["start"].astimezone(VN_TZ), _vn(p["end"])) for p in d["pauses"]),
         handoffs=tuple(
             Handoff(h["step"], h["handoff_id"], h["from_agency"], h["to_agency"])
             for h in d["handoffs"]
         ),
-        sent_alerts=frozenset(d["sent_alerts"]),
+        sent_alerts=tuple(d["sent_alerts"]),
         supplement_agencies=tuple(d["supplement_agencies"]),
         returned_by_post_at=_vn(d["returned_by_post_at"]),
         withdrawn_at=_vn(d["withdrawn_at"]),
@@ -273,10 +331,20 @@ def decode_state(value: bytes | dict[str, Any] | list[Any]) -> DossierRecord:
             f"{STATE_VERSION}); was it written by a newer release? Run that release, or "
             "rebuild the table from a newer worker's changelog."
         )
-    try:
-        datum = fastavro.schemaless_reader(io.BytesIO(raw[2:]), _schema(), None)
-    except Exception as exc:  # fastavro raises several kinds on a truncated body
-        raise StateDecodeError(f"tracker record version 3: {type(exc).__name__}: {exc}") from exc
+    fast = _native()
+    datum = None
+    if fast is not None:
+        try:
+            datum = fast[1](raw)
+        except Exception:  # declined or malformed: fastavro reads it or says why not
+            datum = None
+    if datum is None:
+        try:
+            datum = fastavro.schemaless_reader(io.BytesIO(raw[2:]), _schema(), None)
+        except Exception as exc:  # fastavro raises several kinds on a truncated body
+            raise StateDecodeError(
+                f"tracker record version 3: {type(exc).__name__}: {exc}"
+            ) from exc
     return _from_v3(datum)  # type: ignore[arg-type]
 
 
@@ -392,7 +460,7 @@ def _from_v1(r: dict[str, Any]) -> DossierRecord:
                     agency=h["agency"],
                     status=h["status"],
                     at=_dt(h["at"]),  # type: ignore[arg-type]
-                    note=h["note"],
+                    reason=reason_of(kind, h["note"]),
                     due=_dt(h["due"]),
                     finished_at=_dt(h["finished_at"]),
                     returned_at=_dt(h["returned_at"]),
@@ -414,13 +482,13 @@ def _from_v1(r: dict[str, Any]) -> DossierRecord:
         last_at=_dt(r["last_at"]),
         applied=len(history),
         entries=tuple(entries),
-        sources=tuple(sorted(sources.items())),
+        sources=tuple(Source(p, o) for p, o in sorted(sources.items())),
         pauses=tuple(PauseSpan(_dt(s), _dt(e)) for s, e in r["pauses"]),  # type: ignore[arg-type]
         handoffs=tuple(
             Handoff(int(step), h[0], h[1], h[2])
             for step, h in sorted(r["handoffs"].items(), key=lambda kv: int(kv[0]))
         ),
-        sent_alerts=frozenset(r["sent_alerts"]),
+        sent_alerts=tuple(sorted(set(r["sent_alerts"]))),
         supplement_agencies=tuple(agencies),
         returned_by_post_at=_dt(r["returned_by_post_at"]),
         withdrawn_at=_dt(r["withdrawn_at"]),

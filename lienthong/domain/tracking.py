@@ -35,10 +35,12 @@ from lienthong.domain.lifecycle import (
 from lienthong.domain.procedures import Procedure
 from lienthong.domain.record import (
     ENTRIES_KEPT,
+    NOTES,
     DossierRecord,
     Entry,
     Handoff,
     PauseSpan,
+    Source,
     effective_due,
     pauses_of,
 )
@@ -108,24 +110,6 @@ class Duplicate:
 class Rejected:
     reason: RejectReason
     detail: str
-
-
-NOTES: dict[EventKind, str] = {  # NoiDungXuLy of each kind of event
-    EventKind.DOSSIER_SUBMITTED: "Nộp hồ sơ trực tuyến",
-    EventKind.DOSSIER_RECEIVED: "Tiếp nhận hồ sơ",
-    EventKind.INTAKE_REFUSED: "Từ chối tiếp nhận",
-    EventKind.HANDOFF_SENT: "Chuyển xử lý",
-    EventKind.HANDOFF_ACCEPTED: "Nhận hồ sơ chuyển đến",
-    EventKind.HANDOFF_RETURNED: "Trả kết quả bước xử lý",
-    EventKind.SUPPLEMENT_REQUESTED: "Yêu cầu bổ sung hồ sơ",
-    EventKind.SUPPLEMENT_RECEIVED: "Nhận hồ sơ bổ sung",
-    EventKind.FEE_REQUESTED: "Yêu cầu thực hiện nghĩa vụ tài chính",
-    EventKind.FEE_PAID: "Đã thực hiện nghĩa vụ tài chính",
-    EventKind.DOSSIER_WITHDRAWN: "Công dân rút hồ sơ",
-    EventKind.PROCESSING_STOPPED: "Dừng xử lý",
-    EventKind.PROCESSING_FINISHED: "Đã xử lý xong",
-    EventKind.RESULT_RETURNED: "Đã trả kết quả",
-}
 
 
 _NOTES = NOTES  # the console's name for it
@@ -310,7 +294,7 @@ def track(
         agency=facts.agency,
         status=state.portal_status,
         at=at,
-        note=NOTES[kind] + (f": {facts.reason}" if facts.reason else ""),
+        reason=facts.reason or None,
         due=effective_due(new),
         finished_at=state.finished_at,
         returned_at=returned_at,
@@ -319,12 +303,12 @@ def track(
         source_partition=partition,
         source_offset=offset,
     )
-    sources = tuple(s for s in record.sources if s[0] != partition)
+    sources = tuple(s for s in record.sources if s.partition != partition)
     new = replace(
         new,
         applied=record.applied + 1,
         entries=(*record.entries, entry)[-ENTRIES_KEPT:],
-        sources=tuple(sorted((*sources, (partition, offset)))),
+        sources=tuple(sorted((*sources, Source(partition, offset)))),
     )
     return Applied(record=new, history_index=entry.index)
 
