@@ -129,6 +129,35 @@ def caught_up(env: dict[str, str]) -> bool:
     return group_lag(env) == 0
 
 
+def stage2_records(env: dict[str, str], health: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Records written to the live counts' topics (stage 1's partials, stage 2's changelog and
+    snapshots): stage 2 sends one changelog record per produce request on the embedded broker,
+    so its changelog records are what it costs. Ends from a fetch (``high_watermarks``): the
+    ListOffsets answer is only a lower bound on Tansu."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from lienthong.runtime.offsets import high_watermarks
+
+    if not health:
+        return [("stage 2 records", "worker not answering")]
+    prefix, app_id = env["LIENTHONG_TOPIC_PREFIX"], env["LIENTHONG_WORKER__APP_ID"]
+    topics = {
+        "stats-partials": f"{prefix}stats-partials",
+        "stats-totals changelog": f"{app_id}-stats-totals-changelog",
+        "live-stats": f"{prefix}live-stats",
+    }
+    consumer = KafkaConsumer(bootstrap_servers=health["bootstrap"], enable_auto_commit=False)
+    rows = []
+    try:
+        for label, topic in topics.items():
+            parts = consumer.partitions_for_topic(topic) or set()
+            ends = high_watermarks(consumer, [TopicPartition(topic, p) for p in parts])
+            rows.append((f"records {label}", f"{sum(ends.values()):,}"))
+    finally:
+        consumer.close()
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--period", default="2026-01", help="a month, YYYY-MM")
@@ -206,6 +235,9 @@ def main() -> int:
         ]
         if not verified and check is not None:
             print(check.stdout)
+        rows += stage2_records(
+            env, get_json(f"http://127.0.0.1:{env['LIENTHONG_WORKER__WEB_PORT']}/health")
+        )
         for name, watcher in watchers.items():
             rows.append((f"peak RSS {name}", f"{watcher.peak:,.0f} MB"))
         if args.kill and verified:

@@ -93,14 +93,21 @@ async def flush_partials(stage: StatsStage) -> None:
         return
     sent: list[asyncio.Future[Any]] = []
     try:
+        out: list[tuple[str, bytes]] = []
         for (partition, key), labels in batch:
             try:
                 values = stage.counts.partials(partition, key, labels)
             except Exception:
                 log.exception("stats_figures_failed", partition=partition, key=key)
                 continue
-            for label, value in values:
-                sent.append(await stage.produce(stage.PARTIALS, f"{key}|{label}".encode(), value))
+            out.extend((f"{key}|{label}", value) for label, value in values)
+        # By key|period, so the partitions' partials of one key|period follow each other on
+        # stats-partials and land in the same stage-2 batch (one write for all of them) even
+        # when a batch boundary falls inside this flush. Only the order changes: each partial
+        # replaces its own partition's part, so stage 2's result is the same in any order.
+        out.sort(key=lambda item: item[0])
+        for full_key, value in out:
+            sent.append(await stage.produce(stage.PARTIALS, full_key.encode(), value))
         if sent:
             await asyncio.gather(*sent)
     except Exception as exc:
@@ -112,8 +119,12 @@ async def sum_partials(stage: StatsStage, stream: faust.StreamT) -> None:
 
     Each partial replaces its source partition's part of a ``key|period`` in order, as one at
     a time would; per batch, each changed ``key|period`` then gets one changelog record and one
-    ``live-stats`` snapshot (the latest: ``live-stats`` is compacted by that key, and the six
-    source partitions' partials of one flush usually arrive together). Everything is awaited
+    ``live-stats`` snapshot (the latest: ``live-stats`` is compacted by that key). A batch is
+    what arrives within ``streams.stats_window_s`` (0.5 s; at most ``stats_batch_max``), so
+    the source partitions' partials of one stage-1 flush (sent together, by key|period) share
+    one write instead of one each: on the embedded broker each changelog record is a produce
+    request of its own, and that was stage 2's main cost. Behind, a batch fills up to the
+    maximum and coalesces several flushes. Everything is awaited
     before Faust acknowledges the batch, so a crash redelivers partials onto the saved table,
     where replacing them again is idempotent.
 
@@ -122,7 +133,8 @@ async def sum_partials(stage: StatsStage, stream: faust.StreamT) -> None:
     the table, so it cannot poison its key's totals; a send failing after retries stops the
     process before the batch is acknowledged.
     """
-    async for events in stream.take_events(500, 0.05):
+    window = stage.settings.streams
+    async for events in stream.take_events(window.stats_batch_max, window.stats_window_s):
         try:
             changed: dict[str, tuple[int, dict[str, Any]]] = {}
             sent: list[asyncio.Future[Any]] = []
