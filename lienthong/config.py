@@ -140,6 +140,12 @@ class StreamsSettings(_Section):
     stats_batch_max: int = Field(
         default=20000, ge=1, description="stage 2: most partials per batch (bounds its memory)"
     )
+    stats_lanes: int = Field(
+        default=6,
+        ge=1,
+        description="stage 2: producers its changelog records are spread over when the broker "
+        "needs one record per batch (worker.single_record_batches); ignored otherwise",
+    )
     tick_s: float = Field(default=1.0, gt=0, description="live-mode alert timer interval")
 
 

@@ -35,7 +35,13 @@ from lienthong.domain import stats as rules
 from lienthong.logs import get_logger
 from lienthong.schemas import encode
 from lienthong.schemas.models import LiveStatsSnapshot
-from lienthong.streams.app import StreamsApp, json_changelog_table, store_get, write_table
+from lienthong.streams.app import (
+    StreamsApp,
+    changelog_lanes,
+    json_changelog_table,
+    store_get,
+    write_table,
+)
 from lienthong.streams.counts import LiveCounts
 from lienthong.streams.failures import is_infrastructure, processing_failed, stop_process
 
@@ -122,9 +128,12 @@ async def sum_partials(stage: StatsStage, stream: faust.StreamT) -> None:
     ``live-stats`` snapshot (the latest: ``live-stats`` is compacted by that key). A batch is
     what arrives within ``streams.stats_window_s`` (0.5 s; at most ``stats_batch_max``), so
     the source partitions' partials of one stage-1 flush (sent together, by key|period) share
-    one write instead of one each: on the embedded broker each changelog record is a produce
-    request of its own, and that was stage 2's main cost. Behind, a batch fills up to the
-    maximum and coalesces several flushes. Everything is awaited
+    one write instead of one each. Behind, a batch fills up to the maximum and coalesces
+    several flushes. On the embedded broker each changelog record is a batch of its own and a
+    producer has one request in flight, so a one-partition changelog got one record per round
+    trip, which was stage 2's main cost: the batch's records are spread over
+    ``streams.stats_lanes`` producers (:func:`lienthong.streams.app.changelog_lanes`; each key
+    is written once per batch, so their order across keys does not matter). Everything is awaited
     before Faust acknowledges the batch, so a crash redelivers partials onto the saved table,
     where replacing them again is idempotent.
 
@@ -145,8 +154,11 @@ async def sum_partials(stage: StatsStage, stream: faust.StreamT) -> None:
                     if is_infrastructure(exc):
                         raise
                     sent.append(await _reject_partial(stage, event.message, exc))
-            for full_key, (partition, value) in changed.items():
-                sent.append(await write_table(stage.stats_table, partition, full_key, value))
+            lanes = await changelog_lanes(stage.app, window.stats_lanes)
+            for i, (full_key, (partition, value)) in enumerate(changed.items()):
+                # Each key once per batch, awaited before the next: any lane will do.
+                lane = lanes[i % len(lanes)]
+                sent.append(await write_table(stage.stats_table, partition, full_key, value, lane))
                 snapshot = encode(_snapshot(full_key, value["parts"]))
                 sent.append(await stage.produce(stage.LIVE_STATS, full_key.encode(), snapshot))
             if sent:
