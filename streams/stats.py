@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 import faust
+import orjson
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
@@ -200,9 +201,9 @@ def parse_partial(full_key: str, raw: bytes | None) -> dict[str, Any]:
     parts = full_key.split("|")
     if len(parts) != 4:
         raise ValueError(f"key {full_key!r} is not agency|procedure|channel|period")
-    rules.parse_period(parts[3])
+    rules.period_of_label(parts[3])  # cached: a batch holds the same few hundred labels
     try:
-        partial = json.loads(raw or b"")
+        partial = orjson.loads(raw or b"")  # what stage 1's json.dumps wrote, ~3× faster
     except ValueError as exc:
         raise ValueError(f"value is not JSON: {exc}") from None
     if not isinstance(partial, dict):
@@ -213,7 +214,8 @@ def parse_partial(full_key: str, raw: bytes | None) -> dict[str, Any]:
     if not (
         isinstance(version, list)
         and len(version) == 2
-        and all(isinstance(v, int | float) for v in version)
+        and isinstance(version[0], _NUMBER)
+        and isinstance(version[1], _NUMBER)
     ):
         raise ValueError("version: must be [epoch, offset]")
     try:
@@ -227,6 +229,9 @@ def parse_partial(full_key: str, raw: bytes | None) -> dict[str, Any]:
         if not isinstance(figures.get(name), int):
             raise ValueError(f"figures.{name}: must be an integer")
     return partial
+
+
+_NUMBER = (int, float)
 
 
 def _sum(parts: dict[str, Any]) -> dict[str, int]:
