@@ -99,9 +99,10 @@ def get_json(url: str) -> Any | None:
         return None
 
 
-def group_lag(env: dict[str, str]) -> int | None:
-    """Records of the worker's input partitions (its /health assignment, catalogue topics) its
-    group has not committed yet; None while the worker does not answer."""
+def group_lag(env: dict[str, str], only: str | None = None) -> int | None:
+    """Records of the worker's input partitions (its /health assignment, catalogue topics; or
+    only the topic named ``only`` without its prefix) its group has not committed yet; None
+    while the worker does not answer."""
     from kafka import KafkaConsumer, TopicPartition
 
     health = get_json(f"http://127.0.0.1:{env['LIENTHONG_WORKER__WEB_PORT']}/health")
@@ -112,6 +113,7 @@ def group_lag(env: dict[str, str]) -> int | None:
         TopicPartition(topic, int(partition))
         for topic, partition in (item.rsplit(":", 1) for item in health["assigned_partitions"])
         if topic.startswith(prefix)  # not the changelogs (named after the app id)
+        and (only is None or topic == prefix + only)
     ]
     consumer = KafkaConsumer(
         bootstrap_servers=health["bootstrap"],
@@ -127,6 +129,44 @@ def group_lag(env: dict[str, str]) -> int | None:
 
 def caught_up(env: dict[str, str]) -> bool:
     return group_lag(env) == 0
+
+
+def stage2_records(env: dict[str, str], health: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Records written to the live counts' topics (stage 1's partials, stage 2's changelog and
+    snapshots): stage 2 sends one changelog record per produce request on the embedded broker,
+    so its changelog records are what it costs. Ends from a fetch (``high_watermarks``): the
+    ListOffsets answer is only a lower bound on Tansu."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from lienthong.runtime.offsets import high_watermarks
+
+    if not health:
+        return [("stage 2 records", "worker not answering")]
+    prefix, app_id = env["LIENTHONG_TOPIC_PREFIX"], env["LIENTHONG_WORKER__APP_ID"]
+    topics = {
+        "stats-partials": f"{prefix}stats-partials",
+        "stats-totals changelog": f"{app_id}-stats-totals-changelog",
+        "live-stats": f"{prefix}live-stats",
+    }
+    consumer = KafkaConsumer(bootstrap_servers=health["bootstrap"], enable_auto_commit=False)
+    rows = []
+    try:
+        for label, topic in topics.items():
+            parts = consumer.partitions_for_topic(topic) or set()
+            ends = high_watermarks(consumer, [TopicPartition(topic, p) for p in parts])
+            rows.append((f"records {label}", f"{sum(ends.values()):,}"))
+    finally:
+        consumer.close()
+    return rows
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """user+sys CPU seconds of a running process (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -180,6 +220,13 @@ def main() -> int:
         verified, check = False, None
         deadline = first_sent + args.deadline
         first_caught_up = None
+        # When the tracker's input is consumed (the rest is stage 2 draining the partials).
+        tracked = wait_for(
+            "the tracker caught up",
+            lambda: group_lag(env, "dossier-events") == 0,
+            deadline - time.monotonic(),
+        )
+        tracked += sim_done - first_sent
         while time.monotonic() < deadline and not verified:
             wait_for("the worker caught up", lambda: caught_up(env), deadline - time.monotonic())
             first_caught_up = first_caught_up or time.monotonic()
@@ -194,6 +241,7 @@ def main() -> int:
                 "simulate (produce)",
                 f"{summary['seconds']:.1f} s, {records / summary['seconds']:,.0f} records/s",
             ),
+            ("first record sent -> dossier-events consumed", f"{tracked:.1f} s"),
             (
                 "first record sent -> worker caught up",
                 f"{(first_caught_up or done) - first_sent:.1f} s",
@@ -206,8 +254,15 @@ def main() -> int:
         ]
         if not verified and check is not None:
             print(check.stdout)
+        rows += stage2_records(
+            env, get_json(f"http://127.0.0.1:{env['LIENTHONG_WORKER__WEB_PORT']}/health")
+        )
         for name, watcher in watchers.items():
             rows.append((f"peak RSS {name}", f"{watcher.peak:,.0f} MB"))
+        for name in ("worker", "broker"):
+            cpu = cpu_seconds(watchers[name].pid) if name in watchers else None
+            if cpu is not None:  # the machine is shared: CPU is steadier than wall time
+                rows.append((f"CPU {name} (user+sys)", f"{cpu:.1f} s"))
         if args.kill and verified:
             rows += restart(env, stats_url)
     finally:

@@ -132,6 +132,20 @@ class StreamsSettings(_Section):
         default=4.0, gt=0, description="working hours a receiving agency has to accept a handoff"
     )
     stats_flush_s: float = Field(default=1.0, gt=0, description="live-stats publish interval")
+    stats_window_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="stage 2: partials gathered per batch (one write per key|period per batch)",
+    )
+    stats_batch_max: int = Field(
+        default=20000, ge=1, description="stage 2: most partials per batch (bounds its memory)"
+    )
+    stats_lanes: int = Field(
+        default=6,
+        ge=1,
+        description="stage 2: producers its changelog records are spread over when the broker "
+        "needs one record per batch (worker.single_record_batches); ignored otherwise",
+    )
     tick_s: float = Field(default=1.0, gt=0, description="live-mode alert timer interval")
     max_record_bytes: int = Field(
         default=786_432,

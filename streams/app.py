@@ -184,19 +184,76 @@ async def write_changelog(table: Any, partition: int, key: str, value: Any) -> a
 
 
 async def _send_changelog(
-    table: Any, partition: int, raw_key: bytes, raw_value: bytes
+    table: Any, partition: int, raw_key: bytes, raw_value: bytes, producer: Any = None
 ) -> asyncio.Future[Any]:
     name = table.changelog_topic.get_topic_name()
-    # The app's producer: one record per batch where the broker needs it (see create_app).
-    future = await table.app.producer.send(name, raw_key, raw_value, partition, None, None)
+    # The app's producer (or one of its changelog_lanes): one record per batch where the
+    # broker needs it (see create_app).
+    producer = producer if producer is not None else table.app.producer
+    future = await producer.send(name, raw_key, raw_value, partition, None, None)
     tp = TP(name, partition)
 
     def persisted(done: asyncio.Future[Any]) -> None:
         if not done.cancelled() and done.exception() is None:
-            table.data.set_persisted_offset(tp, done.result().offset)
+            # Highest acknowledged offset: with several lanes, acknowledgements of one
+            # partition can come back out of order (recovery resumes after this offset; the
+            # local store already holds every value written).
+            offset = done.result().offset
+            known = _persisted_offsets(table)
+            if offset > known.get(tp, -1):
+                known[tp] = offset
+                table.data.set_persisted_offset(tp, offset)
 
     future.add_done_callback(persisted)
     return future
+
+
+def _persisted_offsets(table: Any) -> dict[TP, int]:
+    offsets = getattr(table, "_lienthong_persisted", None)
+    if offsets is None:
+        offsets = table._lienthong_persisted = {}
+    return offsets
+
+
+async def changelog_lanes(app: faust.App, count: int) -> list[Any]:
+    """Producers a writer may spread one batch's changelog records over: ``[app.producer]``
+    unless that one is held to single-record batches, else ``count`` producers (the app's and
+    ``count - 1`` more, started with the app, their ``flush`` chained into the app
+    producer's as in :func:`output_producer`).
+
+    Why: a producer keeps one produce request in flight per broker, and a request carries
+    one batch per partition; held to one record per batch (the embedded broker), a
+    one-partition changelog then gets one record per round trip, which was what bounded
+    stage 2 (``stats-totals``). Safe only for a writer that writes each key at most once per
+    batch and awaits the batch before writing again: records of different keys may then be
+    stored in any order, while the records of one key keep theirs. On a cluster
+    (normal batches) this is the app's one producer, as before.
+    """
+    main = app.producer
+    if main.max_batch_size > 1 or count <= 1:
+        return [main]
+    lanes = getattr(app, "_lienthong_lanes", None)
+    if lanes is None:
+        lanes = app._lienthong_lanes = asyncio.ensure_future(_start_lanes(app, count - 1))
+    return [main, *await lanes]
+
+
+async def _start_lanes(app: faust.App, extra: int) -> list[Any]:
+    main = app.producer
+    lanes = []
+    for _ in range(extra):
+        lane = app.transport.create_producer(loop=app.loop, beacon=app.beacon)
+        lane.max_batch_size = main.max_batch_size
+        await app.add_runtime_dependency(lane)  # stopped with the app
+        await lane.maybe_start()
+        lanes.append(lane)
+    flush_main = main.flush
+
+    async def flush_all() -> None:
+        await asyncio.gather(flush_main(), *(lane.flush() for lane in lanes))
+
+    main.flush = flush_all  # type: ignore[method-assign]
+    return lanes
 
 
 def changelog_json(value: Any) -> bytes:
@@ -233,23 +290,26 @@ def store_get(table: Any, partition: int | None, key: str) -> Any | None:
     return None if raw is None else rocks._decode_value(raw)
 
 
-async def write_table(table: Any, partition: int, key: str, value: Any) -> asyncio.Future[Any]:
+async def write_table(
+    table: Any, partition: int, key: str, value: Any, producer: Any = None
+) -> asyncio.Future[Any]:
     """Save ``value`` in the table's local store for ``partition`` and send its changelog
-    record (:func:`write_changelog`), encoding it once for both; the caller awaits the future
-    before its input is acknowledged.
+    record (:func:`write_changelog`; through ``producer``, one of :func:`changelog_lanes`, if
+    given), encoding it once for both; the caller awaits the future before its input is
+    acknowledged.
 
     Why not ``table.data[key] = value``: the RocksDB store picks the partition's database from
     the *current event* (it asserts there is one), and the tracker writes at the end of a batch
     that mixes partitions, or from a timer with no event at all; the memory store does not care.
     """
     rocks = _rocks(table)
+    raw_key, raw_value = changelog_json(key), _value_bytes(table, value)
     if rocks is None:
         table.data[key] = value
-        return await write_changelog(table, partition, key, value)
-    raw_key, raw_value = changelog_json(key), _value_bytes(table, value)
-    rocks._db_for_partition(partition).put(raw_key, raw_value)
-    rocks._key_index[raw_key] = partition
-    return await _send_changelog(table, partition, raw_key, raw_value)
+    else:
+        rocks._db_for_partition(partition).put(raw_key, raw_value)
+        rocks._key_index[raw_key] = partition
+    return await _send_changelog(table, partition, raw_key, raw_value, producer)
 
 
 def store_values(table: Any, partition: int) -> Iterator[Any]:
