@@ -252,6 +252,8 @@ class DocumentsStage:
                 )
             if message.offset > self.documents_progress[str(message.partition)]:
                 self.documents_progress[str(message.partition)] = message.offset
+            # Working through what it was given: no partition is idle (see GapGuard.busy).
+            self.gap_guard.busy()
 
     async def _reject(self, event: Any, exc: Exception) -> Any:
         """Dead-letter the event whose handling raised ``exc`` (not the bus's fault)."""

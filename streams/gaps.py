@@ -17,10 +17,11 @@ Faust's bookkeeping:
 - a record at or below ``applied`` is a redelivery and is skipped (the effects are already in
   the state);
 - a gap at the end of a partition shows no later record, so a periodic check compares the
-  partition's high watermark with ``applied`` and seeks back when the stream has been idle
-  and the same gap is still there one idle period later. (Seen only once, it is usually a
-  record that has just been fetched and waits in the agent's batch buffer: seeking then made
-  the agent apply it twice and re-emit its outputs.)
+  partition's high watermark with ``applied`` and seeks back when the stream has been idle,
+  Faust has handed the stream a record past ``applied`` (its read offset: a record not handed
+  over yet is a backlog, not a drop) and the same gap is still there one idle period later.
+  (Seen only once, it is usually a record that has just been fetched and waits in the agent's
+  batch buffer: seeking then made the agent apply it twice and re-emit its outputs.)
 
 This relies on offsets being contiguous in the source topics, which holds for the bus's topics
 (delete retention, no transactional producers). Compacted or transactional sources would need
@@ -175,7 +176,7 @@ class GapGuard:
                 expected = self._log_starts[tp.partition][0]
             else:
                 continue  # log start unknown (the broker did not answer): next check
-            if highwater is None or expected >= highwater:
+            if highwater is None or expected >= highwater or not self._delivered_past(tp, applied):
                 self._suspects.pop(tp.partition, None)
                 continue
             suspect = self._suspects.get(tp.partition)
@@ -194,6 +195,18 @@ class GapGuard:
             )
             self._last_activity[tp.partition] = now
             self._schedule_seek(tp, expected)
+
+    def _delivered_past(self, tp: Any, applied: int) -> bool:
+        """Has Faust handed the stream a record past ``applied``? A dropped record is one it
+        handed over (its read offset moved past it) and the agent never applied; records not
+        handed over yet are a backlog, which seeking back would only make it fetch again
+        (under load that was a seek every few seconds, and ~1 record/s). Consumers without a
+        read offset are judged by the high watermark alone."""
+        read_offsets = getattr(self.app.consumer, "_read_offset", None)
+        if read_offsets is None:
+            return True
+        read = read_offsets.get(tp)
+        return read is not None and read > applied
 
     async def _refresh_log_starts(self, tps: list[Any], now: float) -> None:
         """One request for every partition whose log start is unknown or old."""

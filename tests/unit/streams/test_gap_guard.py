@@ -100,6 +100,7 @@ def test_a_tail_gap_still_there_one_idle_period_later_is_sought_back_once():
         clock = Clock()
         applied = {0: 9}
         consumer = FakeConsumer(highwaters={0: 12})
+        consumer._read_offset[TP(TOPIC, 0)] = 11  # handed to the stream, never applied: dropped
         guard = guard_for(consumer, applied, clock)
         await guard.check_idle_partitions()
         clock.now += 5
@@ -172,5 +173,31 @@ def test_a_first_record_past_the_log_start_is_a_gap_even_with_a_cached_start():
         assert consumer.seeks[0] == (0, 3)
         consumer.starts[0] = 5  # retention removed 3 and 4: the cached start is stale
         assert await guard.admit(Message(0, 5)) is True
+
+    asyncio.run(run())
+
+
+def test_a_backlog_not_yet_handed_to_the_stream_is_never_sought_back():
+    """The month replay's documents agent: its partitions had a backlog the worker had not got
+    to (Faust's read offset at the applied one), the tail check took it for a dropped tail and
+    sought back every few seconds, and each seek threw away what had been fetched."""
+
+    async def run() -> None:
+        clock = Clock()
+        applied = {0: 9, 1: -1}
+        consumer = FakeConsumer(highwaters={0: 5000, 1: 800})
+        consumer._read_offset[TP(TOPIC, 0)] = 9
+        guard = guard_for(consumer, applied, clock)
+        for _ in range(10):
+            await guard.check_idle_partitions()
+            clock.now += 4
+        await settle(guard)
+        assert guard.gaps_repaired == 0 and consumer.seeks == []
+        consumer._read_offset[TP(TOPIC, 0)] = 10  # now handed over and not applied
+        for _ in range(3):
+            await guard.check_idle_partitions()
+            clock.now += 4
+        await settle(guard)
+        assert consumer.seeks == [(0, 10)]
 
     asyncio.run(run())
