@@ -167,7 +167,7 @@ def json_changelog_table(table: Any) -> Any:
 
 
 def _value_bytes(table: Any, value: Any) -> bytes:
-    if table.value_serializer == "raw":
+    if getattr(table, "value_serializer", "json") == "raw":
         if not isinstance(value, bytes):
             raise TypeError(f"table {table.name}: raw values must be bytes, not {type(value)}")
         return value
