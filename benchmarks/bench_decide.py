@@ -2,9 +2,10 @@
 
 Why: the worker's CPU per event mixes Faust, aiokafka and our rules; this drives
 :func:`lienthong.domain.decide.decide` over a simulated month's dossier events (6 partitions by
-the Kafka partitioner, each partition's clock its newest event, as in a replay) and then encodes
-and decodes every final record with :mod:`lienthong.domain.state`, so the rules' own cost and
-the changelog codec's can be compared between commits (run it from a checkout of each).
+the Kafka partitioner, each partition's clock its newest event, as in a replay) and then
+encodes and decodes every final record with :mod:`lienthong.schemas.dossier_record`, so the
+rules' own cost and the changelog codec's can be compared between commits (run it from a
+checkout of each).
 
 Run:  python benchmarks/bench_decide.py [DOSSIERS]   (default 3000)
 """
@@ -22,7 +23,7 @@ from kafka.partitioner.default import murmur2
 from lienthong.domain.alerts import AlertRules
 from lienthong.domain.decide import decide
 from lienthong.domain.procedures import load_procedures
-from lienthong.domain.state import decode_state, encode_state
+from lienthong.schemas.dossier_record import decode_state, encode_state
 from lienthong.simulators.province import Period, ProvinceSimulator, SimConfig
 from lienthong.streams.facts import facts_of
 

@@ -41,10 +41,10 @@ from lienthong.domain.decide import Decision, Timers, decide, tick
 from lienthong.domain.procedures import Procedure, ProcedureCatalogue, load_procedures
 from lienthong.domain.record import DossierRecord as Record
 from lienthong.domain.slip import record_slip
-from lienthong.domain.state import decode_state, encode_state
 from lienthong.logs import get_logger
 from lienthong.runtime.metrics import Metrics
 from lienthong.schemas import default_codec, encode
+from lienthong.schemas.dossier_record import decode_state, encode_state
 from lienthong.schemas.errors import DecodeError
 from lienthong.schemas.models import (
     ApologyIssued,
@@ -140,7 +140,7 @@ class TrackerStage:
             streams.topic("dead-letters"), "streams.tracker"
         )
         partitions = streams.partitions_of("dossier-events")
-        # Values are the record's own versioned encoding (lienthong.domain.state), as bytes.
+        # Values: the record's versioned encoding (lienthong.schemas.dossier_record), as bytes.
         self.dossiers = app.Table("dossiers", default=None, partitions=partitions, value_type=bytes)
         # key: source partition -> offset of the last dossier-events record handled; lets the
         # gap guard see a record Faust dropped around a rebalance (see lienthong.streams.gaps).
@@ -151,7 +151,7 @@ class TrackerStage:
         json_changelog_table(self.dossiers)
         json_changelog_table(self.tracker_progress)
         # Faust's hook for the values it restores from a changelog (memory store): any version
-        # lienthong.domain.state reads, as the typed record.
+        # lienthong.schemas.dossier_record reads, as the typed record.
         self.dossiers._to_value = _restored  # type: ignore[method-assign]
 
         self.clock = Clock(settings.streams.clock)

@@ -19,7 +19,7 @@ its events. What replaces it is bounded:
   later requests), as the pauses, one per request: the law allows one, so this stays tiny.
 
 Handoffs and steps are one per procedure step. Pure data, no Kafka: the changelog encoding
-is :mod:`lienthong.domain.state`.
+is :mod:`lienthong.schemas.dossier_record`.
 """
 
 from __future__ import annotations

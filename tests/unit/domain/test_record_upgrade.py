@@ -20,9 +20,9 @@ from lienthong.domain.alerts import AlertRules, next_fire, pending_alerts
 from lienthong.domain.procedures import ProcedureCatalogue, load_procedures
 from lienthong.domain.record import DossierRecord
 from lienthong.domain.slip import record_slip
-from lienthong.domain.state import decode_state, encode_state
 from lienthong.domain.stats import stats_key
 from lienthong.domain.tracking import Applied, portal_view, track_in
+from lienthong.schemas.dossier_record import decode_state, encode_state
 from lienthong.streams.app import changelog_json
 from lienthong.streams.facts import facts_of
 from tests.integration.test_streams_scenarios import march_script

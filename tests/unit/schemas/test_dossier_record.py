@@ -1,4 +1,4 @@
-"""The tracker record's changelog encoding (lienthong.domain.state): version 3 (Avro), and
+"""The tracker record's changelog encoding (lienthong.schemas.dossier_record): version 3 (Avro), and
 versions 1 and 2 read after an upgrade."""
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from lienthong.domain.decide import decide
 from lienthong.domain.lifecycle import DossierStatus, EventKind, StepStatus
 from lienthong.domain.procedures import load_procedures
 from lienthong.domain.record import ENTRIES_KEPT
-from lienthong.domain.state import (
+from lienthong.domain.tracking import Applied, Facts, track
+from lienthong.schemas.dossier_record import (
     SCHEMA_FILE,
     STATE_VERSION,
     StateDecodeError,
     decode_state,
     encode_state,
 )
-from lienthong.domain.tracking import Applied, Facts, track
 from lienthong.streams.app import changelog_json
 from tests.integration.test_streams_scenarios import PROC, march_script, t
 from tests.unit.domain.test_decide import RULES, Partition, facts, run
@@ -72,9 +72,9 @@ def test_every_record_of_the_scripted_month_survives_the_changelog(month):
 
 
 def test_version_3_is_a_fraction_of_the_legacy_json():
-    cases = json.loads((Path(__file__).parent / "data" / "tracker_state_legacy.json").read_text())[
-        "cases"
-    ]
+    cases = json.loads(
+        (Path(__file__).parents[1] / "domain" / "data" / "tracker_state_legacy.json").read_text()
+    )["cases"]
     v1 = sum(len(changelog_json(c["v1"])) for c in cases)
     v2 = sum(len(changelog_json(c["v2"])) for c in cases)
     v3 = sum(len(encode_state(decode_state(c["v1"]))) for c in cases)
@@ -187,7 +187,7 @@ FINGERPRINT = "19f55c0efd1dbe16"  # CRC-64-AVRO of schemas/state/dossier_record.
 def test_the_native_writer_and_fastavro_write_the_same_bytes(month):
     """The project's native Avro encoder (when built) writes the record from its attributes;
     fastavro, from a dict, is the reference: same bytes, and each reads what the other wrote."""
-    from lienthong.domain import state
+    from lienthong.schemas import dossier_record as state
     from lienthong.schemas.codec import NATIVE_AVAILABLE
 
     records = [d.final for p in month for d in p.decisions if d.final is not None]

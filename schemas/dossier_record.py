@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 STATE_VERSION = 3
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "state" / "dossier_record.v3.avsc"
+SCHEMA_FILE = Path(__file__).resolve().parent / "state" / "dossier_record.v3.avsc"
 _HEADER = bytes((0, STATE_VERSION))
 _V2_FIELDS = 16  # top-level items of a version 2 value, version included
 _V2_ENTRY = 16  # items of a version 2 history entry
@@ -75,12 +75,7 @@ def _schema() -> Any:
 
 
 def _schema_path() -> Path:
-    if SCHEMA_FILE.exists():
-        return SCHEMA_FILE
-    # An installed (non-editable) package: lienthong.schemas is the schemas/ folder.
-    import lienthong.schemas
-
-    return Path(lienthong.schemas.__file__).parent / "state" / "dossier_record.v3.avsc"
+    return SCHEMA_FILE
 
 
 # -- version 3 ------------------------------------------------------------------------------
