@@ -19,7 +19,8 @@ Faust's bookkeeping:
 - a gap at the end of a partition shows no later record, so a periodic check compares the
   partition's high watermark with ``applied`` and seeks back when the stream has been idle,
   Faust has handed the stream a record past ``applied`` (its read offset: a record not handed
-  over yet is a backlog, not a drop) and the same gap is still there one idle period later.
+  over yet is a backlog, not a drop, unless nothing has come for ``stall_seconds``: a stalled
+  fetch) and the same gap is still there one idle period later.
   (Seen only once, it is usually a record that has just been fetched and waits in the agent's
   batch buffer: seeking then made the agent apply it twice and re-emit its outputs.)
 
@@ -56,11 +57,16 @@ class GapGuard:
         skip_redelivered: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
         log_start_ttl_s: float = 60.0,
+        stall_seconds: float = 30.0,
     ) -> None:
         self.app = app
         self.source_topic = source_topic
         self.applied_offset = applied_offset
         self.idle_seconds = idle_seconds
+        # A backlog Faust has not handed over at all for this long is a stalled fetch, not a
+        # slow agent: sought back once too (seen once after a restart under load: the worker
+        # was ready and fetched nothing for a minute).
+        self.stall_seconds = stall_seconds
         # False when the agent recognises repeats itself and must see them (e.g. to re-emit
         # outputs a crash may have lost); the guard then only repairs gaps.
         self.skip_redelivered = skip_redelivered
@@ -176,8 +182,12 @@ class GapGuard:
                 expected = self._log_starts[tp.partition][0]
             else:
                 continue  # log start unknown (the broker did not answer): next check
-            if highwater is None or expected >= highwater or not self._delivered_past(tp, applied):
+            if highwater is None or expected >= highwater:
                 self._suspects.pop(tp.partition, None)
+                continue
+            last = self._last_activity.get(tp.partition, now)
+            if not self._delivered_past(tp, applied) and now - last < self.stall_seconds:
+                self._suspects.pop(tp.partition, None)  # a backlog on its way, not a drop
                 continue
             suspect = self._suspects.get(tp.partition)
             if suspect is None or suspect[:2] != (applied, highwater):

@@ -177,7 +177,7 @@ def test_a_first_record_past_the_log_start_is_a_gap_even_with_a_cached_start():
     asyncio.run(run())
 
 
-def test_a_backlog_not_yet_handed_to_the_stream_is_never_sought_back():
+def test_a_backlog_not_yet_handed_to_the_stream_is_not_sought_back():
     """The month replay's documents agent: its partitions had a backlog the worker had not got
     to (Faust's read offset at the applied one), the tail check took it for a dropped tail and
     sought back every few seconds, and each seek threw away what had been fetched."""
@@ -188,15 +188,43 @@ def test_a_backlog_not_yet_handed_to_the_stream_is_never_sought_back():
         consumer = FakeConsumer(highwaters={0: 5000, 1: 800})
         consumer._read_offset[TP(TOPIC, 0)] = 9
         guard = guard_for(consumer, applied, clock)
-        for _ in range(10):
+        for _ in range(6):  # 20 s without a record handed over: a backlog on its way
             await guard.check_idle_partitions()
             clock.now += 4
         await settle(guard)
         assert guard.gaps_repaired == 0 and consumer.seeks == []
-        consumer._read_offset[TP(TOPIC, 0)] = 10  # now handed over and not applied
-        for _ in range(3):
+        consumer._read_offset[TP(TOPIC, 0)] = 10  # now handed over and not applied: dropped
+        for _ in range(2):
             await guard.check_idle_partitions()
             clock.now += 4
+        await settle(guard)
+        assert consumer.seeks == [(0, 10)]  # partition 1 is still a backlog (28 s < 30 s)
+
+    asyncio.run(run())
+
+
+def test_a_backlog_nothing_is_handed_over_from_for_long_is_a_stalled_fetch():
+    """After a restart under load a ready worker once fetched nothing for a minute: a backlog
+    with no record handed over for ``stall_seconds`` is sought back (once per stall)."""
+
+    async def run() -> None:
+        clock = Clock()
+        applied = {0: 9}
+        consumer = FakeConsumer(highwaters={0: 40})
+        guard = guard_for(consumer, applied, clock)
+        await guard.check_idle_partitions()
+        for _ in range(7):
+            clock.now += 4
+            await guard.check_idle_partitions()
+        assert consumer.seeks == []  # 28 s: still waiting
+        for _ in range(2):
+            clock.now += 4
+            await guard.check_idle_partitions()
+        await settle(guard)
+        assert consumer.seeks == [(0, 10)]
+        for _ in range(4):  # the seek counts as activity: not again at once
+            clock.now += 4
+            await guard.check_idle_partitions()
         await settle(guard)
         assert consumer.seeks == [(0, 10)]
 
