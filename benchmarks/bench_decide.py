@@ -18,16 +18,13 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from bench_counts import PARTITIONS, stream  # the same month, partitioned alike
 from kafka.partitioner.default import murmur2
 
 from lienthong.domain.alerts import AlertRules
 from lienthong.domain.decide import decide
 from lienthong.domain.procedures import load_procedures
 from lienthong.schemas.dossier_record import decode_state, encode_state
-from lienthong.simulators.province import Period, ProvinceSimulator, SimConfig
-from lienthong.streams.facts import facts_of
-
-PARTITIONS = 6
 
 
 # So that the file also runs in a checkout of an older commit, whose record was a dict and
@@ -43,14 +40,7 @@ def _bytes(value: Any) -> bytes:
 
 
 def main(dossiers: int) -> None:
-    sim = ProvinceSimulator(SimConfig(Period.parse("2026-01"), seed=7, dossiers=dossiers))
-    events: list[tuple[datetime, int, Any]] = []
-    for dossier in sim.dossiers():
-        for event in dossier.events:
-            facts = facts_of(event)
-            if facts is not None:
-                events.append((facts.at, len(events), facts))
-    events.sort(key=lambda e: (e[0], e[1]))
+    events = stream(dossiers, "2026-01", 7)
     catalogue, rules = load_procedures(), AlertRules()
     records: dict[str, Any] = {}
     offsets = [0] * PARTITIONS
