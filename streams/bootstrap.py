@@ -80,4 +80,7 @@ def bootstrap(
     runtime = StreamsRuntime(streams, health, monitor, tracker, stats, DocumentsStage(streams))
     for stage in runtime.stages():
         stage.register()
+    guarded = {"tracker": tracker, "documents": runtime.documents, "monitor": monitor}
+    for name, guarded_stage in guarded.items():
+        health.partition_reports[name] = guarded_stage.gap_guard.partitions_report
     return runtime

@@ -23,6 +23,12 @@ Faust's bookkeeping:
   fetch) and the same gap is still there one idle period later.
   (Seen only once, it is usually a record that has just been fetched and waits in the agent's
   batch buffer: seeking then made the agent apply it twice and re-emit its outputs.)
+- a partition the consumer has stopped fetching shows neither: no later record and no high
+  watermark (that comes with a fetch answer). Seen twice after a SIGKILL/restart: one source
+  partition was never fetched again while the others were done. After ``stall_seconds`` with
+  nothing from it, the guard logs what the consumer knows of it (:meth:`GapGuard.fetch_state`),
+  takes it out of Faust's paused or "buffer full" sets (a flow-control callback that never came
+  leaves it there for good) and seeks it to the next record to apply.
 
 This relies on offsets being contiguous in the source topics, which holds for the bus's topics
 (delete retention, no transactional producers). Compacted or transactional sources would need
@@ -171,10 +177,6 @@ class GapGuard:
             [tp for tp in idle if self.applied_offset(tp.partition) < 0], now
         )
         for tp in idle:
-            try:
-                highwater = consumer.highwater(tp)
-            except Exception:  # no fetch answer yet for this partition
-                continue
             applied = self.applied_offset(tp.partition)
             if applied >= 0:
                 expected = applied + 1
@@ -182,10 +184,19 @@ class GapGuard:
                 expected = self._log_starts[tp.partition][0]
             else:
                 continue  # log start unknown (the broker did not answer): next check
-            if highwater is None or expected >= highwater:
+            last = self._last_activity.get(tp.partition, now)
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # no fetch answer for this partition
+                highwater = None
+            if highwater is None:
+                self._suspects.pop(tp.partition, None)
+                if now - last >= self.stall_seconds:
+                    self._restart_fetch(tp, expected, "source_partition_not_fetched", now)
+                continue
+            if expected >= highwater:
                 self._suspects.pop(tp.partition, None)
                 continue
-            last = self._last_activity.get(tp.partition, now)
             if not self._delivered_past(tp, applied) and now - last < self.stall_seconds:
                 self._suspects.pop(tp.partition, None)  # a backlog on its way, not a drop
                 continue
@@ -196,15 +207,50 @@ class GapGuard:
             if now - suspect[2] < self.idle_seconds:
                 continue
             del self._suspects[tp.partition]
-            log.warning(
-                "record_tail_gap_repaired",
-                topic=self.source_topic,
-                partition=tp.partition,
-                applied_offset=applied,
-                highwater=highwater,
-            )
-            self._last_activity[tp.partition] = now
-            self._schedule_seek(tp, expected)
+            self._restart_fetch(tp, expected, "record_tail_gap_repaired", now, highwater=highwater)
+
+    def _restart_fetch(self, tp: Any, offset: int, event: str, now: float, **context: Any) -> None:
+        """Log ``event`` with what the consumer knows of ``tp``, unstick it, seek it."""
+        log.warning(
+            event,
+            topic=self.source_topic,
+            partition=tp.partition,
+            seek_to=offset,
+            fetch=self.fetch_state(tp),
+            **context,
+        )
+        self._last_activity[tp.partition] = now  # at most once per idle spell
+        self._resume_fetching(tp)
+        self._schedule_seek(tp, offset)
+
+    def _resume_fetching(self, tp: Any) -> None:
+        """Take ``tp`` out of Faust's paused and "buffer full" sets; both leave it unfetched.
+
+        Only called for a partition nothing has come from for ``stall_seconds`` outside a
+        rebalance: its stream buffer is not full, and recovery has long resumed it.
+        """
+        consumer = self.app.consumer
+        if tp in getattr(consumer, "_paused_partitions", ()):
+            log.warning("source_partition_resumed", partition=tp.partition, was="paused")
+            consumer.resume_partitions([tp])
+        if tp in getattr(consumer, "_buffered_partitions", ()):
+            log.warning("source_partition_resumed", partition=tp.partition, was="buffer_full")
+            consumer.on_buffer_drop(tp)
+
+    def fetch_state(self, tp: Any) -> dict[str, Any]:
+        """What Faust and aiokafka know of one source partition, for logs and ``/health``."""
+        consumer = self.app.consumer
+        state: dict[str, Any] = {
+            "applied_offset": self.applied_offset(tp.partition),
+            "read_offset": getattr(consumer, "_read_offset", {}).get(tp),
+            "committed_offset": getattr(consumer, "_committed_offset", {}).get(tp),
+            "paused": tp in getattr(consumer, "_paused_partitions", ()),
+            "buffer_full": tp in getattr(consumer, "_buffered_partitions", ()),
+            "active": tp in (getattr(consumer, "_active_partitions", None) or ()),
+            "idle_s": round(self._now() - self._last_activity.get(tp.partition, self._now()), 1),
+        }
+        state.update(_aiokafka_state(consumer, tp))
+        return state
 
     def _delivered_past(self, tp: Any, applied: int) -> bool:
         """Has Faust handed the stream a record past ``applied``? A dropped record is one it
@@ -217,6 +263,17 @@ class GapGuard:
             return True
         read = read_offsets.get(tp)
         return read is not None and read > applied
+
+    def partitions_report(self) -> dict[str, dict[str, Any]]:
+        """``fetch_state`` of every assigned source partition (``/health``)."""
+        consumer = self.app.consumer
+        if consumer is None:
+            return {}
+        return {
+            f"{tp.topic}[{tp.partition}]": self.fetch_state(tp)
+            for tp in sorted(consumer.assignment())
+            if tp.topic == self.source_topic
+        }
 
     async def _refresh_log_starts(self, tps: list[Any], now: float) -> None:
         """One request for every partition whose log start is unknown or old."""
@@ -248,3 +305,24 @@ class GapGuard:
         await self._refresh_log_starts([tp], now)
         known = self._log_starts.get(tp.partition)
         return known[0] if known is not None else 0
+
+
+def _aiokafka_state(consumer: Any, tp: Any) -> dict[str, Any]:
+    """aiokafka's own view (fetch position, high watermark, paused): read-only, best effort,
+    since these are private attributes of faust-streaming 0.15 and aiokafka 0.12."""
+    try:
+        from aiokafka import TopicPartition
+
+        client = consumer._thread._ensure_consumer()
+        assignment = client._fetcher._subscriptions.subscription.assignment
+        tp_state = assignment.state_value(TopicPartition(tp.topic, tp.partition))
+    except Exception:
+        return {}
+    if tp_state is None:
+        return {"fetch_assigned": False}
+    return {
+        "fetch_position": tp_state._position,
+        "fetch_highwater": tp_state.highwater,
+        "fetch_paused": tp_state.paused,
+        "fetch_awaiting_reset": tp_state.awaiting_reset,
+    }

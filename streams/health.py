@@ -7,6 +7,7 @@ would answer queries with empty state; `lienthong status` and `up` wait for real
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -27,6 +28,9 @@ class HealthStage:
         self.metrics = Metrics("worker")
         app_id = self.settings.worker.app_id
         self.metrics.add(LagCollector(lambda: faust_lag_rows(self.app, app_id)))
+        # agent name -> its gap guard's partitions_report: what the consumer knows of each
+        # source partition, so a partition that is not fetched can be seen from outside.
+        self.partition_reports: dict[str, Callable[[], dict[str, Any]]] = {}
 
     def health_report(self) -> dict[str, Any]:
         consumer = self.app.consumer if self.rebalances else None
@@ -40,6 +44,11 @@ class HealthStage:
             "bootstrap": self.settings.bootstrap_servers,
             "rebalances": self.rebalances,
             "assigned_partitions": assigned,
+            "source_partitions": (
+                {name: report() for name, report in self.partition_reports.items()}
+                if consumer
+                else {}
+            ),
         }
 
     def register(self) -> None:

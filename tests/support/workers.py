@@ -110,9 +110,27 @@ class WorkerProcess:
 
         def tail() -> str:
             lagging = {f"{t}[{p}]": n for (t, p), n in sorted(last.items()) if n}
-            return f"lagging partitions: {lagging or 'none'}\n{self.log_tail()}"
+            return (
+                f"lagging partitions: {lagging or 'none'}\n"
+                f"what the worker knows of them: {self.partition_states(lagging)}\n"
+                f"{self.log_tail()}"
+            )
 
         wait_for(drained, timeout, "the worker to commit all its input", tail, 0.3)
+
+    def partition_states(self, names: dict[str, int]) -> dict[str, Any] | str:
+        """The worker's ``/health`` view of the source partitions in ``names`` (a failure's
+        context: applied, read and fetch offsets, paused or not)."""
+        try:
+            report = self.get_json("/health")["source_partitions"]
+        except (OSError, ValueError, KeyError) as exc:
+            return f"<no /health: {exc!r}>"
+        return {
+            f"{agent}:{tp}": state
+            for agent, partitions in report.items()
+            for tp, state in partitions.items()
+            if tp in names
+        }
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -1,7 +1,8 @@
 """The gap guard's tail check (lienthong.streams.gaps) against a consumer a test drives.
 
-The consumer here is a stand-in for the four calls the guard makes on Faust's consumer
-(assignment, highwater, earliest_offsets, seek); the guard's behaviour against the real
+The consumer here is a stand-in for the calls the guard makes on Faust's consumer
+(assignment, highwater, earliest_offsets, seek, and the paused / "buffer full" sets with the
+two calls that empty them); the guard's behaviour against the real
 broker is exercised by the SIGKILL/restart tests in tests/integration.
 """
 
@@ -25,12 +26,24 @@ class FakeConsumer:
     seeks: list[tuple[int, int]] = field(default_factory=list)
     earliest_calls: list[list[int]] = field(default_factory=list)
     _read_offset: dict[Any, int] = field(default_factory=dict)
+    # Assigned but never fetched: aiokafka has no high watermark for them.
+    unfetched: set[int] = field(default_factory=set)
+    _paused_partitions: set[TP] = field(default_factory=set)
+    _buffered_partitions: set[TP] = field(default_factory=set)
 
     def assignment(self) -> set[TP]:
-        return {TP(TOPIC, p) for p in self.highwaters}
+        return {TP(TOPIC, p) for p in set(self.highwaters) | self.unfetched}
 
-    def highwater(self, tp: TP) -> int:
+    def highwater(self, tp: TP) -> int | None:
+        if tp.partition in self.unfetched:
+            return None
         return self.highwaters[tp.partition]
+
+    def resume_partitions(self, tps: list[TP]) -> None:
+        self._paused_partitions.difference_update(tps)
+
+    def on_buffer_drop(self, tp: TP) -> None:
+        self._buffered_partitions.discard(tp)
 
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
         self.earliest_calls.append(sorted(tp.partition for tp in tps))
@@ -38,6 +51,8 @@ class FakeConsumer:
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp.partition, offset))
+        if tp in self._read_offset:  # as Faust's Consumer.seek
+            self._read_offset[tp] = offset
 
 
 @dataclass
@@ -227,5 +242,62 @@ def test_a_backlog_nothing_is_handed_over_from_for_long_is_a_stalled_fetch():
             await guard.check_idle_partitions()
         await settle(guard)
         assert consumer.seeks == [(0, 10)]
+
+    asyncio.run(run())
+
+
+def test_a_partition_never_fetched_is_unstuck_and_sought_after_a_stall():
+    """The SIGKILL/restart flake: the restarted worker never fetched one source partition
+    again (no record, no high watermark), so neither gap check could see it. After
+    ``stall_seconds`` the guard takes it out of Faust's paused / buffer-full sets and seeks."""
+
+    async def run() -> None:
+        clock = Clock()
+        applied = {0: 41, 1: 7}
+        consumer = FakeConsumer(highwaters={1: 8}, unfetched={0})
+        tp0 = TP(TOPIC, 0)
+        consumer._buffered_partitions.add(tp0)  # a pressure-drop callback that never came
+        consumer._paused_partitions.add(tp0)
+        guard = guard_for(consumer, applied, clock)
+        await guard.check_idle_partitions()
+        for _ in range(7):  # 28 s: not yet a stall
+            clock.now += 4
+            await guard.check_idle_partitions()
+        assert consumer.seeks == [] and tp0 in consumer._buffered_partitions
+        state = guard.fetch_state(tp0)
+        assert state["applied_offset"] == 41 and state["buffer_full"] and state["paused"]
+        for _ in range(2):
+            clock.now += 4
+            await guard.check_idle_partitions()
+        await settle(guard)
+        assert consumer.seeks == [(0, 42)]
+        assert not consumer._buffered_partitions and not consumer._paused_partitions
+        for _ in range(4):  # at most once per stall
+            clock.now += 4
+            await guard.check_idle_partitions()
+        await settle(guard)
+        assert consumer.seeks == [(0, 42)]
+        report = guard.partitions_report()
+        assert set(report) == {f"{TOPIC}[0]", f"{TOPIC}[1]"}
+        assert report[f"{TOPIC}[1]"]["applied_offset"] == 7
+
+    asyncio.run(run())
+
+
+def test_a_partition_left_out_of_the_fetch_set_is_put_back_with_its_tail_seek():
+    """A tail gap whose partition Faust had left in its "buffer full" set: seeking alone would
+    not fetch it again."""
+
+    async def run() -> None:
+        clock = Clock()
+        consumer = FakeConsumer(highwaters={0: 12})
+        consumer._read_offset[TP(TOPIC, 0)] = 11
+        consumer._buffered_partitions.add(TP(TOPIC, 0))
+        guard = guard_for(consumer, {0: 9}, clock)
+        for _ in range(4):
+            await guard.check_idle_partitions()
+            clock.now += 4
+        await settle(guard)
+        assert consumer.seeks == [(0, 10)] and not consumer._buffered_partitions
 
     asyncio.run(run())
