@@ -192,11 +192,12 @@ def consumer_lag(consumer: Any) -> int | None:
     return total
 
 
-def gate(record: Any) -> Outcome:
-    """The validated event of a raw record, or why it cannot be one."""
+def gate(data: bytes | None) -> Outcome:
+    """The validated event of a raw record value, or why it cannot be one (the bus's codec,
+    agency list and clock; a :class:`lienthong.schemas.Validator` may stand in)."""
     from lienthong.schemas import decode_or_reason
 
-    return decode_or_reason(record.value)
+    return decode_or_reason(data)
 
 
 class ConsumeLoop:
@@ -219,8 +220,10 @@ class ConsumeLoop:
         max_records: int = 500,
         timeout_ms: int = 500,
         on_lag: Callable[[int | None], Any] | None = None,
+        validate: Callable[[bytes | None], Outcome] = gate,
     ) -> None:
         self.kafka = kafka
+        self.validate = validate
         self.on_lag = on_lag
         self.consumer = consumer
         self.handle = handle
@@ -237,7 +240,8 @@ class ConsumeLoop:
         self.lag = consumer_lag(self.consumer)
         if self.on_lag is not None:
             self.on_lag(self.lag)
-        return [(r, gate(r)) for r in records]
+        validate = self.validate
+        return [(r, validate(r.value)) for r in records]
 
     async def once(self) -> int:
         """One poll handled and committed; how many records it had."""

@@ -118,7 +118,7 @@ def value_deserializer(data: bytes) -> Event:
     """kafka-python ``value_deserializer``: framed Avro -> validated event (raises DecodeError).
 
     A raising deserializer stops kafka-python's ``poll``; consumers that must carry on past bad
-    records read raw bytes and use :func:`decode_or_reason` (see ``connectors.consumer``).
+    records read raw bytes and use :func:`decode_or_reason` (see ``connectors.skeleton``).
     """
     return default_codec().decode(data)
 

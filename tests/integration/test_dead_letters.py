@@ -8,6 +8,7 @@ import asyncio
 import io
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,12 @@ from kafka.admin import NewTopic
 
 from lienthong.cli.main import main as cli
 from lienthong.connectors import headers as h
-from lienthong.connectors.consumer import ValidatingConsumer
 from lienthong.connectors.deadletter import (
     DLQ_REPLAYED_FROM,
     DeadLetterPublisher,
     FaustDeadLetterPublisher,
 )
+from lienthong.connectors.skeleton import ConsumeLoop, KafkaThread, per_record
 from lienthong.schemas import AvroCodec, FileSchemaRegistry, Validator, frame, set_default_codec
 from lienthong.schemas.catalogue import current_schema
 from lienthong.schemas.examples import CENTER, LAND_OFFICE, example_event
@@ -126,9 +127,18 @@ def _read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) 
         consumer.close()
 
 
+@dataclass
+class Gated:
+    """What the connectors' consume loop (lienthong.connectors.skeleton) did with the input."""
+
+    accepted: list[Any] = field(default_factory=list)
+    rejected: int = 0
+
+
 def _run_consumer(bootstrap: str, topics: dict[str, str], codec: AvroCodec, expected: int):
-    """A real consumer group on the source topic, gated, dead-lettering to the dlq topic."""
-    accepted: list[Any] = []
+    """A real consumer group on the source topic, gated by the connectors' ConsumeLoop,
+    dead-lettering to the dlq topic and committing after the dead letters are acknowledged."""
+    gated = Gated()
     consumer = KafkaConsumer(
         topics["source"],
         bootstrap_servers=bootstrap,
@@ -139,18 +149,38 @@ def _run_consumer(bootstrap: str, topics: dict[str, str], codec: AvroCodec, expe
         heartbeat_interval_ms=1000,
     )
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    try:
-        runner = ValidatingConsumer(
-            consumer,
-            lambda event, record: accepted.append(event),
-            Validator(codec, KNOWN.__contains__, clock=lambda: NOW),
-            DeadLetterPublisher(producer, topics["dlq"], consumer_name="test-tracker"),
-        )
+    kafka = KafkaThread("dlq-test")
+    dead_letters = DeadLetterPublisher(producer, topics["dlq"], consumer_name="test-tracker")
+
+    async def accept(event: Any, record: Any) -> None:
+        gated.accepted.append(event)
+
+    async def refuse(record: Any, error: Any) -> None:
+        gated.rejected += 1
+        dead_letters.publish(record, error)
+
+    async def handle(polled: Any) -> None:
+        await per_record(accept, refuse)(polled)
+        await kafka.call(dead_letters.flush)  # durable before the loop commits
+
+    loop = ConsumeLoop(
+        kafka,
+        consumer,
+        handle,
+        validate=Validator(codec, KNOWN.__contains__, clock=lambda: NOW).decode_or_reason,
+    )
+
+    async def run() -> None:
         deadline = time.monotonic() + 60
-        runner.run(stop=lambda: time.monotonic() > deadline, max_records=expected)
-        assert runner.accepted + runner.rejected == expected
-        return accepted, runner
+        while len(gated.accepted) + gated.rejected < expected and time.monotonic() < deadline:
+            await loop.once()
+
+    try:
+        asyncio.run(run())
+        assert len(gated.accepted) + gated.rejected == expected
+        return gated.accepted, gated
     finally:
+        kafka.shutdown()
         consumer.close()
         producer.close()
 
@@ -180,9 +210,9 @@ def test_bad_record_is_dead_lettered_and_the_consumer_carries_on(
             (b"GOOD-2", _good(codec, 2), []),
         ],
     )
-    accepted, runner = _run_consumer(kafka_bootstrap, topics, codec, expected=3)
+    accepted, gated = _run_consumer(kafka_bootstrap, topics, codec, expected=3)
     assert [e.envelope.dossier_id for e in accepted] == ["GOOD-1", "GOOD-2"]
-    assert runner.rejected == 1
+    assert gated.rejected == 1
 
     (letter,) = _read_all(kafka_bootstrap, topics["dlq"], expected=1)
     assert letter.key == b"BAD-KEY"
@@ -245,22 +275,9 @@ def test_dlq_cli_list_show_and_replay(
     assert dict(record.headers)[DLQ_REPLAYED_FROM] == f"{topics['dlq']}:{address}".encode()
 
     # once the agency is known, the replayed record is accepted
-    accepted: list[Any] = []
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None)
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    try:
-        runner = ValidatingConsumer(
-            consumer,
-            lambda e, r: accepted.append(e),
-            Validator(codec, lambda code: True, clock=lambda: NOW),
-            DeadLetterPublisher(producer, topics["dlq"], "replay-check"),
-            commit=False,
-        )
-        runner.process_batch([record])
-    finally:
-        consumer.close()
-        producer.close()
-    assert len(accepted) == 1 and accepted[0].envelope.producer_agency == "000.00.99.H10"
+    accepted = Validator(codec, lambda code: True, clock=lambda: NOW).decode_or_reason(record.value)
+    assert not isinstance(accepted, Exception)
+    assert accepted.envelope.producer_agency == "000.00.99.H10"
 
 
 def test_faust_dead_letter_publisher_preserves_the_record(
