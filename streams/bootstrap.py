@@ -83,4 +83,5 @@ def bootstrap(
     guarded = {"tracker": tracker, "documents": runtime.documents, "monitor": monitor}
     for name, guarded_stage in guarded.items():
         health.partition_reports[name] = guarded_stage.gap_guard.partitions_report
+        health.guards[guarded_stage.gap_guard.source_topic] = guarded_stage.gap_guard
     return runtime

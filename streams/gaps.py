@@ -23,12 +23,8 @@ Faust's bookkeeping:
   fetch) and the same gap is still there one idle period later.
   (Seen only once, it is usually a record that has just been fetched and waits in the agent's
   batch buffer: seeking then made the agent apply it twice and re-emit its outputs.)
-- a partition the consumer has stopped fetching shows neither: no later record and no high
-  watermark (that comes with a fetch answer). Seen twice after a SIGKILL/restart: one source
-  partition was never fetched again while the others were done. After ``stall_seconds`` with
-  nothing from it, the guard logs what the consumer knows of it (:meth:`GapGuard.fetch_state`),
-  takes it out of Faust's paused or "buffer full" sets (a flow-control callback that never came
-  leaves it there for good) and seeks it to the next record to apply.
+- a partition the consumer has stopped fetching (no high watermark), or whose commit is stuck
+  below the applied offset, is :mod:`lienthong.streams.fetching`'s: it asks :meth:`idle_for`.
 
 This relies on offsets being contiguous in the source topics, which holds for the bus's topics
 (delete retention, no transactional producers). Compacted or transactional sources would need
@@ -43,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lienthong.logs import get_logger
+from lienthong.streams.fetching import fetch_state, resume_fetching
 
 log = get_logger(__name__)
 
@@ -184,19 +181,16 @@ class GapGuard:
                 expected = self._log_starts[tp.partition][0]
             else:
                 continue  # log start unknown (the broker did not answer): next check
-            last = self._last_activity.get(tp.partition, now)
             try:
                 highwater = consumer.highwater(tp)
-            except Exception:  # no fetch answer for this partition
-                highwater = None
+            except Exception:  # no fetch answer yet (streams.fetching watches for a stall)
+                continue
             if highwater is None:
-                self._suspects.pop(tp.partition, None)
-                if now - last >= self.stall_seconds:
-                    self._restart_fetch(tp, expected, "source_partition_not_fetched", now)
                 continue
             if expected >= highwater:
                 self._suspects.pop(tp.partition, None)
                 continue
+            last = self._last_activity.get(tp.partition, now)
             if not self._delivered_past(tp, applied) and now - last < self.stall_seconds:
                 self._suspects.pop(tp.partition, None)  # a backlog on its way, not a drop
                 continue
@@ -220,37 +214,21 @@ class GapGuard:
             **context,
         )
         self._last_activity[tp.partition] = now  # at most once per idle spell
-        self._resume_fetching(tp)
+        resume_fetching(self.app.consumer, tp)
         self._schedule_seek(tp, offset)
 
-    def _resume_fetching(self, tp: Any) -> None:
-        """Take ``tp`` out of Faust's paused and "buffer full" sets; both leave it unfetched.
-
-        Only called for a partition nothing has come from for ``stall_seconds`` outside a
-        rebalance: its stream buffer is not full, and recovery has long resumed it.
-        """
-        consumer = self.app.consumer
-        if tp in getattr(consumer, "_paused_partitions", ()):
-            log.warning("source_partition_resumed", partition=tp.partition, was="paused")
-            consumer.resume_partitions([tp])
-        if tp in getattr(consumer, "_buffered_partitions", ()):
-            log.warning("source_partition_resumed", partition=tp.partition, was="buffer_full")
-            consumer.on_buffer_drop(tp)
+    def idle_for(self, partition: int) -> float:
+        """Seconds since the agent last had a record of ``partition`` or was busy."""
+        now = self._now()
+        return now - self._last_activity.get(partition, now)
 
     def fetch_state(self, tp: Any) -> dict[str, Any]:
         """What Faust and aiokafka know of one source partition, for logs and ``/health``."""
-        consumer = self.app.consumer
-        state: dict[str, Any] = {
+        return {
             "applied_offset": self.applied_offset(tp.partition),
-            "read_offset": getattr(consumer, "_read_offset", {}).get(tp),
-            "committed_offset": getattr(consumer, "_committed_offset", {}).get(tp),
-            "paused": tp in getattr(consumer, "_paused_partitions", ()),
-            "buffer_full": tp in getattr(consumer, "_buffered_partitions", ()),
-            "active": tp in (getattr(consumer, "_active_partitions", None) or ()),
-            "idle_s": round(self._now() - self._last_activity.get(tp.partition, self._now()), 1),
+            **fetch_state(self.app.consumer, tp),
+            "idle_s": round(self.idle_for(tp.partition), 1),
         }
-        state.update(_aiokafka_state(consumer, tp))
-        return state
 
     def _delivered_past(self, tp: Any, applied: int) -> bool:
         """Has Faust handed the stream a record past ``applied``? A dropped record is one it
@@ -305,24 +283,3 @@ class GapGuard:
         await self._refresh_log_starts([tp], now)
         known = self._log_starts.get(tp.partition)
         return known[0] if known is not None else 0
-
-
-def _aiokafka_state(consumer: Any, tp: Any) -> dict[str, Any]:
-    """aiokafka's own view (fetch position, high watermark, paused): read-only, best effort,
-    since these are private attributes of faust-streaming 0.15 and aiokafka 0.12."""
-    try:
-        from aiokafka import TopicPartition
-
-        client = consumer._thread._ensure_consumer()
-        assignment = client._fetcher._subscriptions.subscription.assignment
-        tp_state = assignment.state_value(TopicPartition(tp.topic, tp.partition))
-    except Exception:
-        return {}
-    if tp_state is None:
-        return {"fetch_assigned": False}
-    return {
-        "fetch_position": tp_state._position,
-        "fetch_highwater": tp_state.highwater,
-        "fetch_paused": tp_state.paused,
-        "fetch_awaiting_reset": tp_state.awaiting_reset,
-    }

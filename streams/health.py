@@ -15,6 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from lienthong.runtime.metrics import LagCollector, Metrics, faust_lag_rows
 from lienthong.streams.app import StreamsApp
+from lienthong.streams.fetching import FetchWatch
+from lienthong.streams.gaps import GapGuard
 
 
 class HealthStage:
@@ -31,6 +33,13 @@ class HealthStage:
         # agent name -> its gap guard's partitions_report: what the consumer knows of each
         # source partition, so a partition that is not fetched can be seen from outside.
         self.partition_reports: dict[str, Callable[[], dict[str, Any]]] = {}
+        # source topic -> its agent's gap guard, whose idle time the fetch watch asks.
+        self.guards: dict[str, GapGuard] = {}
+        self.fetch_watch = FetchWatch(self.app, self._idle_for)
+
+    def _idle_for(self, tp: Any) -> float | None:
+        guard = self.guards.get(tp.topic)
+        return guard.idle_for(tp.partition) if guard is not None else None
 
     def health_report(self) -> dict[str, Any]:
         consumer = self.app.consumer if self.rebalances else None
@@ -45,7 +54,10 @@ class HealthStage:
             "rebalances": self.rebalances,
             "assigned_partitions": assigned,
             "source_partitions": (
-                {name: report() for name, report in self.partition_reports.items()}
+                {
+                    **{name: report() for name, report in self.partition_reports.items()},
+                    "all": self.fetch_watch.report(),
+                }
                 if consumer
                 else {}
             ),
@@ -58,6 +70,11 @@ class HealthStage:
         @app.on_rebalance_complete.connect
         async def _on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
             stage.rebalances += 1
+
+        @app.timer(interval=5.0, name="lienthong.streams.health.watch_fetches")
+        async def watch_fetches() -> None:
+            if stage.rebalances:
+                await stage.fetch_watch.check()
 
         @app.page("/health")
         class Health(View):

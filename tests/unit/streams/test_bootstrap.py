@@ -107,8 +107,12 @@ def test_agents_tables_and_pages_are_registered_on_each_app(
         assert set(runtime.app.tables) == tables
         changelogs = {t.changelog_topic.get_topic_name() for t in runtime.app.tables.values()}
         assert all(name.startswith(f"{runtime.app.conf.id}-") for name in changelogs)
-        # Timers: three tail-gap checks (tracker, monitor, documents), live tick, stats flush.
-        assert len(runtime.app._app_tasks) == 5
+        # Timers: three tail-gap checks (tracker, monitor, documents), the fetch watch, live
+        # tick, stats flush.
+        assert len(runtime.app._app_tasks) == 6
+        assert set(runtime.health.guards) == {
+            runtime.settings.topic(name) for name in ("dossier-events", "dead-letters", "documents")
+        }
         assert set(runtime.app.web.views) == {
             "/health",
             "/metrics",
