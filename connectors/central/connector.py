@@ -33,6 +33,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from structlog.stdlib import BoundLogger
+
 from lienthong.config import Settings
 from lienthong.connectors.backoff import doubling_delay as backoff_delay
 from lienthong.connectors.central.client import Remote
@@ -69,6 +71,13 @@ from lienthong.schemas.errors import DecodeError
 from lienthong.schemas.models import Event
 
 log = get_logger(__name__)
+
+
+def request_log(req: CentralRequest) -> BoundLogger:
+    """The logger of one central request: every line names it, its dossier and its agency."""
+    return log.bind(
+        correlation_id=req.correlation_id, dossier_id=req.dossier_id, agency=req.central_agency
+    )
 
 
 class CentralAdapter:
@@ -128,23 +137,10 @@ class CentralAdapter:
                 new, due = apply_remote(req, remote)
             except ValueError as exc:
                 self.rejected_answers += 1
-                log.error(
-                    "central_answer_rejected",
-                    correlation_id=cid,
-                    dossier_id=req.dossier_id,
-                    agency=req.central_agency,
-                    error=str(exc),
-                    via=via,
-                )
+                request_log(req).error("central_answer_rejected", error=str(exc), via=via)
                 return False
             if req.no_answer and new.status == ANSWERED and req.status != ANSWERED:
-                log.warning(
-                    "central_late_answer",
-                    correlation_id=cid,
-                    dossier_id=req.dossier_id,
-                    agency=req.central_agency,
-                    outcome=new.outcome,
-                )
+                request_log(req).warning("central_late_answer", outcome=new.outcome)
             now = datetime.now(UTC)
             for kind in due:
                 event = build_event(new, kind, now)
@@ -154,12 +150,9 @@ class CentralAdapter:
                     **({"accepted_published": True} if kind == "accepted" else {}),
                     **({"returned_published": True} if kind == "returned" else {}),
                 )
-                log.info(
+                request_log(new).info(
                     f"central_handoff_{kind}",
-                    correlation_id=cid,
-                    dossier_id=new.dossier_id,
                     event_id=str(event.envelope.event_id),
-                    agency=new.central_agency,
                     outcome=new.outcome if kind == "returned" else None,
                     via=via,
                 )
@@ -183,11 +176,8 @@ class CentralAdapter:
                 )
             )
             await self.save(new)
-        log.warning(
+        request_log(new).warning(
             "central_no_answer",
-            correlation_id=cid,
-            dossier_id=new.dossier_id,
-            agency=new.central_agency,
             handoff_id=new.handoff_id,
             attempts=new.attempts,
             reason=reason,
@@ -218,21 +208,12 @@ class CentralAdapter:
             req = replace(self.states[cid], attempts=self.states[cid].attempts + 1)
             if remote is not None:
                 await self.save(replace(req, sent_at=req.sent_at or time.time(), status=SENT))
-                log.info(
-                    "central_request_sent",
-                    correlation_id=cid,
-                    dossier_id=req.dossier_id,
-                    agency=req.central_agency,
-                    attempts=req.attempts,
-                )
+                request_log(req).info("central_request_sent", attempts=req.attempts)
                 await self._apply(cid, remote, "response")
                 return True
             await self.save(req)
-            log.warning(
+            request_log(req).warning(
                 "central_request_retry",
-                correlation_id=cid,
-                dossier_id=req.dossier_id,
-                agency=req.central_agency,
                 attempt=req.attempts,
                 error=str(error),
             )
@@ -286,14 +267,18 @@ class CentralAdapter:
                 try:
                     remote = await self._remote.get(self.cfg.endpoints[req.central_agency], cid)
                 except Exception as exc:  # a failed poll is retried next round
-                    log.warning("central_poll_failed", correlation_id=cid, error=str(exc))
+                    request_log(req).warning("central_poll_failed", error=str(exc))
                     continue
                 if remote is not None:
                     await self._apply(cid, remote, "poll")
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("central_request_failed", correlation_id=cid)
+            request = self.states.get(cid)
+            if request is None:
+                log.exception("central_request_failed", correlation_id=cid)
+            else:
+                request_log(request).exception("central_request_failed")
 
     def _start(self, cid: str) -> None:
         task = self._tasks.get(cid)
@@ -332,13 +317,7 @@ class CentralAdapter:
         if req is None:
             return
         await self.save(req)
-        log.info(
-            "central_handoff_seen",
-            correlation_id=req.correlation_id,
-            dossier_id=req.dossier_id,
-            agency=req.central_agency,
-            handoff_id=req.handoff_id,
-        )
+        request_log(req).info("central_handoff_seen", handoff_id=req.handoff_id)
         self._start(req.correlation_id)
 
     # HTTP: callbacks and health ---------------------------------------------------------------
