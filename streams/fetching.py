@@ -106,14 +106,20 @@ class FetchWatch:
         self._now = monotonic
         # tp -> ((read offset, committed offset), since when unchanged)
         self._seen: dict[Any, tuple[tuple[Any, Any], float]] = {}
+        # tp -> log start offset, asked for a partition nothing was ever committed of
+        self._log_starts: dict[Any, int] = {}
         self.restarts = 0
+
+    def source_topics(self) -> set[str]:
+        """The topics the app's agents consume (not the changelogs, not Faust's own)."""
+        return {name for agent in self.app.agents.values() for name in agent.channel.topics}
 
     def watched(self) -> list[Any]:
         consumer = self.app.consumer
         if consumer is None:
             return []
-        changelogs = set(self.app.tables.changelog_topics)
-        return sorted(tp for tp in consumer.assignment() if tp.topic not in changelogs)
+        sources = self.source_topics()
+        return sorted(tp for tp in consumer.assignment() if tp.topic in sources)
 
     async def check(self) -> None:
         consumer = self.app.consumer
@@ -133,21 +139,35 @@ class FetchWatch:
             if seen is None or seen[0] != marker:
                 self._seen[tp] = (marker, now)
                 continue
+            if now - seen[1] < self.stall_seconds:
+                continue
             committed = marker[1]
             highwater = highwater_of(consumer, tp)
-            behind = highwater is None or committed is None or highwater > committed
-            if not behind or now - seen[1] < self.stall_seconds:
-                continue
+            if highwater is not None:
+                if committed is None:  # nothing committed yet: behind its log start?
+                    committed = await self._log_start(consumer, tp)
+                if committed is None or highwater <= committed:
+                    continue
             idle = self.idle_for(tp)
             if idle is not None and idle < self.stall_seconds:
                 continue  # its agent is working through what it was given
             self._seen[tp] = (marker, now)  # at most once per stall
             await self._restart(consumer, tp, committed, highwater)
 
+    async def _log_start(self, consumer: Any, tp: Any) -> int | None:
+        if tp not in self._log_starts:
+            try:
+                starts = await consumer.earliest_offsets(tp)
+            except Exception:  # the broker is slow or away: ask at the next check
+                return None
+            self._log_starts[tp] = int(starts.get(tp, 0) or 0)
+        return self._log_starts[tp]
+
     async def _restart(self, consumer: Any, tp: Any, committed: Any, highwater: Any) -> None:
         if committed is None:
-            starts = await consumer.earliest_offsets(tp)
-            committed = int(starts.get(tp, 0) or 0)
+            committed = await self._log_start(consumer, tp)
+            if committed is None:
+                return
         log.warning(
             "source_partition_not_fetched",
             topic=tp.topic,

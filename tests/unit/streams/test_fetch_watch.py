@@ -42,21 +42,32 @@ class FakeConsumer:
         self._buffered_partitions.discard(tp)
 
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
-        return {tp: 3 for tp in tps}
+        return {tp: 3 if tp == PARTIALS else 0 for tp in tps}
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
 
 
 @dataclass
-class Tables:
-    changelog_topics: set[str]
+class Channel:
+    topics: tuple[str, ...]
+
+
+@dataclass
+class Agent:
+    channel: Channel
+
+
+def agents_of(*topics: str) -> dict[str, Agent]:
+    return {f"agent-{name}": Agent(Channel((name,))) for name in topics}
 
 
 @dataclass
 class FakeApp:
     consumer: FakeConsumer
-    tables: Tables = field(default_factory=lambda: Tables({CHANGELOG.topic}))
+    agents: dict[str, Agent] = field(
+        default_factory=lambda: agents_of(PARTIALS.topic, EVENTS.topic)
+    )
     rebalancing: bool = False
 
 
@@ -104,7 +115,7 @@ def test_a_partition_behind_its_high_watermark_that_does_not_move_is_restarted_o
     assert consumer.seeks == []
     checks(watch, clock, 10)
     # Sought to their committed offsets (the agents are idempotent under redelivery), put back
-    # in the fetch set; the changelog is not the watch's (table recovery reads it).
+    # in the fetch set; the changelog is no agent's (table recovery reads it).
     assert sorted(consumer.seeks) == [(EVENTS, 40), (PARTIALS, 12)]
     assert not consumer._buffered_partitions
     checks(watch, clock, 20)
@@ -156,3 +167,15 @@ def test_a_partition_whose_agent_is_busy_is_not_stuck():
     watch = watch_for(consumer, clock, busy={EVENTS})
     checks(watch, clock, 120)  # a long batch on a slow broker: offsets still, agent at work
     assert consumer.seeks == []
+
+
+def test_empty_never_committed_partitions_and_faust_s_own_topics_are_left_alone():
+    """The first version took "nothing committed" for "behind": every empty partition, and
+    Faust's leader topic, was sought every 30 s."""
+    clock = Clock()
+    leader = TP("app-__assignor-__leader", 0)
+    consumer = FakeConsumer({PARTIALS: 3, EVENTS: 0, leader: 0})  # log starts at 3
+    watch = watch_for(consumer, clock)
+    checks(watch, clock, 120)
+    assert consumer.seeks == []
+    assert set(watch.report()) == {"t.stats-partials[0]", "t.dossier-events[0]"}
