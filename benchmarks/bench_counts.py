@@ -42,7 +42,7 @@ from lienthong.domain.procedures import load_procedures
 from lienthong.domain.stats import summarise
 from lienthong.domain.tracking import Applied, track_in
 from lienthong.simulators.province import Period, ProvinceSimulator, SimConfig
-from lienthong.streams.counts import LiveCounts
+from lienthong.streams.counts import LiveCounts, is_closed
 from lienthong.streams.facts import facts_of
 
 PARTITIONS = 6
@@ -95,9 +95,13 @@ class Stage:
     bytes: int = 0
     flushes: list[float] = field(default_factory=list)
 
-    def touch(self, partition: int, record: Any, at: datetime, now: datetime) -> None:
+    def touch(
+        self, partition: int, record: Any, at: datetime, now: datetime, was_closed: bool
+    ) -> None:
+        # A baseline from before was_closed (it kept a hash of every folded id instead).
+        extra = (was_closed,) if self.name == "current" else ()
         t0 = time.perf_counter()
-        self.counts.touch(partition, record, at, now)
+        self.counts.touch(partition, record, at, now, *extra)
         self.seconds += time.perf_counter() - t0
 
     def flush(self) -> None:
@@ -161,6 +165,7 @@ def run(args: argparse.Namespace) -> None:
         if not isinstance(result, Applied):
             offsets[partition] += 1
             continue
+        was_closed = is_closed(records.get(facts.dossier_id))
         records[facts.dossier_id] = result.record
         changes += 1
         record_of = {"current": result.record}
@@ -179,7 +184,7 @@ def run(args: argparse.Namespace) -> None:
             if profile is not None and stage.name == "current":
                 profile.enable()
             record = record_of.get(stage.name) or old_records[facts.dossier_id]
-            stage.touch(partition, record, at, clocks[partition])
+            stage.touch(partition, record, at, clocks[partition], was_closed)
             if (n + 1) % args.flush_every == 0:
                 stage.flush()
             if profile is not None and stage.name == "current":

@@ -86,7 +86,12 @@ class LiveCounts:
             self._marked[(partition, key)] = as_of
 
     def _reindex(
-        self, partition: int, record: Record, key: str | None, as_of: datetime | None
+        self,
+        partition: int,
+        record: Record,
+        key: str | None,
+        as_of: datetime | None,
+        was_closed: bool = False,
     ) -> str | None:
         """Put the record's latest summary under its key (a closed one is folded, or queued
         to be once the clock reaches its closing); returns the key it left, if any."""
@@ -99,9 +104,9 @@ class LiveCounts:
             del keys[record_id]
             moved = old
         if key is not None:
-            final = _closed(record)
+            final = is_closed(record)
             key_figures = self._index[partition][key]
-            key_figures.put(record, final, as_of)
+            key_figures.put(record, final, as_of, was_closed)
             if final:
                 keys.pop(record_id, None)
                 if record_id in key_figures.members:
@@ -114,12 +119,15 @@ class LiveCounts:
         """Records of the partition whose key is remembered (the open ones)."""
         return len(self._key_of[partition])
 
-    def touch(self, partition: int, record: Record, at: datetime, now: datetime) -> None:
-        """A record changed at ``at``: re-index it and mark its key's periods to republish."""
+    def touch(
+        self, partition: int, record: Record, at: datetime, now: datetime, was_closed: bool = False
+    ) -> None:
+        """A record changed at ``at``: re-index it and mark its key's periods to republish.
+        ``was_closed``: the version it follows was closed already (see :func:`is_closed`)."""
         key = rules.stats_key(record)
         current = self._as_of.get(partition)
         clock = now if current is None or now > current else current
-        moved = self._reindex(partition, record, key, clock)
+        moved = self._reindex(partition, record, key, clock, was_closed)
         if key is None and moved is None:
             return
         self._as_of[partition] = clock
@@ -232,6 +240,6 @@ class LiveCounts:
 _CLOSED = frozenset(TERMINAL)
 
 
-def _closed(record: Record) -> bool:
-    """Result returned, refused, withdrawn or stopped: no event changes the record again."""
-    return record.state.status in _CLOSED
+def is_closed(record: Record | None) -> bool:
+    """Result returned, refused, withdrawn or stopped: no event changes its counts again."""
+    return record is not None and record.state.status in _CLOSED

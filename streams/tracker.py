@@ -63,7 +63,7 @@ from lienthong.streams.app import (
     write_table,
 )
 from lienthong.streams.clock import Clock, backlog_after
-from lienthong.streams.counts import LiveCounts
+from lienthong.streams.counts import LiveCounts, is_closed
 from lienthong.streams.facts import facts_of
 from lienthong.streams.failures import (
     Rejection,
@@ -290,8 +290,11 @@ def _note_change(
     next_at: datetime | None = None,
     *,
     timer: bool = False,
+    was_closed: bool = False,
 ) -> None:
     """Counts (changed at the instants ``counts_at``) and the next timer of a record just saved.
+    ``was_closed``: the version it replaces was closed already (the live counts need not
+    remember every closed dossier to recognise one).
 
     Why the exceptions are caught: the record is saved and its outputs are on their way, so
     the event *has* been applied; dead-lettering it would say otherwise, and letting the
@@ -300,7 +303,8 @@ def _note_change(
     """
     try:
         for at in counts_at:
-            stage.counts.touch(partition, record, at, now)
+            stage.counts.touch(partition, record, at, now, was_closed)
+            was_closed = is_closed(record)  # the next instant follows this very version
         if next_at is not None:
             stage.partition_timers.schedule(partition, next_at, record.id)
         elif timer:  # the clock's decision: nothing pending (e.g. the dossier is closed)
@@ -654,7 +658,9 @@ async def _handle(stage: TrackerStage, event: Any, batch: Batch) -> None:
         # batch whose sends failed, or an agent restarted in-process by a rebalance).
         batch.save(facts.dossier_id, decision.state)
         await _send(stage, outputs, batch)
-        _note_change(stage, partition, decision.state, decision.counts_at, now)
+        _note_change(
+            stage, partition, decision.state, decision.counts_at, now, was_closed=is_closed(record)
+        )
         return
     state, timers = decision.state, decision.timers
     assert timers is not None  # an applied event always has the clock's decision
@@ -668,7 +674,16 @@ async def _handle(stage: TrackerStage, event: Any, batch: Batch) -> None:
     stage.metrics.event_processed(model.EVENT_TYPE)
     stage.metrics.portal_record(message.timestamp)
     counts_at = decision.counts_at if values is not None else (facts.at,)
-    _note_change(stage, partition, state, counts_at, now, next_at, timer=values is not None)
+    _note_change(
+        stage,
+        partition,
+        state,
+        counts_at,
+        now,
+        next_at,
+        timer=values is not None,
+        was_closed=is_closed(record),
+    )
     if values:
         # An event may itself make an alert due (e.g. a handoff sent long after its due).
         await _emit_alerts(stage, facts.dossier_id, timers, values, batch)

@@ -358,23 +358,30 @@ class KeyFigures:
         self.closed: list[tuple[datetime, str]] = []  # (max(closed, received), id)
         self.open: set[str] = set()
         # Folded dossiers (closed for good, see :meth:`fold`): what they add to the carried
-        # over and in-progress/waiting figures, per period label; and their ids' hashes, so a
-        # redelivery of one is not counted twice (8 bytes' worth instead of a summary).
+        # over and in-progress/waiting figures, per period label. Nothing per dossier is kept:
+        # a later version of a folded record is recognised by the caller's ``was_final``.
         self.folded_counts: dict[str, dict[str, int]] = {}
-        self.folded: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.members)
 
     def put(
-        self, record: DossierRecord, final: bool = False, as_of: datetime | None = None
+        self,
+        record: DossierRecord,
+        final: bool = False,
+        as_of: datetime | None = None,
+        was_final: bool = False,
     ) -> None:
         """Index the latest version of a record of this key (cheap when nothing it counts in
         has changed). ``final``: the record is closed for good (no event changes its counts
-        again); then, once its closing instant is not after ``as_of``, it is folded."""
+        again); then, once its closing instant is not after ``as_of``, it is folded.
+        ``was_final``: the version this one follows was final already, so if it is not held
+        it has been folded (the index holds every version saved since it was built), and
+        nothing it counts in can have changed: a redelivery, or a late event of a closed
+        dossier."""
         record_id = record.id
-        if hash(record_id) in self.folded:
-            return  # folded: a redelivery of a closed dossier changes nothing it counts in
+        if was_final and record_id not in self.members:
+            return
         signature = _signature(record)
         if record_id not in self.members or self.signatures.get(record_id) != signature:
             self.update(record_id, summarise(record))
@@ -412,7 +419,6 @@ class KeyFigures:
         # out of the per-dossier structures, its event counters stay
         self.update(record_id, None)
         self._count(s, 1)
-        self.folded.add(hash(record_id))
         return True
 
     def update(self, record_id: str, summary: Summary | None) -> None:

@@ -10,10 +10,11 @@ exact counts. No broker, no Faust app.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from lienthong.domain import stats as rules
 from lienthong.domain.procedures import load_procedures
-from lienthong.streams.counts import LiveCounts
+from lienthong.streams.counts import LiveCounts, is_closed
 from tests.integration.test_streams_scenarios import EXPECTED_MARCH, march_script
 from tests.unit.domain.test_decide import PARTITIONS, Partition, facts, partition_of
 
@@ -69,12 +70,14 @@ def test_closed_dossiers_leave_the_key_map_and_still_count():
     counts = LiveCounts(epoch=lambda: 1.0)
     parts = [Partition(load_procedures()) for _ in range(PARTITIONS)]
     last = {}
+    previous: dict[str, Any] = {}  # the version each record's next change follows
     for event, pinned in march_script().ordered():
         p = partition_of(event.envelope.dossier_id or "", pinned)
         seen = len(parts[p].changes)
         parts[p].apply(facts(event))
         for record, at, now in parts[p].changes[seen:]:
-            counts.touch(p, record, at, now)
+            counts.touch(p, record, at, now, is_closed(previous.get(record.id)))
+            previous[record.id] = record
             last[p] = now
     closed = {"returned", "refused", "withdrawn", "stopped"}
     closed_records = 0
@@ -84,7 +87,7 @@ def test_closed_dossiers_leave_the_key_map_and_still_count():
         assert counts.tracked(p) == len(still_open)
         # Every record touched again (as a redelivery does): nothing moves, nothing is kept.
         for record in part.records.values():
-            counts.touch(p, record, last[p], last[p])
+            counts.touch(p, record, last[p], last[p], is_closed(record))
         assert counts.tracked(p) == len(still_open)
     assert closed_records > 0
     # The figures of every key, read from the index after the closed records left the map.
