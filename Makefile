@@ -62,7 +62,7 @@ chaos: setup
 
 # The streams chaos test over the whole simulated province month (36,521 dossiers; long).
 chaos-month: setup
-	LIENTHONG_CHAOS_DOSSIERS=month $(BIN)/pytest -q -p no:cacheprovider -s -m chaos \
+	CHAOS_DOSSIERS=month $(BIN)/pytest -q -p no:cacheprovider -s -m chaos \
 		tests/integration/test_streams_chaos.py
 
 # Re-freeze constraints.txt from a clean virtualenv (run after changing pyproject.toml).

@@ -40,9 +40,11 @@ from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
-# The suite's size; ``LIENTHONG_CHAOS_DOSSIERS=month`` (``make chaos-month``) replays the whole
-# simulated province month (36,521 dossiers) instead, N a slice of N dossiers.
-_SCALE = os.environ.get("LIENTHONG_CHAOS_DOSSIERS", "600")
+# The suite's size; ``CHAOS_DOSSIERS=month`` (``make chaos-month``) replays the whole
+# simulated province month (36,521 dossiers) instead, N a slice of N dossiers. Not a
+# ``LIENTHONG_`` variable: the workers inherit the environment, and an unknown LIENTHONG_*
+# variable is a config error to them (it was, and ``make chaos-month`` never got started).
+_SCALE = os.environ.get("CHAOS_DOSSIERS", "600")
 DOSSIERS: int | None = None if _SCALE == "month" else int(_SCALE)
 # How much longer than the suite's size each wait may take (deadlines, not sleeps).
 _FACTOR = max(1.0, (DOSSIERS or 36_521) / 600)
