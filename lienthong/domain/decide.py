@@ -112,7 +112,18 @@ def pending_alert_keys(
     """Keys of the alerts the record still has to emit, whenever they fire."""
     if record is None:
         return frozenset()
+    memo = record.pending_memo
+    if memo is not None and memo[0] is rules and memo[1] is calendar:
+        return memo[2]
     return frozenset(a.key for a in pending_alerts(record, rules, calendar=calendar))
+
+
+def _remember_pending(
+    record: DossierRecord, rules: AlertRules, calendar: WorkingCalendar | None, keys: frozenset[str]
+) -> DossierRecord:
+    """``record`` noting its pending alert keys (see DossierRecord.pending_memo)."""
+    object.__setattr__(record, "pending_memo", (rules, calendar, keys))
+    return record
 
 
 def tick(
@@ -133,12 +144,14 @@ def tick(
         next_at = min((a.fire_at for a in rest), default=None)
         keys = frozenset(a.key for a in rest)
         if not due:
-            return Timers(record, (), next_at, pending=keys)
+            remembered = _remember_pending(record, rules, calendar, keys)
+            return Timers(remembered, (), next_at, pending=keys)
         alerts = tuple(
             apology_for(a, record, procedure, rules, calendar) if a.kind == "apology" else a
             for a in due
         )
-        return Timers(record.with_alerts(sorted(sent)), alerts, next_at, pending=keys)
+        noted = _remember_pending(record.with_alerts(sorted(sent)), rules, calendar, keys)
+        return Timers(noted, alerts, next_at, pending=keys)
     except Exception as exc:  # reported to the caller: see Timers.failed
         return Timers(record, failed=f"{type(exc).__name__}: {exc}")
 

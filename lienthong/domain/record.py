@@ -24,7 +24,7 @@ is :mod:`lienthong.schemas.dossier_record`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -140,6 +140,13 @@ class DossierRecord:
     withdrawn_at: datetime | None = None
     refused_at: datetime | None = None
     outcome: str | None = None  # early | on_time | late, once ended (not for a refusal)
+    # Derived, not state: (rules, calendar, keys) of the alerts this very record still has to
+    # emit, as lienthong.domain.decide.tick found them, so that the decision on its next event
+    # need not work them out again (~20% of a decision). Not encoded, not compared; a record
+    # made by replace() starts without it.
+    pending_memo: tuple[object, object, frozenset[str]] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
 
     @classmethod
     def new(cls, dossier_id: str, partition: int) -> DossierRecord:

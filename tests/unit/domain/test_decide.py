@@ -292,3 +292,34 @@ def test_the_decision_is_a_function_of_its_inputs(catalogue):
     b = decide(None, f, proc, f.at, partition=0, offset=0, rules=RULES)
     assert a == b and a.state is not None and a.portal is not None
     assert a.counts_at == (f.at,) and a.inbox is None and a.rejection is None
+
+
+def test_the_record_a_decision_saves_carries_its_pending_alerts_and_they_are_exact():
+    """The next event's decision reads the pending alert keys the last one worked out (see
+    DossierRecord.pending_memo) instead of computing them again: they must be the very keys a
+    fresh computation gives, and the decisions the same either way."""
+    from dataclasses import replace
+
+    from lienthong.domain.alerts import AlertRules, pending_alerts
+    from lienthong.domain.decide import pending_alert_keys
+
+    rules = RULES
+    part = Partition(load_procedures())
+    remembered = 0
+    for event, _pinned in march_script().ordered():
+        f = facts(event)
+        before = part.records.get(f.dossier_id)
+        procedure = part.catalogue.get(f.procedure or (before.procedure if before else "") or "")
+        now = f.at
+        with_memo = decide(before, f, procedure, now, partition=0, offset=0, rules=rules)
+        cleared = replace(before) if before is not None else None  # replace() drops the memo
+        fresh = decide(cleared, f, procedure, now, partition=0, offset=0, rules=rules)
+        assert with_memo.cancelled == fresh.cancelled
+        final = with_memo.final
+        if final is not None and final.pending_memo is not None:
+            keys = frozenset(a.key for a in pending_alerts(final, rules))
+            assert final.pending_memo[2] == keys == pending_alert_keys(final, rules)
+            assert pending_alert_keys(final, AlertRules()) == keys  # other rules: computed
+            remembered += 1
+        part.apply(f)
+    assert remembered > 10
