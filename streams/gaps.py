@@ -183,11 +183,10 @@ class GapGuard:
                 continue  # log start unknown (the broker did not answer): next check
             try:
                 highwater = consumer.highwater(tp)
-            except Exception:  # no fetch answer yet (streams.fetching watches for a stall)
+            except Exception:  # not assigned any more
                 continue
-            if highwater is None:
-                continue
-            if expected >= highwater:
+            # None: no fetch answer yet (a fetch that never starts is streams.fetching's)
+            if highwater is None or expected >= highwater:
                 self._suspects.pop(tp.partition, None)
                 continue
             last = self._last_activity.get(tp.partition, now)
