@@ -123,7 +123,9 @@ class FetchWatch:
 
     async def check(self) -> None:
         consumer = self.app.consumer
-        if consumer is None or self.app.rebalancing:
+        # Table recovery pauses the stream partitions on purpose (Faust's rebalancing flag
+        # covers it; in_recovery is asked too, in case a version sets them apart).
+        if consumer is None or self.app.rebalancing or getattr(self.app, "in_recovery", False):
             return
         now = self._now()
         watched = self.watched()

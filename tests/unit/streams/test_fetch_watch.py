@@ -69,6 +69,7 @@ class FakeApp:
         default_factory=lambda: agents_of(PARTIALS.topic, EVENTS.topic)
     )
     rebalancing: bool = False
+    in_recovery: bool = False
 
 
 class Clock:
@@ -150,13 +151,14 @@ def test_never_committed_partitions_are_sought_to_their_log_start():
     assert consumer.seeks == [(PARTIALS, 3)] and not consumer._paused_partitions
 
 
-def test_nothing_is_done_while_the_group_rebalances():
-    clock = Clock()
-    consumer = FakeConsumer({PARTIALS: None})
-    app: Any = FakeApp(consumer, rebalancing=True)
-    watch = FetchWatch(app, lambda: set(), monotonic=clock)
-    checks(watch, clock, 120)
-    assert consumer.seeks == []
+def test_nothing_is_done_while_the_group_rebalances_or_tables_recover():
+    for flags in ({"rebalancing": True}, {"in_recovery": True}):
+        clock = Clock()
+        consumer = FakeConsumer({PARTIALS: None}, _paused_partitions={PARTIALS})
+        app: Any = FakeApp(consumer, **flags)
+        watch = FetchWatch(app, lambda tp: None, monotonic=clock)
+        checks(watch, clock, 120)
+        assert consumer.seeks == [] and consumer._paused_partitions == {PARTIALS}
 
 
 def test_a_partition_whose_agent_is_busy_is_not_stuck():
