@@ -50,6 +50,9 @@ DOSSIERS: int | None = None if _SCALE == "month" else int(_SCALE)
 _FACTOR = max(1.0, (DOSSIERS or 36_521) / 600)
 STEP = 150 if DOSSIERS == 600 else int(150 * _FACTOR)  # events applied between start and kill
 PAUSE_S = 10  # how long the broker is frozen (the fault's length, not a wait)
+# Items per portal request: the suite's few records still make many batches; the month's
+# ~500,000 portal records at 5 a request would keep the connector busy for half an hour.
+PORTAL_BATCH = 5 if DOSSIERS == 600 else 100
 
 
 @pytest.fixture
@@ -89,7 +92,7 @@ def _chaos(
         admin.apply()
     workers = [start_worker(env), start_worker(env)]
     portal = stack.enter_context(fake_portal(tmp_path / "portal.log"))
-    connector = Connector(env, portal, tmp_path / "connector.log").start()
+    connector = Connector(env, portal, tmp_path / "connector.log", PORTAL_BATCH).start()
     stack.callback(lambda: connector.proc and connector.proc.poll() is None and connector.kill())
     truth = tmp_path / "truth.json"
     sim_log = (tmp_path / "simulate.log").open("wb")
@@ -119,7 +122,7 @@ def _chaos(
         "the portal storing 50 records",
     )
     connector.kill()  # mid-stream: its last batch may be posted and not committed
-    connector = Connector(env, portal, tmp_path / "connector.log").start()
+    connector = Connector(env, portal, tmp_path / "connector.log", PORTAL_BATCH).start()
 
     os.kill(broker_pid, signal.SIGSTOP)
     try:
@@ -148,11 +151,21 @@ def _chaos(
     assert len(expected) > int(
         truth_dossiers(truth)
     )  # at least a record per dossier, most have several
+    # The connector's backlog first, from its /health: the fake portal's key list is tens of
+    # MB at the month's scale, and asking for it every 0.2 s stalled the fake portal until the
+    # connector's posts timed out and ten records were parked (make chaos-month, 2026-12-04).
+    wait_for(
+        lambda: connector.health().get("lag") == 0,
+        300 * _FACTOR,
+        "the portal connector's backlog to drain",
+        lambda: connector.log.read_text()[-3000:],
+    )
     wait_for(
         lambda: expected <= set(stored_keys(portal)["stored"]),
         300 * _FACTOR,
         "every portal record at the portal",
         lambda: connector.log.read_text()[-3000:],
+        interval=2.0,
     )
     assert set(stored_keys(portal)["stored"].values()) == {1}
     assert connector.stop() == 0

@@ -62,14 +62,15 @@ def stored_keys(portal: str) -> dict[str, Any]:
 class Connector:
     """The connector as a real process (``python -m lienthong.connectors.portal``)."""
 
-    def __init__(self, env: dict[str, str], url: str, log: Path) -> None:
+    def __init__(self, env: dict[str, str], url: str, log: Path, batch_size: int = 5) -> None:
+        """``batch_size`` 5 by default: the tests' few records still make several batches."""
         self.health_port = free_port()
         self.env = {
             **os.environ,
             **env,
             "LIENTHONG_CONNECTORS__PORTAL__TOKEN": TOKEN,
             "LIENTHONG_CONNECTORS__PORTAL__HEALTH_PORT": str(self.health_port),
-            "LIENTHONG_CONNECTORS__PORTAL__BATCH_SIZE": "5",
+            "LIENTHONG_CONNECTORS__PORTAL__BATCH_SIZE": str(batch_size),
             "LIENTHONG_CONNECTORS__PORTAL__BASE_DELAY_S": "0.05",
             "LIENTHONG_CONNECTORS__PORTAL__MAX_DELAY_S": "0.4",
             "LIENTHONG_CONNECTORS__PORTAL__MAX_ATTEMPTS": "12",
