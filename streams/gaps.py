@@ -39,7 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lienthong.logs import get_logger
-from lienthong.streams.fetching import fetch_state, resume_fetching
+from lienthong.streams.fetching import fetch_state, highwater_of, resume_fetching
 
 log = get_logger(__name__)
 
@@ -181,11 +181,9 @@ class GapGuard:
                 expected = self._log_starts[tp.partition][0]
             else:
                 continue  # log start unknown (the broker did not answer): next check
-            try:
-                highwater = consumer.highwater(tp)
-            except Exception:  # not assigned any more
-                continue
-            # None: no fetch answer yet (a fetch that never starts is streams.fetching's)
+            highwater = highwater_of(consumer, tp)
+            # None: not assigned any more, or no fetch answer yet (a fetch that never starts
+            # is streams.fetching's)
             if highwater is None or expected >= highwater:
                 self._suspects.pop(tp.partition, None)
                 continue
